@@ -1,0 +1,191 @@
+"""Action text: the policy's answer format and SWE-agent's command-line form of a tool call.
+
+The policy answers with an inner monologue and exactly one tool call, in one of two styles:
+
+    hermes (default)  <think>...</think>
+                      <tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call>
+    xml               <think>...</think>
+                      <function=bash><parameter=command>ls</parameter></function>
+
+The command-line form (`str_replace_editor view /testbed/x.py --view_range 1 20`) is what SWE-agent
+records as `action`; the paper's reward compares actions in that form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import FormatViolation
+from .tools import coerce_text_argument, load_tools, normalise_call, validate_call
+from .types import ToolCall
+
+CallStyle = Literal["hermes", "xml"]
+CALL_STYLES: tuple[str, ...] = ("hermes", "xml")
+
+_THINK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_XML_FUNCTION = re.compile(r"<function=([^>\s]+)>(.*?)</function>", re.DOTALL)
+_XML_PARAMETER = re.compile(r"<parameter=([^>\s]+)>(.*?)</parameter>", re.DOTALL)
+_BLOCK_EDIT = re.compile(r"edit\s+(\d+):(\d+)\n(.*?)\n?end_of_edit\s*", re.DOTALL)
+
+
+# --- command-line form ------------------------------------------------------------------------
+
+def _quote(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        return " ".join(_quote(v) for v in value)
+    return str(value) if isinstance(value, int) else shlex.quote(str(value))
+
+
+def render_command_line(call: ToolCall) -> str:
+    """SWE-agent's action string: positional arguments first, the rest as `--name value`."""
+    if call.name == "bash":
+        return str(call.arguments.get("command", ""))
+    if "start_line" in call.arguments:  # the old `edit N:M ... end_of_edit` block
+        a = call.arguments
+        return f"edit {a['start_line']}:{a['end_line']}\n{a.get('replacement_text', '')}\nend_of_edit"
+    spec = load_tools().get(call.name)
+    positional = spec.positional if spec else ()
+    order = list(spec.properties) if spec else []
+    order += [k for k in call.arguments if k not in order]
+    parts = [call.name]
+    for key in positional:
+        if key not in call.arguments:
+            break
+        parts.append(_quote(call.arguments[key]))
+    used = set(positional[: len(parts) - 1])
+    parts += [f"--{k} {_quote(call.arguments[k])}" for k in order if k in call.arguments and k not in used]
+    return " ".join(parts)
+
+
+def parse_command_line(action: str) -> ToolCall:
+    """Parse a SWE-agent command-line action into a structured call; `raw` keeps the text.
+
+    A first word that names a non-bash tool bundle (standard or legacy) is parsed by that
+    tool's signature; anything else is a bash command. Raises FormatViolation on bad quoting.
+    """
+    text = action.strip()
+    if not text:
+        raise FormatViolation("empty action")
+    first = text.split(maxsplit=1)[0]
+    block = _BLOCK_EDIT.fullmatch(text) if first == "edit" else None
+    if block:
+        return ToolCall("edit", {"start_line": int(block[1]), "end_line": int(block[2]),
+                                 "replacement_text": block[3]}, raw=action)
+    spec = load_tools().get(first)
+    if spec is None or first == "bash":
+        return normalise_call("bash", {"command": text}, raw=action)
+    try:
+        tokens = shlex.split(text)[1:]
+    except ValueError as e:
+        raise FormatViolation(f"cannot split {first} action: {e}") from None
+    values: dict[str, list[str]] = {}
+    positional = list(spec.positional)
+    current: str | None = None
+    for tok in tokens:
+        if tok.startswith("--") and tok[2:] in spec.properties:
+            current = tok[2:]
+            values[current] = []
+        elif current is not None:
+            values[current].append(tok)
+        elif positional:
+            values[positional.pop(0)] = [tok]
+        else:
+            raise FormatViolation(f"{first}: unexpected argument {tok!r}")
+    args = {k: coerce_text_argument(spec, k, v) for k, v in values.items()}
+    return normalise_call(first, args, raw=action)
+
+
+# --- XML function form (SWE-agent / SWE-smith "xml" style) ---------------------------------------
+
+def _strip_one_newline(value: str) -> str:
+    value = value[1:] if value.startswith("\n") else value
+    return value[:-1] if value.endswith("\n") else value
+
+
+def parse_xml_call(body_name: str, body: str, raw: str | None = None) -> ToolCall:
+    spec = load_tools().get(body_name)
+    args = {k: coerce_text_argument(spec, k, [_strip_one_newline(v)])
+            for k, v in _XML_PARAMETER.findall(body)}
+    return normalise_call(body_name, args, raw=raw)
+
+
+def find_xml_calls(text: str) -> list[tuple[re.Match[str], ToolCall]]:
+    """Every `<function=...>` call in `text`, with its match (for the text around it)."""
+    return [(m, parse_xml_call(m[1], m[2], raw=m[0])) for m in _XML_FUNCTION.finditer(text)]
+
+
+def render_xml_call(call: ToolCall) -> str:
+    params = "".join(
+        f"<parameter={k}>{json.dumps(v) if isinstance(v, list | bool) else v}</parameter>\n"
+        for k, v in call.arguments.items())
+    return f"<function={call.name}>\n{params}</function>"
+
+
+# --- the policy's completion ------------------------------------------------------------------
+
+def render_hermes_call(call: ToolCall) -> str:
+    body = json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
+    return f"<tool_call>\n{body}\n</tool_call>"
+
+
+def render_completion(thought: str, call: ToolCall, style: CallStyle = "hermes") -> str:
+    """The answer an ideal policy gives: the monologue, then the call in `style`."""
+    rendered = render_hermes_call(call) if style == "hermes" else render_xml_call(call)
+    return f"<think>\n{thought.strip()}\n</think>\n{rendered}"
+
+
+@dataclass(frozen=True)
+class ParsedCompletion:
+    thought: str
+    call: ToolCall
+
+
+def parse_completion(text: str, style: CallStyle = "hermes",
+                     allowed_tools: set[str] | None = None) -> ParsedCompletion:
+    """Check the format and extract the one tool call; raise FormatViolation on any breach."""
+    m = _THINK.fullmatch(text)
+    if not m:
+        raise FormatViolation("the answer must start with a <think>...</think> block")
+    thought, rest = m[1].strip(), m[2]
+    if "<think>" in rest or "</think>" in rest:
+        raise FormatViolation("more than one <think> block")
+    if style == "hermes":
+        opened = rest.count("<tool_call>")
+        calls = _TOOL_CALL.findall(rest)
+        if opened != 1 or len(calls) != 1:
+            raise FormatViolation(f"expected exactly one <tool_call>...</tool_call>, found {opened}")
+        if _TOOL_CALL.sub("", rest).strip():
+            raise FormatViolation("text outside the <think> block and the tool call")
+        try:
+            obj = json.loads(calls[0])
+        except json.JSONDecodeError as e:
+            raise FormatViolation(f"tool call is not valid JSON: {e.msg}") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            raise FormatViolation("tool call JSON needs a string 'name'")
+        args = obj.get("arguments", {})
+        if isinstance(args, str):  # some models double-encode, as the OpenAI API does
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError as e:
+                raise FormatViolation(f"tool call arguments are not valid JSON: {e.msg}") from None
+        if not isinstance(args, dict):
+            raise FormatViolation("tool call 'arguments' must be a JSON object")
+        call = ToolCall(obj["name"], args)
+    else:
+        found = find_xml_calls(rest)
+        opened = rest.count("<function=")
+        if opened != 1 or len(found) != 1:
+            raise FormatViolation(f"expected exactly one <function=...>...</function>, found {opened}")
+        if _XML_FUNCTION.sub("", rest).strip():
+            raise FormatViolation("text outside the <think> block and the tool call")
+        call = found[0][1]
+        call = ToolCall(call.name, call.arguments)
+    validate_call(call, allowed_tools)
+    return ParsedCompletion(thought, call)

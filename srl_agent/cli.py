@@ -1,0 +1,277 @@
+"""The `srl-agent` command line: argument parsing and printing only; the work is in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from . import __version__
+from .errors import UserError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    from .formats import FORMATS
+
+    p.add_argument("--trajectories", nargs="+", required=True, metavar="PATH",
+                   help="trajectory files or folders (.traj, .json, .jsonl, .parquet) or hf:OWNER/NAME[@SPLIT]")
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS], help="source format (default: detect)")
+    p.add_argument("--only-resolved", action="store_true", help="keep only trajectories marked resolved")
+    p.add_argument("--skip-bad", action="store_true", help="skip malformed records, report them, and go on")
+
+
+def _add_reward_options(p: argparse.ArgumentParser) -> None:
+    from .actions import CALL_STYLES
+    from .reward import GRANULARITIES, METRICS
+
+    p.add_argument("--metric", default="difflib", choices=METRICS)
+    p.add_argument("--granularity", default="string", choices=GRANULARITIES)
+    p.add_argument("--no-autojunk", dest="autojunk", action="store_false", help="turn off difflib's autojunk")
+    p.add_argument("--call-style", default="hermes", choices=CALL_STYLES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .actions import CALL_STYLES
+
+    parser = argparse.ArgumentParser(prog="srl-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"srl-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="import trajectories and cut them into step-wise SRL examples")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    build = data_sub.add_parser("build", help="trajectories -> steps.jsonl")
+    _add_source_options(build)
+    build.add_argument("--out", required=True, help="output JSONL of step examples")
+    build.add_argument("--history", default="last-2", help="previous expert steps in each prompt: last-N, N or full")
+    build.add_argument("--tokenizer", default="tiny",
+                       help="tokenizer for the chat template and token counts: tiny (shipped), a path, a hub id, "
+                            "or none")
+    build.add_argument("--max-prompt-tokens", type=int, help="shorten the history, then drop examples, beyond this")
+    build.add_argument("--max-observation-chars", type=int, default=4000,
+                       help="observations are cut in the middle beyond this many characters")
+    build.add_argument("--call-style", default="hermes", choices=CALL_STYLES)
+    build.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes")
+
+    convert = data_sub.add_parser("convert", help="trajectories of any format -> canonical trajectories JSONL")
+    _add_source_options(convert)
+    convert.add_argument("--out", required=True)
+
+    stats = data_sub.add_parser("stats", help="summarise a steps.jsonl")
+    stats.add_argument("steps")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    show = data_sub.add_parser("show", help="pretty-print one example of a steps.jsonl")
+    show.add_argument("steps")
+    show.add_argument("--index", type=int, default=0, help="0-based example index")
+    show.add_argument("--trajectory", help="pick by trajectory id (with --step)")
+    show.add_argument("--step", type=int, default=0)
+    show.add_argument("--rendered", action="store_true", help="print the exact chat-template prompt text")
+    show.add_argument("--tokenizer", default="tiny")
+
+    reward = sub.add_parser("reward", help="score completions against expert actions")
+    reward.add_argument("--expert", help="expert tool call as JSON ({\"name\":...,\"arguments\":{...}}) or @FILE")
+    reward.add_argument("--completion", help="the policy's answer text, or - for stdin")
+    reward.add_argument("--batch", metavar="JSONL", help="rows with 'completion' and 'expert_action'")
+    reward.add_argument("--out", help="with --batch: write the rows with a 'reward' field here")
+    reward.add_argument("--workers", type=int, default=1)
+    _add_reward_options(reward)
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[examples]} examples"), TimeElapsedColumn(), console=console,
+                    transient=False)
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from .data import build_steps
+    from .steps import StepConfig, parse_history
+
+    try:
+        history = parse_history(args.history)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    cfg = StepConfig(history=history, max_observation_chars=args.max_observation_chars, call_style=args.call_style)
+    tokenizer = None if args.tokenizer.lower() == "none" else args.tokenizer
+    with _progress() as progress:
+        task = progress.add_task("building examples", total=None, examples=0)
+        made = [0]
+
+        def tick(n: int) -> None:
+            made[0] += n
+            progress.update(task, advance=1, examples=made[0])
+
+        report = build_steps(args.trajectories, args.out, cfg, tokenizer=tokenizer,
+                             max_prompt_tokens=args.max_prompt_tokens, fmt=args.format,
+                             only_resolved=args.only_resolved, skip_bad=args.skip_bad, workers=args.workers,
+                             on_trajectory=tick)
+    _print_skipped(report.load.skipped)
+    extra = f", {report.dropped_too_long} over --max-prompt-tokens dropped" if report.dropped_too_long else ""
+    console.print(f"{report.load.summary()}; {report.examples} examples written to {args.out}{extra}")
+    return 0
+
+
+def _print_skipped(skipped: list[str]) -> None:
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} bad record(s):[/]")
+        for reason in skipped:
+            console.print(f"  - {reason}", markup=False, highlight=False)
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from .data import convert_trajectories
+
+    report = convert_trajectories(args.trajectories, args.out, fmt=args.format, skip_bad=args.skip_bad,
+                                  only_resolved=args.only_resolved)
+    _print_skipped(report.skipped)
+    console.print(f"{report.summary()}; written to {args.out}")
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .data import steps_stats
+
+    stats = steps_stats(args.steps)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    out.print(f"[bold]{args.steps}[/]: {stats['examples']} examples from {stats['trajectories']} trajectories")
+    for title, values in (("steps per trajectory", stats["steps_per_trajectory"]),
+                          ("prompt tokens", stats["prompt_tokens"]),
+                          ("history steps in prompt", stats["history_steps"])):
+        if values:
+            table = Table(title=title, title_justify="left")
+            for key in values:
+                table.add_column(str(key), justify="right")
+            table.add_row(*(f"{v:g}" if isinstance(v, float) else str(v) for v in values.values()))
+            out.print(table)
+    tools = Table(title="expert tools", title_justify="left")
+    tools.add_column("tool")
+    tools.add_column("examples", justify="right")
+    tools.add_column("share", justify="right")
+    for name, count in stats["tools"].items():
+        tools.add_row(name, str(count), f"{100 * count / max(1, stats['examples']):.1f}%")
+    out.print(tools)
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from .actions import render_command_line
+    from .data import find_example
+    from .tokenizer import load_tokenizer
+
+    ex = find_example(args.steps, args.index, args.trajectory, args.step if args.trajectory else None)
+    if args.rendered:
+        tok = load_tokenizer(args.tokenizer)
+        print(tok.apply_chat_template(ex.prompt, tools=ex.tools or None, tokenize=False, add_generation_prompt=True))
+        return 0
+    out.print(f"[bold]{ex.trajectory_id}[/] step {ex.step_index + 1}/{ex.num_steps} "
+              f"({ex.history_steps} history steps, {ex.prompt_tokens or '?'} prompt tokens)")
+    styles = {"system": "magenta", "user": "blue", "assistant": "green", "tool": "yellow"}
+    for m in ex.prompt:
+        body = m.get("content") or ""
+        for tc in m.get("tool_calls") or []:
+            body += f"\n→ {tc['function']['name']} {tc['function']['arguments']}"
+        out.print(Panel(Text(body), title=m["role"], title_align="left", border_style=styles.get(m["role"], "white")))
+    expert = ex.expert
+    out.print(Panel(Text(f"{expert.to_json()}\n\n$ {render_command_line(expert)}"), title="expert action",
+                    title_align="left", border_style="bold red"))
+    return 0
+
+
+def _read_expert(value: str):
+    from .types import ToolCall
+
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        return ToolCall.from_dict(json.loads(text))
+    except (json.JSONDecodeError, ValueError) as e:
+        raise UserError(f"--expert is not a tool call JSON object: {e}") from None
+
+
+def cmd_reward(args: argparse.Namespace) -> int:
+    from .reward import RewardConfig, explain_reward
+
+    cfg = RewardConfig(args.metric, args.granularity, args.autojunk, args.call_style)
+    if args.batch:
+        return _reward_batch(args, cfg)
+    if args.expert is None or args.completion is None:
+        raise UserError("give --expert and --completion, or --batch FILE")
+    completion = sys.stdin.read() if args.completion == "-" else args.completion
+    value, reason = explain_reward(completion, _read_expert(args.expert), cfg)
+    console.print(reason, markup=False, highlight=False)
+    print(f"{value:.6f}")
+    return 0
+
+
+def _reward_batch(args: argparse.Namespace, cfg) -> int:
+    from .errors import DataError
+    from .jsonio import read_jsonl, write_jsonl
+    from .reward import srl_rewards
+    from .types import ToolCall
+
+    rows, completions, experts = [], [], []
+    for lineno, row in read_jsonl(args.batch):
+        try:
+            expert = row["expert_action"]
+            experts.append(ToolCall.from_dict(json.loads(expert) if isinstance(expert, str) else expert))
+            completions.append(str(row["completion"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"needs 'completion' and 'expert_action' ({type(e).__name__}: {e})",
+                            source=args.batch, row=lineno) from None
+        rows.append(row)
+    rewards = srl_rewards(completions, experts, cfg, workers=args.workers)
+    for row, r in zip(rows, rewards, strict=True):
+        row["reward"] = r
+    if args.out:
+        write_jsonl(args.out, rows)
+    else:
+        for row in rows:
+            print(json.dumps({"reward": row["reward"]}))
+    mean = sum(rewards) / len(rewards) if rewards else 0.0
+    console.print(f"{len(rewards)} completions, {sum(r == -1.0 for r in rewards)} format violations")
+    print(f"{mean:.6f}")
+    return 0
+
+
+COMMANDS = {
+    ("data", "build"): cmd_data_build,
+    ("data", "convert"): cmd_data_convert,
+    ("data", "stats"): cmd_data_stats,
+    ("data", "show"): cmd_data_show,
+    ("reward", None): cmd_reward,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
+    try:
+        return handler(args)
+    except UserError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""`srl-agent data ...`: build step-wise examples from trajectories, summarise and inspect them."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+from .formats import LoadReport, load_trajectories
+from .jsonio import atomic_writer, read_jsonl
+from .steps import ExampleBuilder, StepConfig
+from .tokenizer import load_tokenizer
+from .types import StepExample, Trajectory
+
+
+@dataclass
+class BuildReport:
+    load: LoadReport = field(default_factory=LoadReport)
+    examples: int = 0
+    dropped_too_long: int = 0
+
+
+# One builder per worker process, made by _init_worker (fork keeps the parent's modules loaded).
+_WORKER: ExampleBuilder | None = None
+
+
+def _make_builder(cfg: StepConfig, tokenizer: str | None, max_prompt_tokens: int | None) -> ExampleBuilder:
+    return ExampleBuilder(cfg, load_tokenizer(tokenizer) if tokenizer else None, max_prompt_tokens)
+
+
+def _init_worker(cfg: StepConfig, tokenizer: str | None, max_prompt_tokens: int | None) -> None:
+    global _WORKER
+    _WORKER = _make_builder(cfg, tokenizer, max_prompt_tokens)
+
+
+def _build_lines(traj: Trajectory) -> tuple[list[str], int]:
+    before = _WORKER.dropped
+    lines = [json.dumps(ex.to_dict(), ensure_ascii=False) for ex in _WORKER.build(traj)]
+    return lines, _WORKER.dropped - before
+
+
+def build_steps(sources: list[str], out: str | Path, cfg: StepConfig, *, tokenizer: str | None = "tiny",
+                max_prompt_tokens: int | None = None, fmt: str = "auto", only_resolved: bool = False,
+                skip_bad: bool = False, workers: int = 1,
+                on_trajectory: Callable[[int], None] | None = None) -> BuildReport:
+    """Import `sources`, cut them into examples and write them to `out` as JSONL (atomically)."""
+    if max_prompt_tokens is not None and not tokenizer:
+        raise DataError("--max-prompt-tokens needs a tokenizer to count with")
+    report = BuildReport()
+    trajs = load_trajectories(sources, fmt=fmt, skip_bad=skip_bad, only_resolved=only_resolved, report=report.load)
+    init_args = (cfg, tokenizer, max_prompt_tokens)
+    with atomic_writer(out) as f:
+        if workers > 1:
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # forked workers: no nested pools
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+                _write(pool.imap(_build_lines, trajs, chunksize=4), f, report, on_trajectory)
+        else:
+            _init_worker(*init_args)
+            _write(map(_build_lines, trajs), f, report, on_trajectory)
+    return report
+
+
+def _write(results: Iterable[tuple[list[str], int]], f, report: BuildReport,
+           on_trajectory: Callable[[int], None] | None) -> None:
+    for lines, dropped in results:
+        for line in lines:
+            f.write(line)
+            f.write("\n")
+        report.examples += len(lines)
+        report.dropped_too_long += dropped
+        if on_trajectory:
+            on_trajectory(len(lines))
+
+
+def read_examples(path: str | Path) -> Iterator[StepExample]:
+    for lineno, row in read_jsonl(path):
+        try:
+            yield StepExample.from_dict(row)
+        except TypeError as e:
+            raise DataError(f"not a step example ({e}); make one with `srl-agent data build`",
+                            source=str(path), row=lineno) from None
+
+
+def _percentiles(values: list[int], qs=(50, 90, 95, 99)) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    out = {f"p{q}": float(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]) for q in qs}
+    out["max"] = float(ordered[-1])
+    out["mean"] = round(statistics.fmean(ordered), 1)
+    return out
+
+
+def steps_stats(path: str | Path) -> dict[str, Any]:
+    """Counts, steps per trajectory, the tool distribution and prompt-token percentiles."""
+    steps_per_traj: dict[str, int] = {}
+    tools: Counter[str] = Counter()
+    tokens: list[int] = []
+    history: Counter[int] = Counter()
+    n = 0
+    for ex in read_examples(path):
+        n += 1
+        steps_per_traj[ex.trajectory_id] = ex.num_steps
+        tools[ex.expert.name] += 1
+        history[ex.history_steps] += 1
+        if ex.prompt_tokens is not None:
+            tokens.append(ex.prompt_tokens)
+    per = list(steps_per_traj.values())
+    return {
+        "examples": n,
+        "trajectories": len(per),
+        "steps_per_trajectory": {"min": min(per), "median": statistics.median(per),
+                                 "mean": round(statistics.fmean(per), 2), "max": max(per)} if per else {},
+        "tools": dict(tools.most_common()),
+        "history_steps": dict(sorted(history.items())),
+        "prompt_tokens": _percentiles(tokens),
+    }
+
+
+def find_example(path: str | Path, index: int | None = None, trajectory: str | None = None,
+                 step: int | None = None) -> StepExample:
+    """The example at 0-based `index`, or the one for (trajectory id, step)."""
+    for i, ex in enumerate(read_examples(path)):
+        if trajectory is None and i == (index or 0):
+            return ex
+        if trajectory is not None and ex.trajectory_id == trajectory and ex.step_index == (step or 0):
+            return ex
+    what = f"trajectory {trajectory!r} step {step or 0}" if trajectory is not None else f"index {index or 0}"
+    raise DataError(f"no example at {what}", source=str(path))
+
+
+def convert_trajectories(sources: list[str], out: str | Path, *, fmt: str = "auto", skip_bad: bool = False,
+                         only_resolved: bool = False) -> LoadReport:
+    """Import trajectories of any supported format into canonical JSONL."""
+    report = LoadReport()
+    with atomic_writer(out) as f:
+        for traj in load_trajectories(sources, fmt=fmt, skip_bad=skip_bad, only_resolved=only_resolved,
+                                      report=report):
+            f.write(json.dumps(traj.to_dict(), ensure_ascii=False) + "\n")
+    return report

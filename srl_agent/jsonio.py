@@ -1,0 +1,67 @@
+"""JSON helpers: atomic file writes and JSON Lines reading with line-accurate errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import DataError
+
+
+@contextmanager
+def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+    """Write to a temporary file beside `path` and rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows atomically as JSON Lines; returns the number of rows."""
+    n = 0
+    with atomic_writer(path) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False))
+            f.write("\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield (1-based line number, parsed value) for each non-empty line."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"line is not valid JSON ({e.msg} at column {e.colno})",
+                                source=str(path), row=lineno) from None
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a whole JSON file; a truncated or malformed file names where parsing stopped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        hint = " (the file looks truncated)" if e.msg.startswith(("Expecting", "Unterminated")) else ""
+        raise DataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}",
+                        source=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", source=str(path)) from None
