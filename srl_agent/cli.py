@@ -13,7 +13,7 @@ from rich.console import Console
 from . import __version__
 from .errors import UserError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep
 out = Console()
 
 

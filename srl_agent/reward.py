@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import cydifflib
+import numpy as np
 from rapidfuzz import process as rf_process
 from rapidfuzz.distance import Indel
 
@@ -107,7 +108,7 @@ def similarities(pairs: Sequence[tuple[str, str]], metric: Metric = "difflib", a
         return []
     if metric == "lcs":
         a, b = zip(*pairs, strict=True)
-        return rf_process.cpdist(a, b, scorer=Indel.normalized_similarity, workers=workers).tolist()
+        return rf_process.cpdist(a, b, scorer=Indel.normalized_similarity, workers=workers, dtype=np.float64).tolist()
     if workers <= 1 or len(pairs) < 64:
         return _difflib_grouped(pairs, autojunk)
     # Keep pairs that share an expert string in one chunk so each worker indexes it once.

@@ -67,19 +67,27 @@ def _is_row_list(value: Any) -> bool:
         isinstance(r, dict) and "role" not in r for r in value)
 
 
+def expand_sources(sources: list[str]) -> list[str]:
+    """Folders become the trajectory files inside them (sorted); other sources stay as given."""
+    out = []
+    for source in sources:
+        path = Path(source)
+        if source.startswith("hf:") or not path.is_dir():
+            out.append(source)
+            continue
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(FILE_SUFFIXES))
+        if not files:
+            raise DataError(f"no trajectory files ({', '.join(FILE_SUFFIXES)}) in this folder", source=source)
+        out += files
+    return out
+
+
 def iter_records(source: str) -> Iterator[tuple[str, int | None, str, Any]]:
-    """Yield (source, row, default id, record) for every record a source holds."""
+    """Yield (source, row, default id, record) for every record in one file or hf: dataset."""
     if source.startswith("hf:"):
         yield from _iter_hf(source[3:])
         return
     path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(FILE_SUFFIXES))
-        if not files:
-            raise DataError(f"no trajectory files ({', '.join(FILE_SUFFIXES)}) in this folder", source=source)
-        for f in files:
-            yield from iter_records(str(f))
-        return
     if not path.exists():
         raise DataError("no such file or folder", source=source)
     stem = _stem(path)
@@ -146,7 +154,7 @@ def load_trajectories(sources: list[str], *, fmt: str = "auto", skip_bad: bool =
                       only_resolved: bool = False, report: LoadReport | None = None) -> Iterator[Trajectory]:
     """Every trajectory in `sources`. Bad input raises DataError, or with `skip_bad` is recorded."""
     report = report if report is not None else LoadReport()
-    for source in sources:
+    for source in expand_sources(sources):
         records = iter_records(source)
         while True:
             try:
@@ -158,7 +166,7 @@ def load_trajectories(sources: list[str], *, fmt: str = "auto", skip_bad: bool =
                 if not skip_bad:
                     raise
                 report.skipped.append(e.located())
-                if e.row is None:  # the whole file is unreadable: move to the next source
+                if e.row is None:  # a one-record file, or one unreadable as a whole: next file
                     break
                 continue
             if only_resolved and traj.resolved is not True:

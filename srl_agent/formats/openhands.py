@@ -17,7 +17,7 @@ NAME = "openhands"
 
 
 def detect(record: Any) -> bool:
-    return isinstance(record, dict) and isinstance(record.get("messages"), list | str)
+    return isinstance(record, dict) and "messages" in record
 
 
 def _patch(record: dict[str, Any]) -> str | None:

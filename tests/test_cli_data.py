@@ -1,0 +1,156 @@
+"""`srl-agent data ...` end to end, and bad input: one clear error naming file/row/step, exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, fixture, load_fixture_json
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "srl_agent.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def steps_file(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build") / "steps.jsonl"
+    proc = cli("data", "build", "--trajectories", str(FIXTURES), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "9 trajectories loaded; 105 examples written" in proc.stderr
+    return out
+
+
+def test_build_writes_one_example_per_step(steps_file):
+    rows = [json.loads(line) for line in steps_file.read_text().splitlines()]
+    assert len(rows) == 105
+    assert all(r["prompt_tokens"] > 0 and r["prompt"][0]["role"] == "system" for r in rows)
+    assert {r["trajectory_id"] for r in rows} >= {"pandas-dev__pandas.95280573.pr_53856", "github_issue"}
+
+
+def test_parallel_build_is_identical(steps_file, tmp_path):
+    out = tmp_path / "parallel.jsonl"
+    proc = cli("data", "build", "--trajectories", str(FIXTURES), "--out", str(out), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == steps_file.read_bytes()
+
+
+def test_stats(steps_file):
+    proc = cli("data", "stats", str(steps_file), "--json")
+    stats = json.loads(proc.stdout)
+    assert stats["examples"] == 105 and stats["trajectories"] == 9
+    assert stats["steps_per_trajectory"] == {"min": 2, "median": 11, "mean": 11.67, "max": 22}
+    assert (stats["tools"]["bash"], stats["tools"]["str_replace_editor"], stats["tools"]["submit"]) == (44, 30, 11)
+    assert stats["history_steps"] == {"0": 9, "1": 9, "2": 87}
+    tokens = stats["prompt_tokens"]
+    assert 0 < tokens["p50"] <= tokens["p90"] <= tokens["p99"] <= tokens["max"]
+    table = cli("data", "stats", str(steps_file))
+    assert table.returncode == 0 and "expert tools" in table.stdout and "prompt tokens" in table.stdout
+
+
+def test_show(steps_file):
+    proc = cli("data", "show", str(steps_file), "--trajectory", "pandas-dev__pandas.95280573.pr_53856", "--step", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "step 4/17" in proc.stdout and "expert action" in proc.stdout
+    assert "str_replace_editor view /testbed/pandas/io/sql.py --view_range 1030 1074" in proc.stdout
+    rendered = cli("data", "show", str(steps_file), "--index", "3", "--rendered")
+    assert rendered.stdout.rstrip().endswith("<|im_start|>assistant")
+    missing = cli("data", "show", str(steps_file), "--index", "999")
+    assert missing.returncode == 2 and "no example at index 999" in missing.stderr
+
+
+def test_history_and_budget_options(tmp_path):
+    out = tmp_path / "s.jsonl"
+    proc = cli("data", "build", "--trajectories", str(fixture("swe-smith")), "--out", str(out), "--history", "full",
+               "--max-prompt-tokens", "6000", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert max(r["history_steps"] for r in rows) > 2
+    assert all(r["prompt_tokens"] <= 6000 for r in rows)
+
+
+def test_convert_round_trips(tmp_path):
+    out = tmp_path / "canonical.jsonl"
+    assert cli("data", "convert", "--trajectories", str(FIXTURES), "--out", str(out)).returncode == 0
+    again = tmp_path / "again.jsonl"
+    proc = cli("data", "convert", "--trajectories", str(out), "--out", str(again))
+    assert proc.returncode == 0 and again.read_text() == out.read_text()
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+def write(path: Path, value) -> Path:
+    path.write_text(value if isinstance(value, str) else json.dumps(value))
+    return path
+
+
+def corrupt_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, the message the error must contain)."""
+    traj_text = fixture("swe-agent/marshmallow-code__marshmallow-1867.traj").read_text()
+    fc = load_fixture_json("swe-agent/function_calling_simple.traj")
+    fc["history"][6]["tool_calls"][0]["function"]["arguments"] = '{"search": "def division('
+    text = load_fixture_json("swe-agent/pydicom__pydicom-1458.traj")
+    text["trajectory"][3]["action"] = "str_replace_editor create /a.py --file_text 'never closed"
+    openhands = load_fixture_json("openhands/swe-gym-openhands-sampled-row.json")
+    no_steps = [dict(openhands[0], messages=openhands[0]["messages"][:2])]
+    rows = fixture("mini-swe-agent/local.traj.json").read_text()
+    cases = {
+        "truncated": (write(tmp / "truncated.traj", traj_text[: len(traj_text) // 2]),
+                      "truncated.traj: not valid JSON: Unterminated string"),
+        "bad jsonl line": (write(tmp / "rows.jsonl", json.dumps({"messages": json.loads(rows), "trajectory_format":
+                                                                     "mini-swe-agent-1"}) + "\n{oops\n"),
+                           "rows.jsonl: row 2: line is not valid JSON"),
+        "no steps": (write(tmp / "nosteps.json", no_steps), "nosteps.json: row 1: openhands record has no steps"),
+        "unknown format": (write(tmp / "unknown.json", {"foo": 1, "bar": [2]}),
+                           "unknown.json: unknown trajectory format (an object with keys bar, foo)"),
+        "bad arguments": (write(tmp / "fc.traj", fc),
+                          "fc.traj: step 2: arguments of tool call 'edit' are not valid JSON"),
+        "bad action text": (write(tmp / "text.traj", text), "text.traj: step 3: cannot parse the action"),
+        "messages not a list": (write(tmp / "msgs.jsonl", json.dumps({"messages": 5, "run_id": "r"}) + "\n"),
+                                "msgs.jsonl: row 1: 'messages' must be a list"),
+        "not utf-8": (write(tmp / "binary.traj", "x") and (tmp / "binary.traj"), "binary.traj: not UTF-8"),
+    }
+    (tmp / "binary.traj").write_bytes(b'{"history": "\xff\xfe"}')
+    return cases
+
+
+def test_each_corruption_gives_one_clear_error(tmp_path):
+    for name, (path, message) in corrupt_cases(tmp_path).items():
+        out = tmp_path / f"out-{path.stem}.jsonl"
+        proc = cli("data", "build", "--trajectories", str(path), "--out", str(out), "--workers", "1")
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert message in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, name
+        assert not out.exists(), name  # nothing half written
+
+
+def test_missing_file(tmp_path):
+    proc = cli("data", "build", "--trajectories", str(tmp_path / "nope.traj"), "--out", str(tmp_path / "o.jsonl"))
+    assert proc.returncode == 2 and "nope.traj: no such file or folder" in proc.stderr
+
+
+def test_skip_bad_goes_on_and_reports(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cases = corrupt_cases(bad)
+    shutil.copy(fixture("swe-smith/pandas-dev__pandas.95280573.pr_53856.traj"), bad / "good.traj")
+    out = tmp_path / "steps.jsonl"
+    proc = cli("data", "build", "--trajectories", str(bad), "--out", str(out), "--skip-bad", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    # the JSONL file has one good row (row 1) before its broken row 2
+    assert f"skipped {len(cases)} bad record(s)" in proc.stderr
+    for _, message in cases.values():
+        assert message in proc.stderr
+    assert "2 trajectories loaded" in proc.stderr
+    assert len(out.read_text().splitlines()) == 17 + 2
+
+
+def test_unknown_history_value(tmp_path):
+    proc = cli("data", "build", "--trajectories", str(FIXTURES), "--out", str(tmp_path / "o.jsonl"), "--history", "x")
+    assert proc.returncode == 2 and "--history must be last-N" in proc.stderr
