@@ -26,3 +26,83 @@ def all_trajectories():
     from srl_agent.formats import load_trajectories
 
     return {t.id: t for t in load_trajectories([str(FIXTURES)])}
+
+
+# --- sandboxes ----------------------------------------------------------------------------------
+
+SANDBOX_KINDS = ["docker", "bwrap"]
+
+
+@pytest.fixture(scope="session")
+def swe_image() -> str:
+    """The agent sandbox image; (re)built when missing or stale. Needs a running dockerd."""
+    from srl_agent.images import SWE_IMAGE, build_swe_image, image_is_current
+    from srl_agent.sandbox.docker import docker_client
+
+    client = docker_client()
+    if not image_is_current(client, SWE_IMAGE):
+        build_swe_image(client)
+    return SWE_IMAGE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_left_behind():
+    """After the whole session, no container labelled as ours may remain."""
+    yield
+    import os
+
+    from srl_agent.sandbox import LABEL, docker_available
+
+    if not docker_available():
+        return
+    import docker
+
+    client = docker.from_env()
+    mine = [c.name for c in client.containers.list(all=True, filters={"label": f"{LABEL}.pid={os.getpid()}"})]
+    assert not mine, f"containers left behind: {mine}"
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    """A git repository with one commit holding `files`."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    return path
+
+
+CALC = {
+    "calc.py": "def divide(a, b):\n    return a / b\n\n\ndef mean(values):\n    return sum(values) / len(values) + 1\n",
+    "test_calc.py": "from calc import divide, mean\n\n\ndef test_mean():\n    assert mean([1, 2, 3]) == 2\n\n\n"
+                    "def test_divide():\n    assert divide(6, 3) == 2\n",
+}
+
+
+@pytest.fixture
+def calc_repo(tmp_path) -> Path:
+    return make_repo(tmp_path / "calc", CALC)
+
+
+@pytest.fixture(params=SANDBOX_KINDS)
+def sandbox_factory(request, swe_image):
+    """Opens sandboxes of one kind (docker, then bwrap) and closes them after the test."""
+    from srl_agent.sandbox import SandboxConfig, open_sandbox
+
+    opened = []
+
+    def factory(repo=None, **config):
+        sandbox = open_sandbox(SandboxConfig(image=swe_image, **config), kind=request.param,
+                               repo=str(repo) if repo else None)
+        opened.append(sandbox)
+        return sandbox
+
+    factory.kind = request.param
+    yield factory
+    for sandbox in opened:
+        sandbox.close()

@@ -1,0 +1,106 @@
+"""Pieces both sandboxes share: output capping, the command wrapper, repository tarballs."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+from pathlib import Path
+
+from ..errors import UserError
+from . import Observation, SandboxConfig
+
+# Exit status of `timeout -s KILL` when it fired (128 + SIGKILL).
+KILLED = 137
+TIMEOUT_GRACE = 5.0
+
+
+class OutputCollector:
+    """Keeps the first `limit` bytes of a stream and counts the rest."""
+
+    def __init__(self, limit: int):
+        self.limit, self.kept, self.dropped = limit, bytearray(), 0
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+        self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def observation(self, exit_code: int | None, timed_out: bool, duration: float) -> Observation:
+        text = bytes(self.kept).decode("utf-8", errors="replace")
+        if self.dropped:
+            text += f"\n[output truncated: {self.dropped} more bytes not shown]"
+        return Observation(text, exit_code, timed_out, bool(self.dropped), duration)
+
+
+def wrap_command(command: str, timeout: float) -> list[str]:
+    """argv that runs `command` in bash, stderr into stdout, killed (with its process group) at `timeout`."""
+    seconds = max(1, round(timeout))
+    return ["timeout", "-s", "KILL", f"{seconds}s", "bash", "-c", f"exec 2>&1\n{command}"]
+
+
+def repo_tarball(repo: str | Path, prefix: str, uid: int = 0, gid: int = 0) -> bytes:
+    """The repository folder (with .git) as an in-memory tar under `prefix`, owned by uid:gid."""
+    root = Path(repo)
+    if not (root / ".git").exists():
+        raise UserError(f"{repo}: not a git repository (the sandbox needs its base commit for diffs)")
+    buf = io.BytesIO()
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+        return info
+
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(root, arcname=prefix.strip("/"), filter=owned)
+    return buf.getvalue()
+
+
+def file_tarball(name: str, data: bytes, mode: int, uid: int = 0, gid: int = 0) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid = len(data), mode, uid, gid
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+STATE_DIR = "/tmp/.srl"  # per-sandbox state of the tools (shell cwd, editor history, patches)
+
+
+class SandboxBase:
+    """What both implementations share: the context manager, the diff, the tools' environment."""
+
+    config: SandboxConfig
+    base_commit: str | None = None
+
+    def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
+        raise NotImplementedError
+
+    def read_file(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def tool_env(self) -> dict[str, str]:
+        """Environment every command gets: the tools find the repo, its base commit and their state here."""
+        env = {"SRL_REPO": self.config.workdir, "SRL_STATE_DIR": STATE_DIR, **self.config.env}
+        if self.base_commit:
+            env["SRL_BASE_COMMIT"] = self.base_commit
+        return env
+
+    def diff(self) -> str:
+        base = shlex.quote(self.base_commit or "HEAD")
+        patch = f"{STATE_DIR}/diff.patch"
+        obs = self.run(f"mkdir -p {STATE_DIR} && git add -A >/dev/null && "
+                       f"git -c core.quotePath=false diff --cached --binary {base} > {patch}", timeout=120)
+        if obs.exit_code != 0:
+            raise RuntimeError(f"git diff failed in the sandbox: {obs.output.strip()[:500]}")
+        return self.read_file(patch).decode("utf-8", errors="replace")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

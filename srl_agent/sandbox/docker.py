@@ -1,0 +1,242 @@
+"""The Docker sandbox (docker SDK): one labelled, hardened container per task, always removed.
+
+Hardening: no network (`network_mode=none`), every capability dropped, `no-new-privileges`, memory
+(swap included), pid and CPU limits, no host mounts. PID 1 is docker-init (it reaps orphans) with a
+root-owned `sleep infinity` as the keeper; commands run as the image's `agent` user where it has one.
+
+Timeouts: each command runs under `timeout -s KILL`, which kills its whole process group. If output
+still streams after the deadline plus a grace period (a process that left the group), every process
+of the command's user except the keeper is killed; the sandbox stays usable.
+
+Cleanup: every container is labelled with this process's pid and start time and removed in
+`close()` (also on Ctrl-C, through the context manager, and at interpreter exit). Starting a sandbox
+sweeps labelled containers whose owner process is gone (a runner that was `kill -9`ed).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import os
+import socket
+import tarfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from ..errors import UserError
+from . import LABEL, Observation, SandboxConfig
+from .common import (
+    KILLED,
+    STATE_DIR,
+    TIMEOUT_GRACE,
+    OutputCollector,
+    SandboxBase,
+    file_tarball,
+    repo_tarball,
+    wrap_command,
+)
+
+_LIVE: weakref.WeakSet[DockerSandbox] = weakref.WeakSet()
+_SWEPT = False
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (clock ticks since boot), to tell a live owner from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_labels() -> dict[str, str]:
+    pid = os.getpid()
+    return {LABEL: "1", f"{LABEL}.host": socket.gethostname(), f"{LABEL}.pid": str(pid),
+            f"{LABEL}.pid-start": _process_start(pid) or "", f"{LABEL}.created": str(int(time.time()))}
+
+
+def docker_client(timeout: int = 120):
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as e:  # DockerException, requests errors, PermissionError...
+        raise UserError(f"cannot reach the Docker daemon ({type(e).__name__}: {e}); start dockerd, or use "
+                        "--sandbox bwrap") from None
+    return client
+
+
+def sweep_leftovers(client) -> int:
+    """Remove labelled containers of this host whose owner process no longer runs."""
+    removed = 0
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        labels = container.labels
+        if labels.get(f"{LABEL}.host") != host:
+            continue
+        pid = int(labels.get(f"{LABEL}.pid", "0") or 0)
+        if pid and _process_start(pid) == labels.get(f"{LABEL}.pid-start"):
+            continue  # its owner is alive
+        try:
+            container.remove(force=True)
+            removed += 1
+        except Exception:  # already gone: another process swept it first
+            pass
+    return removed
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_LIVE):
+        sandbox.close()
+
+
+class DockerSandbox(SandboxBase):
+    def __init__(self, config: SandboxConfig, repo: str | None = None, base_commit: str | None = None,
+                 client=None):
+        global _SWEPT
+        self.config = config
+        self.client = client or docker_client()
+        self.api = self.client.api
+        self.container = None
+        self.base_commit = base_commit
+        if not _SWEPT:
+            sweep_leftovers(self.client)
+            _SWEPT = True
+        try:
+            self._start()
+            if repo is not None:
+                self._copy_repo(repo)
+            if self.base_commit is None:
+                head = self.run("git rev-parse HEAD 2>/dev/null", timeout=30)
+                self.base_commit = head.output.strip() if head.exit_code == 0 else None
+        except BaseException:
+            self.close()
+            raise
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _image(self) -> str:
+        import docker
+
+        image = self.config.image
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            try:
+                self.client.images.pull(image)
+            except docker.errors.APIError as e:
+                raise UserError(f"image {image!r} is not here and cannot be pulled ({e.explanation}); "
+                                "build it with `srl-agent env build swe`") from None
+        return image
+
+    def _start(self) -> None:
+        cfg = self.config
+        self.container = self.client.containers.run(
+            self._image(), ["sleep", "infinity"], detach=True, init=True, user="root", labels=owner_labels(),
+            network_mode="bridge" if cfg.network else "none", cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], pids_limit=cfg.pids, mem_limit=cfg.memory,
+            memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9), working_dir="/", environment=cfg.env)
+        _LIVE.add(self)
+        # One root exec learns the agent user's ids and the keeper's pid (docker-init's child).
+        probe = self._exec(["sh", "-c", f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; echo keeper "
+                                        "$(cat /proc/1/task/1/children)"] if cfg.user else
+                           ["sh", "-c", "echo keeper $(cat /proc/1/task/1/children)"], user="root", timeout=30)
+        lines = probe.output.split()
+        self.keeper = lines[lines.index("keeper") + 1] if "keeper" in lines[:-1] else "0"
+        has_user = cfg.user is not None and lines[0].isdigit()
+        self.exec_user = cfg.user if has_user else None
+        self.uid, self.gid = (int(lines[0]), int(lines[1])) if has_user else (0, 0)
+        # The workdir and the tools' state folder, owned by the command user.
+        self.api.put_archive(self.container.id, "/", _dirs_tarball([cfg.workdir, STATE_DIR], self.uid, self.gid))
+
+    def _copy_repo(self, repo: str) -> None:
+        self.api.put_archive(self.container.id, "/", repo_tarball(repo, self.config.workdir, self.uid, self.gid))
+
+    def close(self) -> None:
+        container, self.container = self.container, None
+        if container is not None:
+            with contextlib.suppress(Exception):  # already removed (swept, or the daemon restarted)
+                container.remove(force=True)
+        _LIVE.discard(self)
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
+        return self._exec(wrap_command(command, timeout or self.config.default_timeout),
+                          user=self.exec_user, timeout=timeout or self.config.default_timeout,
+                          env={**self.tool_env(), **(env or {})}, workdir=self.config.workdir)
+
+    def _exec(self, argv: list[str], user: str | None, timeout: float, env: dict[str, str] | None = None,
+              workdir: str = "/") -> Observation:
+        if self.container is None:
+            raise RuntimeError("the sandbox is closed")
+        start = time.monotonic()
+        exec_id = self.api.exec_create(self.container.id, argv, user=user or "", workdir=workdir,
+                                       environment=env)["Id"]
+        stream = self.api.exec_start(exec_id, stream=True)
+        collector = OutputCollector(self.config.output_limit)
+        pump = threading.Thread(target=lambda: [collector.feed(c) for c in stream], daemon=True)
+        pump.start()
+        pump.join(timeout + TIMEOUT_GRACE)
+        forced = pump.is_alive()
+        if forced:  # something escaped the process group: kill everything the user runs
+            self._kill_user_processes(user)
+            pump.join(TIMEOUT_GRACE)
+        exit_code = self.api.exec_inspect(exec_id).get("ExitCode")
+        duration = time.monotonic() - start
+        timed_out = forced or (exit_code == KILLED and duration >= timeout - 0.5)
+        if timed_out and not forced:  # also end what left the process group (setsid, daemons)
+            self._kill_user_processes(user)
+        return collector.observation(exit_code, timed_out, duration)
+
+    def _kill_user_processes(self, user: str | None) -> None:
+        script = (f"for d in /proc/[0-9]*; do p=${{d#/proc/}}; case $p in 1|{self.keeper}|$$) ;; "
+                  "*) kill -9 $p 2>/dev/null;; esac; done")
+        exec_id = self.api.exec_create(self.container.id, ["sh", "-c", script], user=user or "root")["Id"]
+        self.api.exec_start(exec_id)
+
+    # --- files ----------------------------------------------------------------------------------
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        import docker
+
+        payload = data.encode() if isinstance(data, str) else data
+        parent, name = os.path.split(path)
+        tar = file_tarball(name, payload, mode, self.uid, self.gid)
+        try:
+            self.api.put_archive(self.container.id, parent or "/", tar)
+        except docker.errors.NotFound:
+            self.api.put_archive(self.container.id, "/", _dirs_tarball([parent], self.uid, self.gid))
+            self.api.put_archive(self.container.id, parent, tar)
+
+    def read_file(self, path: str) -> bytes:
+        import docker
+
+        try:
+            stream, _ = self.api.get_archive(self.container.id, path)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(path)
+            return tar.extractfile(member).read()
+
+
+def _dirs_tarball(paths: list[str], uid: int, gid: int) -> bytes:
+    """Tar entries that create the folders `paths`, owned by uid:gid.
+
+    Only the leaves are entries: an entry for an existing parent such as /tmp would reset its mode.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in dict.fromkeys(p.strip("/") for p in paths):
+            info = tarfile.TarInfo(path)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, gid
+            tar.addfile(info)
+    return buf.getvalue()

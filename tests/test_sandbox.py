@@ -1,0 +1,223 @@
+"""Sandboxes with a real Docker engine and real bubblewrap: the protocol, the limits, the abuse cases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from srl_agent.execute import execute
+from srl_agent.sandbox import LABEL, SandboxConfig
+from srl_agent.types import ToolCall
+
+from .conftest import CALC
+
+
+def test_run_files_and_diff(sandbox_factory, calc_repo):
+    with sandbox_factory(calc_repo) as sb:
+        obs = sb.run("id -u; pwd; ls")
+        assert obs.exit_code == 0 and not obs.timed_out
+        uid, cwd, *files = obs.output.split()
+        assert uid != "0", "commands must not run as root"
+        assert cwd == "/testbed" and files == ["calc.py", "test_calc.py"]
+        assert sb.run("exit 3").exit_code == 3
+        assert sb.run("echo out; echo err >&2").output == "out\nerr\n"
+        sb.write_file("/testbed/notes/new.txt", "hello\n")
+        assert sb.read_file("/testbed/notes/new.txt") == b"hello\n"
+        assert sb.read_file("/testbed/calc.py") == CALC["calc.py"].encode()
+        with pytest.raises(FileNotFoundError):
+            sb.read_file("/testbed/missing.txt")
+        sb.run("sed -i 's/ + 1$//' calc.py")
+        patch = sb.diff()
+        assert "-    return sum(values) / len(values) + 1\n+    return sum(values) / len(values)\n" in patch
+        assert "+++ b/notes/new.txt" in patch
+
+
+def test_non_utf8_output_is_decoded_safely(sandbox_factory):
+    with sandbox_factory() as sb:
+        obs = sb.run(r"printf 'ok \xff\xfe end'")
+        assert obs.output == "ok \ufffd\ufffd end"
+
+
+def test_sleep_times_out_and_the_sandbox_stays_usable(sandbox_factory):
+    with sandbox_factory() as sb:
+        start = time.monotonic()
+        obs = sb.run("sleep 1000", timeout=2)
+        assert obs.timed_out and time.monotonic() - start < 8
+        # background and setsid'ed children of a timed-out command are gone too
+        obs = sb.run("(setsid sleep 1000 &); sleep 1000 & sleep 1000", timeout=2)
+        assert obs.timed_out
+        assert sb.run("echo still here").output == "still here\n"
+        assert "sleep 1000" not in sb.run("ps -eo args").output
+
+
+def test_output_flood_is_capped(sandbox_factory):
+    with sandbox_factory(output_limit=50_000) as sb:
+        start = time.monotonic()
+        obs = sb.run("yes | head -c 200M", timeout=60)
+        assert obs.truncated and not obs.timed_out and obs.exit_code == 0
+        assert len(obs.output) < 50_200
+        assert obs.output.endswith(f"[output truncated: {200 * 1024 * 1024 - 50_000} more bytes not shown]")
+        assert time.monotonic() - start < 30
+
+
+def test_network_is_off(sandbox_factory):
+    with sandbox_factory() as sb:
+        obs = sb.run("python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)\"", timeout=20)
+        assert obs.exit_code != 0 and "Network is unreachable" in obs.output
+
+
+def test_memory_hog_is_killed_and_the_host_is_fine(sandbox_factory):
+    with sandbox_factory(memory="256m") as sb:
+        obs = sb.run("python3 -c 'x = bytearray(1024 ** 3); print(len(x))'", timeout=60)
+        assert obs.exit_code != 0 and "1073741824" not in obs.output
+        assert sb.run("echo alive").output == "alive\n"
+
+
+def test_fork_bomb_is_contained(sandbox_factory):
+    first = sandbox_factory(pids=64)
+    second = sandbox_factory()
+    obs = first.run(":(){ :|:& };:", timeout=5)
+    assert obs.exit_code is not None
+    # the host and a second sandbox are unaffected
+    assert subprocess.run(["echo", "host"], capture_output=True, text=True, timeout=10).stdout == "host\n"
+    assert second.run("echo second").output == "second\n"
+    # the bombed sandbox recovers once the bomb has burnt out against its pid limit
+    deadline = time.monotonic() + 30
+    while first.run("echo ok", timeout=5).output != "ok\n":
+        assert time.monotonic() < deadline, "the sandbox did not recover from the fork bomb"
+        time.sleep(1)
+
+
+def test_tools_run_with_their_semantics(sandbox_factory, calc_repo):
+    with sandbox_factory(calc_repo) as sb:
+        def call(name, **args):
+            return execute(sb, ToolCall(name, args)).output
+
+        view = call("str_replace_editor", command="view", path="/testbed/calc.py", view_range=[4, 6])
+        assert view == ("Here's the result of running `cat -n` on /testbed/calc.py:\n"
+                        "     4\t\n     5\tdef mean(values):\n     6\t    return sum(values) / len(values) + 1\n")
+        assert "/testbed/test_calc.py" in call("str_replace_editor", command="view", path="/testbed")
+        assert "did not appear verbatim" in call("str_replace_editor", command="str_replace", path="/testbed/calc.py",
+                                                 old_str="nope", new_str="x")
+        assert "Multiple occurrences" in call("str_replace_editor", command="str_replace", path="/testbed/calc.py",
+                                              old_str="return", new_str="x")
+        edited = call("str_replace_editor", command="str_replace", path="/testbed/calc.py",
+                      old_str="len(values) + 1", new_str="len(values)")
+        assert "has been edited" in edited and "return sum(values) / len(values)\n" in edited
+        call("str_replace_editor", command="insert", path="/testbed/calc.py", insert_line=0, new_str="import math")
+        assert sb.read_file("/testbed/calc.py").decode().startswith("import math\ndef divide")
+        assert "undone successfully" in call("str_replace_editor", command="undo_edit", path="/testbed/calc.py")
+        assert sb.read_file("/testbed/calc.py").decode().startswith("def divide")
+        assert "already exists" in call("str_replace_editor", command="create", path="/testbed/calc.py", file_text="")
+        assert "not an absolute path" in call("str_replace_editor", command="view", path="calc.py")
+        # bash keeps its working directory between calls, as SWE-agent's shell does
+        assert call("bash", command="mkdir -p pkg && cd pkg && pwd") == "/testbed/pkg\n"
+        assert call("bash", command="pwd") == "/testbed/pkg\n"
+        assert "2 passed" in call("bash", command="cd /testbed && python3 -m pytest -q test_calc.py 2>&1 | tail -1")
+        patch = call("submit")
+        assert patch.startswith("diff --git a/calc.py b/calc.py") and "+    return sum(values) / len(values)" in patch
+
+
+def test_large_arguments_travel_through_a_file(sandbox_factory):
+    with sandbox_factory() as sb:
+        text = "x = '" + "a" * 300_000 + "'\n"
+        assert "created successfully" in execute(sb, ToolCall("str_replace_editor", {
+            "command": "create", "path": "/testbed/big.py", "file_text": text})).output
+        assert sb.read_file("/testbed/big.py").decode() == text
+        assert execute(sb, ToolCall("bash", {"command": f"echo {'b' * 200_000} | wc -c"})).output == "200001\n"
+
+
+def test_fixture_expert_actions_execute_as_they_are(sandbox_factory, all_trajectories):
+    """SWE-smith's recorded command lines run unchanged with our str_replace_editor."""
+    traj = all_trajectories["pydantic__pydantic.acb0f10f.pr_8316"]
+    create = traj.steps[2].action
+    with sandbox_factory() as sb:
+        sb.run("mkdir -p /testbed")
+        obs = sb.run(create.raw)
+        assert obs.output.strip() == traj.steps[2].observation.strip() == "File created successfully at: " \
+                                                                          "/testbed/reproduce_error.py"
+        assert sb.read_file("/testbed/reproduce_error.py").decode() == create.arguments["file_text"]
+        view = sb.run("str_replace_editor view /testbed/reproduce_error.py  --view_range 1 3")
+        assert view.output.splitlines()[1] == "     1\tfrom pydantic.alias_generators import to_snake, to_camel"
+
+
+# --- Docker-only behaviour ------------------------------------------------------------------------
+
+def test_docker_hardening(swe_image):
+    from srl_agent.sandbox.docker import DockerSandbox
+
+    with DockerSandbox(SandboxConfig(image=swe_image, memory="512m", pids=100, cpus=1.0)) as sb:
+        attrs = sb.client.api.inspect_container(sb.container.id)
+        host = attrs["HostConfig"]
+        assert host["NetworkMode"] == "none" and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+        assert host["Memory"] == 512 * 1024 ** 2 and host["PidsLimit"] == 100 and host["NanoCpus"] == 10 ** 9
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert not attrs["Mounts"] and not host["Binds"]
+        assert attrs["Config"]["Labels"][LABEL] == "1"
+        assert attrs["Config"]["Labels"][f"{LABEL}.pid"] == str(os.getpid())
+        assert sb.run("id -un").output == "agent\n"
+        container_id = sb.container.id
+    import docker
+
+    with pytest.raises(docker.errors.NotFound):
+        docker.from_env().containers.get(container_id)
+
+
+def test_missing_image_is_a_clear_error():
+    from srl_agent.errors import UserError
+    from srl_agent.sandbox.docker import DockerSandbox
+
+    with pytest.raises(UserError, match="srl-agent/no-such-image:1' is not here and cannot be pulled"):
+        DockerSandbox(SandboxConfig(image="srl-agent/no-such-image:1"))
+
+
+RUNNER = textwrap.dedent("""
+    import sys, time
+    from srl_agent.sandbox import SandboxConfig
+    from srl_agent.sandbox.docker import DockerSandbox
+    sb = DockerSandbox(SandboxConfig(image=sys.argv[1]))
+    print(sb.container.id, flush=True)
+    time.sleep(600)
+""")
+
+
+def _labelled(container_id: str) -> bool:
+    import docker
+
+    try:
+        docker.from_env().containers.get(container_id)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def test_killed_runner_leaves_a_container_that_the_next_start_sweeps(swe_image):
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, swe_image], stdout=subprocess.PIPE, text=True)
+    container_id = proc.stdout.readline().strip()
+    assert container_id and _labelled(container_id)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _labelled(container_id), "kill -9 gives no chance to clean up; the container is still there"
+    starter = subprocess.run([sys.executable, "-c", "from srl_agent.sandbox import SandboxConfig\n"
+                              "from srl_agent.sandbox.docker import DockerSandbox\n"
+                              f"DockerSandbox(SandboxConfig(image={swe_image!r})).close()"], timeout=120)
+    assert starter.returncode == 0
+    assert not _labelled(container_id)
+
+
+def test_sigterm_and_ctrl_c_remove_the_container(swe_image):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        code = RUNNER.replace("time.sleep(600)", "import signal\nsignal.signal(signal.SIGTERM, "
+                              "lambda *_: sys.exit(143))\ntime.sleep(600)")
+        proc = subprocess.Popen([sys.executable, "-c", code, swe_image], stdout=subprocess.PIPE, text=True)
+        container_id = proc.stdout.readline().strip()
+        assert _labelled(container_id)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        assert not _labelled(container_id), f"container left after {sig.name}"
