@@ -23,6 +23,10 @@ INLINE_LIMIT = 100_000
 def command_for(call: ToolCall) -> str:
     if call.name == "bash":
         return "srl_bash " + shlex.quote(str(call.arguments.get("command", "")))
+    if call.name == "edit" and "start_line" in call.arguments:  # SWE-agent's `edit N:M ... end_of_edit`
+        a = call.arguments
+        text = a.get("replacement_text", "")
+        return f"edit {int(a['start_line'])}:{int(a['end_line'])} <<'end_of_edit'\n{text}\nend_of_edit"
     return render_command_line(call)
 
 

@@ -48,7 +48,9 @@ def _patch_files(patch: str) -> dict[str, list[tuple]] | None:
     from unidiff.errors import UnidiffParseError
 
     try:
-        parsed = PatchSet(patch.replace("\r\n", "\n").strip() + "\n")
+        # lstrip only: trailing context lines are a single space, and stripping would cut them
+        text = patch.replace("\r\n", "\n").lstrip()
+        parsed = PatchSet(text if text.endswith("\n") else text + "\n")
     except UnidiffParseError:
         return None
     return {f.path: [(h.source_start, h.source_length, h.target_start, h.target_length,

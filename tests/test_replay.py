@@ -145,3 +145,41 @@ def test_observation_normalisation_and_patch_comparison():
     b = a.replace("1111111..2222222", "3333333..4444444").replace("\n", "\r\n")
     assert patches_match(a, b)
     assert not patches_match(a, a.replace("+b", "+c"))
+
+
+MISSING_COLON = ('#!/usr/bin/env python3\n\n\ndef division(a: float, b: float) -> float\n    return a/b\n\n\n'
+                 'if __name__ == "__main__":\n    print(division(123, 15))\n\n')
+
+
+@pytest.mark.parametrize("kind", SANDBOX_KINDS)
+def test_replay_a_real_swe_agent_fixture_with_windowed_tools(kind, tmp_path, swe_image):
+    """The SWE-agent test-repo run (find_file, open, windowed edit, python3, submit) replays to its patch."""
+    from .conftest import fixture, make_repo
+
+    repo = tmp_path / "SWE-agent__test-repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "tests" / "missing_colon.py").write_text(MISSING_COLON)
+    (repo / "tests" / "missing_colon.py").chmod(0o755)  # the recorded patch says mode 100755
+    make_repo(repo, {})
+    proc = replay_cli(str(fixture("swe-agent/sweagenttestrepo-1c2844.traj")), "--repo", str(repo),
+                      "--workdir", "/SWE-agent__test-repo", "--sandbox", kind)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "final diff matches the recorded patch" in proc.stdout
+    assert "first divergence: none" in proc.stdout
+    assert proc.stdout.count("similarity 1.000") == 5  # every observation is what SWE-agent recorded
+
+
+def test_block_edit_and_window_tools(sandbox_factory, calc_repo):
+    from srl_agent.actions import parse_command_line
+    from srl_agent.execute import execute
+
+    with sandbox_factory(calc_repo) as sb:
+        opened = execute(sb, parse_command_line("open calc.py 5")).output
+        assert opened.startswith("[File: /testbed/calc.py (6 lines total)]\n1:def divide(a, b):")
+        edit = parse_command_line("edit 5:6\ndef mean(values):\n    return sum(values) / len(values)\nend_of_edit")
+        out = execute(sb, edit).output
+        assert out.startswith("File updated.") and "6:    return sum(values) / len(values)" in out
+        assert "Line 5:def mean(values):" in execute(sb, parse_command_line("search_file mean")).output
+        assert "/testbed/calc.py (1 matches)" in execute(sb, parse_command_line('search_dir "def mean"')).output
+        assert "No file open" not in execute(sb, parse_command_line("goto 1")).output
+        assert sb.run("python3 -m pytest -q test_calc.py 2>&1 | tail -1").output.startswith("2 passed")
