@@ -23,8 +23,9 @@ from .paths import project_dir
 DEFAULT_BASE = "python:3.11-slim"
 OFFLINE_BASE = "srl-agent/base:{suite}"
 SWE_IMAGE = "srl-agent/swe:latest"
-OFFLINE_PACKAGES = ["python3", "git", "python3-pytest", "procps"]
+OFFLINE_PACKAGES = ["python3", "python3-venv", "git", "python3-pytest", "procps"]
 CONTEXT_LABEL = "org.srl-agent.context"
+PACKAGES_LABEL = "org.srl-agent.packages"
 
 
 def apt_mirror() -> str:
@@ -77,7 +78,8 @@ def build_offline_base(client, suite: str | None = None, mirror: str | None = No
     """debootstrap + docker import; reuses the image when it exists."""
     suite = suite or debian_suite()
     tag = OFFLINE_BASE.format(suite=suite)
-    if image_exists(client, tag) and not rebuild:
+    packages = ",".join(OFFLINE_PACKAGES)
+    if not rebuild and image_exists(client, tag) and client.images.get(tag).labels.get(PACKAGES_LABEL) == packages:
         return tag
     if shutil.which("debootstrap") is None:
         raise UserError("debootstrap is not installed (apt-get install debootstrap)")
@@ -94,7 +96,8 @@ def build_offline_base(client, suite: str | None = None, mirror: str | None = No
             with tarfile.open(tar_path, mode="w") as tar:
                 tar.add(root, arcname=".")
             repository, _, version = tag.partition(":")
-            client.api.import_image_from_file(str(tar_path), repository=repository, tag=version)
+            client.api.import_image_from_file(str(tar_path), repository=repository, tag=version,
+                                              changes=[f'LABEL {PACKAGES_LABEL}="{packages}"'])
         finally:
             tar_path.unlink(missing_ok=True)
     return tag

@@ -1,0 +1,33 @@
+# The srl-agent runtime image: train, eval and replay with everything installed.
+#
+#   docker build -t srl-agent .                                   # FROM python:3.11-slim, pip from PyPI
+#
+# Offline (no Docker registry, no package index inside the build): make the base with
+# `srl-agent env build swe --offline` (it creates srl-agent/base:<suite> with debootstrap), put every
+# wheel into ./wheelhouse on a machine that has them, then build FROM that base:
+#
+#   pip wheel -w wheelhouse torch==2.13.0 .
+#   docker build --build-arg BASE=srl-agent/base:bookworm -t srl-agent .
+#
+# When ./wheelhouse exists, pip installs from it alone (--no-index).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
+ARG TORCH=torch==2.13.0
+
+# python3-venv and git: already in the offline base; installed on bases that lack them.
+RUN if ! python3 -c "import ensurepip, venv" 2>/dev/null || ! command -v git >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends python3-venv git && \
+      rm -rf /var/lib/apt/lists/*; \
+    fi
+
+WORKDIR /opt/srl-agent
+COPY . .
+RUN python3 -m venv /opt/venv && \
+    if [ -d wheelhouse ]; then \
+      /opt/venv/bin/pip install --no-cache-dir --no-index --find-links wheelhouse "$TORCH" . ; \
+    else \
+      /opt/venv/bin/pip install --no-cache-dir "$TORCH" && /opt/venv/bin/pip install --no-cache-dir . ; \
+    fi && rm -rf wheelhouse
+ENV PATH=/opt/venv/bin:${PATH}
+ENTRYPOINT ["srl-agent"]
+CMD ["--help"]
