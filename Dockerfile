@@ -4,10 +4,13 @@
 #
 # Offline (no Docker registry, no package index inside the build): make the base with
 # `srl-agent env build swe --offline` (it creates srl-agent/base:<suite> with debootstrap), put every
-# wheel into ./wheelhouse on a machine that has them, then build FROM that base:
+# wheel for the base's Python (bookworm: 3.11.2) into ./wheelhouse on a machine with a package index,
+# then build FROM that base:
 #
-#   pip wheel -w wheelhouse torch==2.13.0 .
-#   docker build --build-arg BASE=srl-agent/base:bookworm -t srl-agent .
+#   pip download -d wheelhouse --only-binary=:all: --python-version 3.11.2 --implementation cp \
+#       --abi cp311 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+#       --platform linux_x86_64 --platform any torch==2.13.0 hatchling .
+#   docker build --network none --build-arg BASE=srl-agent/base:bookworm -t srl-agent .
 #
 # When ./wheelhouse exists, pip installs from it alone (--no-index).
 ARG BASE=python:3.11-slim
