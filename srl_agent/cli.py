@@ -97,6 +97,29 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--threshold", type=float, default=0.9, help="similarity below which a step diverges")
     replay.add_argument("--network", action="store_true", help="give the sandbox network access")
 
+    train = sub.add_parser("train", help="SRL (GRPO with dynamic sampling) or SFT on step-wise examples")
+    train.add_argument("--env", default="swe", choices=["swe"], help="the task family (software engineering)")
+    train.add_argument("--config", help="YAML config (default: configs/tiny.yaml, CPU, minutes)")
+    train.add_argument("--method", choices=["srl", "sft"])
+    train.add_argument("--model", help="tiny, a local path or a hub id")
+    train.add_argument("--trajectories", nargs="+", metavar="PATH", help="trajectory sources or a steps.jsonl")
+    train.add_argument("--output-dir")
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--init-from", help="start from this checkpoint (SFT -> SRL, SRL -> RLVR)")
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    train.add_argument("--no-plot", action="store_true", help="do not write curves.png at the end")
+
+    serve = sub.add_parser("serve", help="serve a checkpoint behind an OpenAI-compatible chat API")
+    serve.add_argument("--model", required=True, help="checkpoint folder or hub id")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    plot = sub.add_parser("plot", help="write a run's training curves as PNG")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
+
     env = sub.add_parser("env", help="sandbox images")
     env_sub = env.add_subparsers(dest="env_command", required=True)
     env_build = env_sub.add_parser("build", help="build a sandbox image (offline when no registry answers)")
@@ -332,6 +355,79 @@ def cmd_env_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_config(args: argparse.Namespace):
+    from .paths import project_dir
+    from .train.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(args.config or project_dir("configs") / "tiny.yaml")
+    flags = {"method": args.method, "model": args.model, "trajectories": args.trajectories,
+             "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
+             "init_from": args.init_from}
+    for key, value in flags.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set needs KEY=VALUE, got {item!r}")
+        cfg.set(key.strip(), value)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .plot import plot_run
+    from .train.trainer import Trainer
+
+    cfg = train_config(args)
+    console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.trajectories)} -> {cfg.output_dir}")
+    trainer = Trainer(cfg, resume=args.resume, log=lambda m: console.print(m, markup=False, highlight=False))
+    console.print(f"{len(trainer.train_examples)} training steps, {len(trainer.val_examples)} held-out steps; "
+                  f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters on {trainer.device}")
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=cfg.max_steps, completed=trainer.step, info="")
+
+        def on_step(row: dict) -> None:
+            info = f"{row['phase']} loss {row.get('loss', float('nan')):.3f}"
+            if row["phase"] == "srl":
+                info += f" reward {row['reward_mean']:+.3f} fill {row['fill_ratio']:.2f}"
+            if "val_reward" in row:
+                info += f" val {row['val_reward']:+.3f}"
+            info += f" {row['tokens_per_s']:.0f} tok/s"
+            progress.update(task, completed=row["step"], info=info)
+
+        summary = trainer.run(on_step)
+    console.print(f"run: {summary['run_dir']}  (metrics.jsonl, tensorboard/)")
+    if not args.no_plot:
+        console.print(f"curves: {plot_run(summary['run_dir'])}")
+    console.print(f"best checkpoint: {summary['best']} (val reward {summary['best_val_reward']:+.3f}); "
+                  f"latest: {summary['latest']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .policy.hf import HFPolicy
+    from .policy.server import make_server
+
+    server = make_server(HFPolicy.from_pretrained(args.model), args.model, args.host, args.port)
+    console.print(f"serving {args.model} at http://{args.host}:{server.server_address[1]}/v1 (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_run
+
+    console.print(f"wrote {plot_run(args.run_dir, args.out)}")
+    return 0
+
+
 COMMANDS = {
     ("data", "build"): cmd_data_build,
     ("data", "convert"): cmd_data_convert,
@@ -340,6 +436,9 @@ COMMANDS = {
     ("reward", None): cmd_reward,
     ("replay", None): cmd_replay,
     ("env", "build"): cmd_env_build,
+    ("train", None): cmd_train,
+    ("plot", None): cmd_plot,
+    ("serve", None): cmd_serve,
 }
 
 

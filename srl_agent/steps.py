@@ -127,7 +127,7 @@ def examples_from_trajectory(traj: Trajectory, cfg: StepConfig) -> list[StepExam
     for k, step in enumerate(traj.steps):
         prompt = build_prompt(traj, k, cfg, tool_names)
         out.append(StepExample(traj.id, k, n, prompt, schemas, step.action.to_json(),
-                               history_steps=(len(prompt) - 2) // 2))
+                               history_steps=(len(prompt) - 2) // 2, expert_thought=step.thought))
     return out
 
 

@@ -8,6 +8,7 @@ and the tool schemas).
 
 from __future__ import annotations
 
+import json
 import sys
 import sysconfig
 from functools import cache
@@ -21,6 +22,8 @@ CHAT_TEMPLATE_PATH = ASSETS_DIR / "chat_template.jinja"
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
                   "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
 VOCAB_SIZE = 4096
+QWEN2_PRETOKENIZE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                     r"\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 @cache
@@ -43,16 +46,35 @@ def _training_corpus(max_bytes: int = 12_000_000) -> list[str]:
         total += len(text)
         if total > max_bytes:
             break
-    texts += [p.read_text() for p in sorted(project_dir("tools").rglob("schema.json"))]
+    # What every agent prompt repeats (the system turn, the tool schemas as the chat template writes
+    # them, the answer format) and the seed trajectories: BPE merges then cover whole phrases, which
+    # keeps the tiny model's prompts short.
+    from .actions import render_completion
+    from .steps import SYSTEM_PROMPT
+    from .tools import load_tools
+    from .types import ToolCall
+
+    schemas = [json.dumps(spec.openai_schema(), ensure_ascii=False) for spec in load_tools().values()]
+    template = CHAT_TEMPLATE_PATH.read_text()
+    answer = render_completion("Let me look at the repository.", ToolCall("bash", {"command": "ls"}))
+    texts += [SYSTEM_PROMPT, template, answer, *schemas] * 200
+    seed = project_dir("trajectories") / "seed.jsonl"
+    if seed.exists():
+        texts.append(seed.read_text())
     return texts
 
 
 def train_tiny_tokenizer(out_dir: Path = TINY_TOKENIZER_DIR, vocab_size: int = VOCAB_SIZE) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    # Qwen2's exact pipeline: a checkpoint of a Qwen2 model loads its tokenizer as Qwen2Tokenizer,
+    # which rebuilds this pipeline around our vocabulary; any other would tokenize differently.
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)

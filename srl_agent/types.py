@@ -110,6 +110,8 @@ class StepExample:
     expert_action: str
     prompt_tokens: int | None = None
     history_steps: int = 0
+    expert_thought: str = ""
+    """The expert's monologue at this step: the SFT baseline imitates it; the SRL reward ignores it."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

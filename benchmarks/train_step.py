@@ -1,0 +1,60 @@
+"""Training throughput on CPU with the tiny model: SRL (GRPO) against the SFT baseline, same data.
+
+Reports examples/s (prompts per second of step time; an SRL prompt costs G rollouts) and the share of
+step time spent in generation, reward and update. The SRL run starts from an SFT-warmed model so its
+rollouts are partly well formed, as in a real run after warm-up.
+Run: python benchmarks/train_step.py [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+
+from _common import machine
+
+from srl_agent.paths import project_dir
+from srl_agent.train.config import TrainConfig
+from srl_agent.train.trainer import Trainer
+
+
+def measure(cfg: TrainConfig, steps: int) -> dict[str, float]:
+    trainer = Trainer(cfg, log=lambda _: None)
+    rows = [trainer.train_step() for _ in range(steps)]
+    total = sum(r["seconds"] for r in rows)
+    return {"examples_per_s": sum(len(r["batch"]) for r in rows) / total,
+            "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in rows),
+            **{k: sum(r[f"time_{k}"] for r in rows) / total for k in ("generate", "reward", "update")},
+            "step_s": total / steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup-steps", type=int, default=200, help="SFT steps before the SRL measurement")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    base = TrainConfig.from_yaml(project_dir("configs") / "tiny.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = TrainConfig(**{**base.__dict__, "method": "sft", "lr": base.sft_warmup_lr or base.lr,
+                              "max_steps": args.warmup_steps, "output_dir": f"{tmp}/warm", "eval_every": 10**9,
+                              "save_every": 10**9})
+        Trainer(warm, log=lambda _: None).run()
+        results = {}
+        for method in ("srl", "sft"):
+            cfg = TrainConfig(**{**base.__dict__, "method": method, "sft_warmup_steps": 0,
+                                 "init_from": f"{tmp}/warm/checkpoints/step-{args.warmup_steps:06d}",
+                                 "output_dir": f"{tmp}/{method}"})
+            results[method] = measure(cfg, args.steps)
+    print(f"\nbatch {base.batch_size} prompts, G = {base.group_size}, up to {base.max_new_tokens} new tokens, "
+          f"{args.steps} steps each")
+    print(f"{'':6} {'examples/s':>11} {'s/step':>8} {'tokens/s':>9} {'generate':>9} {'reward':>8} {'update':>8}")
+    for method, r in results.items():
+        print(f"{method:6} {r['examples_per_s']:11.2f} {r['step_s']:8.2f} {r['tokens_per_s']:9.0f} "
+              f"{r['generate']:9.1%} {r['reward']:8.1%} {r['update']:8.1%}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

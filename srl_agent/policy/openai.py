@@ -1,0 +1,61 @@
+"""A policy served behind an OpenAI-compatible chat API (vLLM, SGLang, TGI, `srl-agent serve`, ...)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from ..actions import render_hermes_call
+from ..errors import UserError
+from ..types import ToolCall
+from . import Completion, Messages, SamplingParams
+
+
+class OpenAIPolicy:
+    def __init__(self, base_url: str, model: str | None = None, api_key: str = "none", timeout: float = 600):
+        self.base_url = base_url.rstrip("/")
+        self.model, self.api_key, self.timeout = model, api_key, timeout
+
+    def _post(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(f"{self.base_url}{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self.api_key}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            raise UserError(f"{self.base_url}{path}: HTTP {e.code}: {e.read()[:300]!r}") from None
+        except (urllib.error.URLError, TimeoutError) as e:
+            raise UserError(f"{self.base_url}: cannot reach the model server ({e})") from None
+
+    def model_name(self) -> str:
+        if self.model is None:
+            with urllib.request.urlopen(f"{self.base_url}/models", timeout=self.timeout) as response:
+                self.model = json.loads(response.read())["data"][0]["id"]
+        return self.model
+
+    def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
+                 params: SamplingParams) -> list[list[Completion]]:
+        out = []
+        for i, messages in enumerate(prompts):
+            body = {"model": self.model_name(), "messages": messages, "n": params.n,
+                    "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
+                    "max_tokens": params.max_new_tokens}
+            if tools and tools[i]:
+                body["tools"] = tools[i]
+            reply = self._post("/chat/completions", body)
+            out.append([_completion(choice) for choice in reply["choices"]])
+        return out
+
+
+def _completion(choice: dict) -> Completion:
+    """A chat choice as text in our answer format (tool calls a server parsed out are put back)."""
+    message = choice.get("message") or {}
+    text = message.get("content") or ""
+    for tc in message.get("tool_calls") or []:
+        fn = tc.get("function", {})
+        args = fn.get("arguments") or "{}"
+        text += "\n" + render_hermes_call(ToolCall(fn.get("name", ""), json.loads(args) if isinstance(args, str)
+                                                   else args))
+    return Completion(text, [], None, choice.get("finish_reason") or "stop")

@@ -1,0 +1,62 @@
+"""A small OpenAI-compatible chat server backed by an HFPolicy (`srl-agent serve`).
+
+It speaks `GET /v1/models` and `POST /v1/chat/completions` (messages, tools, n, temperature,
+top_p, max_tokens); answers carry the raw assistant text, as vLLM does without a tool parser.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from . import SamplingParams
+from .hf import HFPolicy
+
+
+def make_server(policy: HFPolicy, model_name: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    lock = threading.Lock()  # one generation at a time: the model is not thread-safe
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path.rstrip("/") == "/v1/models":
+                self._reply(200, {"object": "list", "data": [{"id": model_name, "object": "model"}]})
+            else:
+                self._reply(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self):
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            try:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                params = SamplingParams(n=int(request.get("n", 1)), temperature=float(request.get("temperature", 1.0)),
+                                        top_p=float(request.get("top_p", 1.0)),
+                                        max_new_tokens=int(request.get("max_tokens") or 256))
+                messages = request["messages"]
+            except (ValueError, KeyError, TypeError) as e:
+                self._reply(400, {"error": {"message": f"bad request: {e}"}})
+                return
+            with lock:
+                (completions,) = policy.generate([messages], [request.get("tools") or []], params)
+            self._reply(200, {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+                "model": model_name,
+                "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
+                             "finish_reason": c.finish_reason} for i, c in enumerate(completions)],
+                "usage": {"completion_tokens": sum(len(c.token_ids) for c in completions)}})
+
+        def log_message(self, *args):  # quiet: the CLI prints its own lines
+            pass
+
+    return ThreadingHTTPServer((host, port), Handler)

@@ -1,0 +1,55 @@
+"""vLLM as a policy (the `vllm` extra): fast rollouts, with the trainer's weights synced in.
+
+vLLM is imported only when this policy is built, so everything else works without it.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from . import Completion, Messages, SamplingParams
+
+
+def vllm_sampling_kwargs(params: SamplingParams) -> dict:
+    """Our SamplingParams as vllm.SamplingParams keyword arguments (log-probs of the sampled tokens)."""
+    greedy = params.temperature <= 0
+    return {"n": params.n, "temperature": 0.0 if greedy else params.temperature,
+            "top_p": 1.0 if greedy else params.top_p, "max_tokens": params.max_new_tokens, "logprobs": 0}
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError as e:
+        raise UserError(f"vLLM is not installed ({e}); install it with: pip install 'srl-agent[vllm]'") from None
+    return vllm
+
+
+class VLLMPolicy:
+    def __init__(self, model: str, gpu_memory_utilization: float = 0.5, dtype: str = "auto", **engine_kwargs):
+        vllm = import_vllm()
+        self._vllm = vllm
+        self.llm = vllm.LLM(model=model, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
+                            enable_sleep_mode=True, **engine_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
+                 params: SamplingParams) -> list[list[Completion]]:
+        texts = [self.tokenizer.apply_chat_template(m, tools=(tools[i] if tools else None) or None, tokenize=False,
+                                                    add_generation_prompt=True) for i, m in enumerate(prompts)]
+        outputs = self.llm.generate(texts, self._vllm.SamplingParams(**vllm_sampling_kwargs(params)), use_tqdm=False)
+        return [[Completion(o.text, list(o.token_ids),
+                            [next(iter(lp.values())).logprob for lp in o.logprobs] if o.logprobs else None,
+                            "length" if o.finish_reason == "length" else "stop") for o in out.outputs]
+                for out in outputs]
+
+    def sync_weights(self, model) -> None:
+        """Load the trainer's current weights into the engine (after each update)."""
+        state = model.state_dict()
+        self.llm.collective_rpc(lambda worker: worker.model_runner.model.load_weights(state.items()))
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory while the trainer updates (vLLM sleep mode)."""
+        self.llm.sleep(level=1)
+
+    def wake_up(self) -> None:
+        self.llm.wake_up()

@@ -1,0 +1,169 @@
+"""Training configuration: one dataclass, loadable from YAML, overridable from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..errors import UserError
+
+
+@dataclass
+class TinyModelConfig:
+    """A small Qwen2-architecture model built from scratch (no weights to download)."""
+
+    hidden_size: int = 64
+    intermediate_size: int = 192
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 4096
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs. `srl-agent train --config X.yaml --set key=value` overrides fields."""
+
+    method: Literal["srl", "sft"] = "srl"
+    """`srl`: GRPO on the step-wise similarity reward; `sft`: token-level imitation of the expert step."""
+    model: str = "tiny"
+    """`tiny` (built from `tiny_model` with the shipped tokenizer), a local path or a hub id."""
+    tokenizer: str | None = None
+    """Defaults to the model's own (the shipped tiny tokenizer for `tiny`)."""
+    tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    init_from: str | None = None
+    """A checkpoint to start from (chains stages: SFT -> SRL)."""
+    trajectories: list[str] = field(default_factory=lambda: ["trajectories"])
+    """Trajectory sources (any supported format), or a steps.jsonl from `srl-agent data build`."""
+    output_dir: str = "runs/srl"
+    seed: int = 0
+
+    # data
+    history: str = "last-2"
+    max_observation_chars: int = 4000
+    max_prompt_tokens: int | None = 4096
+    val_trajectories: int = 2
+    """Whole trajectories held out for validation (the paper held out 30)."""
+    val_examples: int = 64
+    """At most this many held-out steps are scored at each validation."""
+
+    # optimisation
+    max_steps: int = 100
+    batch_size: int = 8
+    """Prompts per optimiser step (after dynamic sampling)."""
+    group_size: int = 8
+    """Rollouts per prompt (G)."""
+    lr: float = 5e-7
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    micro_batch_size: int = 16
+    """Sequences per forward/backward; gradients accumulate over the micro-batches of a step."""
+    ppo_epochs: int = 1
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    loss_norm: Literal["sequence", "token"] = "sequence"
+    kl_coef: float = 0.0
+    """KL to the initial model (k3 estimator); 0 as in the paper."""
+    sft_warmup_lr: float | None = None
+    """Learning rate of the SFT warm-up (default: lr). RL wants a far smaller step than imitation."""
+    sft_warmup_steps: int = 0
+    """SFT steps before GRPO. A model that never writes a well-formed call gets -1 for every rollout,
+    so every group is flat and dynamic sampling drops it: a short warm-up gives GRPO something to rank."""
+
+    # sampling
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    dynamic_sampling: bool = True
+    std_eps: float = 1e-6
+    max_sample_rounds: int = 4
+    """Dynamic sampling over-samples up to this many batches of prompts to fill one batch."""
+
+    # reward
+    metric: Literal["difflib", "lcs"] = "difflib"
+    granularity: Literal["string", "fields"] = "string"
+    autojunk: bool = True
+
+    # model options
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                    "gate_proj", "up_proj", "down_proj"])
+    bf16: bool | None = None
+    """bf16 weights and compute; default on CUDA, off on CPU."""
+    gradient_checkpointing: bool = False
+
+    # bookkeeping
+    eval_every: int = 10
+    save_every: int = 10
+    log_every: int = 1
+    wandb: bool = False
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"{path}: cannot read the config ({e})") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        cfg = cls()
+        for key, value in data.items():
+            cfg.set(key, value, source)
+        return cfg
+
+    def set(self, key: str, value: Any, source: str = "--set") -> None:
+        """Set a field (dotted for `tiny_model.*`), converting strings from the command line."""
+        target, name = self, key
+        if "." in key:
+            head, name = key.split(".", 1)
+            target = getattr(self, head, None)
+            if not dataclasses.is_dataclass(target):
+                raise UserError(f"{source}: unknown setting {key!r}")
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name not in fields:
+            raise UserError(f"{source}: unknown setting {key!r}; see `srl-agent train --help-config`")
+        hints = typing.get_type_hints(type(target))
+        if name == "tiny_model" and isinstance(value, dict):
+            value = TinyModelConfig(**value)
+        elif isinstance(value, str):
+            value = _parse(value, hints[name], key, source)
+        setattr(target, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _parse(text: str, hint: Any, key: str, source: str) -> Any:
+    """A command-line string as the field's type (YAML syntax: 1e-6, true, [a, b], null)."""
+    args = typing.get_args(hint)
+    if hint is str or (str in args and text.lower() not in ("null", "none")):
+        return text
+    for number in (int, float):  # YAML reads "1e-4" as a string
+        if hint is number or number in args:
+            try:
+                return number(text)
+            except ValueError:
+                pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{source}: cannot parse {key}={text!r} ({e})") from None
+
+
+def describe_fields() -> str:
+    """Every setting with its default and docstring-ish help, for `--help-config`."""
+    lines = []
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        lines.append(f"{f.name} = {default!r}")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Training data: step examples from trajectories (or a steps.jsonl), a held-out split by trajectory,
+and a seeded, resumable order."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from ..data import read_examples
+from ..errors import UserError
+from ..formats import load_trajectories
+from ..steps import ExampleBuilder, StepConfig, parse_history
+from ..types import StepExample
+from .config import TrainConfig
+
+
+def _is_steps_file(path: str) -> bool:
+    if not path.endswith(".jsonl") or not Path(path).is_file():
+        return False
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+    try:
+        return "expert_action" in json.loads(first)
+    except json.JSONDecodeError:
+        return False
+
+
+def load_examples(cfg: TrainConfig, tokenizer) -> list[StepExample]:
+    if len(cfg.trajectories) == 1 and _is_steps_file(cfg.trajectories[0]):
+        return list(read_examples(cfg.trajectories[0]))
+    step_cfg = StepConfig(history=parse_history(cfg.history), max_observation_chars=cfg.max_observation_chars)
+    builder = ExampleBuilder(step_cfg, tokenizer, cfg.max_prompt_tokens)
+    return [ex for traj in load_trajectories(cfg.trajectories) for ex in builder.build(traj)]
+
+
+def split_by_trajectory(examples: list[StepExample], n_val: int, seed: int) -> tuple[list, list]:
+    """Hold out `n_val` whole trajectories (chosen with `seed`) for validation."""
+    ids = sorted({ex.trajectory_id for ex in examples})
+    if n_val and len(ids) <= n_val:
+        raise UserError(f"{len(ids)} trajectories cannot leave {n_val} for validation and some for training")
+    random.Random(seed).shuffle(ids)
+    held = set(ids[:n_val])
+    return [ex for ex in examples if ex.trajectory_id not in held], [ex for ex in examples if ex.trajectory_id in held]
+
+
+class ExampleStream:
+    """Endless epochs over the examples, each in a seeded permutation; its position is resumable."""
+
+    def __init__(self, examples: list[StepExample], seed: int):
+        if not examples:
+            raise UserError("no training examples: check --trajectories")
+        self.examples, self.seed = examples, seed
+        self.epoch, self.pos = 0, 0
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> list[int]:
+        order = list(range(len(self.examples)))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        return order
+
+    def next(self) -> StepExample:
+        if self.pos == len(self._order):
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._order = self._permutation(self.epoch)
+        ex = self.examples[self._order[self.pos]]
+        self.pos += 1
+        return ex
+
+    def take(self, n: int) -> list[StepExample]:
+        return [self.next() for _ in range(n)]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos = state["epoch"], state["pos"]
+        self._order = self._permutation(self.epoch)

@@ -1,0 +1,72 @@
+"""Model and tokenizer for a run: the tiny built-from-config model, or any transformers checkpoint."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from ..tokenizer import TINY_TOKENIZER, load_tokenizer
+from .config import TrainConfig
+
+ADAPTER_DIR = "adapter"
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_tiny_model(cfg: TrainConfig, tokenizer):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    t = cfg.tiny_model
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
+                         num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
+                         num_key_value_heads=t.num_key_value_heads, max_position_embeddings=t.max_position_embeddings,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    torch.manual_seed(cfg.seed)
+    return Qwen2ForCausalLM(config)
+
+
+def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None = None):
+    """(model, tokenizer) on the best device. `weights` overrides where the weights come from."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per checkpoint write would drown the run's own progress
+    device = pick_device()
+    source = weights or cfg.init_from or (None if cfg.model == "tiny" else cfg.model)
+    tokenizer_source = cfg.tokenizer or source or TINY_TOKENIZER
+    tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source == TINY_TOKENIZER else \
+        AutoTokenizer.from_pretrained(tokenizer_source)
+    bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    if source is None:
+        model = build_tiny_model(cfg, tokenizer).to(dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
+    if cfg.lora:
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if adapter:
+            model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
+        else:
+            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                     lora_dropout=cfg.lora_dropout,
+                                                     target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"))
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    return model.to(device), tokenizer
+
+
+def save_model(model, tokenizer, path: Path) -> None:
+    """An HF-format checkpoint every tool loads: full weights (LoRA merged in), plus the adapter if any."""
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(path / ADAPTER_DIR)
+        copy.deepcopy(model).merge_and_unload().save_pretrained(path)
+    else:
+        model.save_pretrained(path)
+    tokenizer.save_pretrained(path)

@@ -1,0 +1,314 @@
+"""The training loop, top to bottom: sample, score, filter, update; validate; checkpoint.
+
+    for step in steps:
+        if step < sft_warmup_steps or method == "sft":  imitate the expert's step (cross-entropy)
+        else:
+            rollouts = G completions for each of batch_size prompts, refilled by dynamic sampling
+            rewards  = SRL reward of each completion against the expert's call
+            update   = GRPO clipped objective on the group advantages
+        every eval_every: mean greedy SRL reward on held-out trajectories; keep the best checkpoint
+        every save_every: checkpoint (resume continues with the same data order and RNG state)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..actions import render_completion
+from ..jsonio import atomic_writer
+from ..policy import Completion, SamplingParams
+from ..policy.hf import HFPolicy
+from ..reward import RewardConfig, srl_rewards
+from ..types import StepExample
+from . import grpo
+from .checkpoint import latest_checkpoint, load_state, save_best, save_checkpoint
+from .config import TrainConfig
+from .data import ExampleStream, load_examples, split_by_trajectory
+from .model import ADAPTER_DIR, load_model
+
+
+@dataclass
+class Rollout:
+    example: StepExample
+    prompt_ids: list[int]
+    completions: list[Completion]
+    rewards: list[float]
+
+
+def key(ex: StepExample) -> str:
+    return f"{ex.trajectory_id}:{ex.step_index}"
+
+
+def pack(sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
+    """Right-padded (prompt + completion) ids, attention mask, and a mask of completion targets."""
+    width = max(len(p) + len(c) for p, c in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    target_mask = torch.zeros_like(ids, dtype=torch.float)
+    for i, (p, c) in enumerate(sequences):
+        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        attention[i, : len(p) + len(c)] = 1
+        target_mask[i, len(p): len(p) + len(c)] = 1
+    # position t predicts token t+1: the loss mask is on the shifted targets
+    return ids.to(device), attention.to(device), target_mask[:, 1:].to(device)
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print):
+        self.cfg, self.log = cfg, log
+        self.run_dir = Path(cfg.output_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = latest_checkpoint(self.run_dir) if resume else None
+        if resume and checkpoint is None:
+            log(f"no checkpoint in {self.run_dir}: starting from scratch")
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        adapter = checkpoint / ADAPTER_DIR if checkpoint and cfg.lora else None
+        weights = str(checkpoint) if checkpoint and not cfg.lora else None
+        self.model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None)
+        self.model.train()
+        self.device = next(self.model.parameters()).device
+        self.policy = HFPolicy(self.model, self.tokenizer, self.device)
+        self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, "hermes")
+        examples = load_examples(cfg, self.tokenizer)
+        self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
+        self.val_examples = self.val_examples[: cfg.val_examples]
+        self.stream = ExampleStream(self.train_examples, cfg.seed)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.ref_model = None
+        if cfg.kl_coef > 0:
+            self.ref_model, _ = load_model(cfg, weights=weights)
+            self.ref_model.eval().requires_grad_(False)
+        self.step, self.best = 0, -math.inf
+        self._prompt_ids: dict[str, list[int]] = {}
+        self.writer = self._tensorboard()
+        if checkpoint:
+            self._restore(checkpoint)
+        self._write_config()
+
+    # --- setup --------------------------------------------------------------------------------
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.log("tensorboard is not installed: metrics go to metrics.jsonl only")
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _write_config(self) -> None:
+        with atomic_writer(self.run_dir / "config.json") as f:
+            json.dump(self.cfg.to_dict(), f, indent=2)
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = load_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        self.step, self.best = state["step"], state["best"]
+        # metrics past the checkpoint were never made durable by a checkpoint: drop them
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():
+            rows = [line for line in metrics.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= self.step]
+            with atomic_writer(metrics) as f:
+                f.write("".join(r + "\n" for r in rows))
+        self.log(f"resumed from {checkpoint} at step {self.step}")
+
+    def _state(self) -> dict[str, Any]:
+        return {"step": self.step, "best": self.best, "optimizer": self.optimizer.state_dict(),
+                "stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(), "config": self.cfg.to_dict()}
+
+    # --- sampling -----------------------------------------------------------------------------
+
+    def prompt_ids(self, ex: StepExample) -> list[int]:
+        k = key(ex)
+        if k not in self._prompt_ids:
+            text = self.policy.render(ex.prompt, ex.tools)
+            self._prompt_ids[k] = self.policy.encode_prompts([text])[0]
+        return self._prompt_ids[k]
+
+    def sample(self, examples: list[StepExample], params: SamplingParams,
+               timings: dict[str, float] | None = None) -> list[Rollout]:
+        start = time.perf_counter()
+        ids = [self.prompt_ids(ex) for ex in examples]
+        groups = self.policy.generate_ids(ids, params)
+        middle = time.perf_counter()
+        texts = [c.text for g in groups for c in g]
+        experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
+        rewards = srl_rewards(texts, experts, self.reward_cfg)
+        if timings is not None:
+            timings["generate"] += middle - start
+            timings["reward"] += time.perf_counter() - middle
+        return [Rollout(ex, p, g, rewards[i * params.n:(i + 1) * params.n])
+                for i, (ex, p, g) in enumerate(zip(examples, ids, groups, strict=True))]
+
+    def fill_batch(self, timings: dict[str, float]) -> tuple[list[Rollout], dict[str, Any]]:
+        """Dynamic sampling: keep groups whose rewards differ; over-sample (with a cap) to fill the batch."""
+        cfg = self.cfg
+        params = SamplingParams(cfg.group_size, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+        kept, sampled, rounds = grpo.dynamic_fill(
+            lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, cfg.batch_size,
+            cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling)
+        all_rewards = [x for r in sampled for x in r.rewards]
+        stats = {"fill_ratio": len(kept) / cfg.batch_size, "dropped_groups": len(sampled) - len(kept),
+                 "sampled_prompts": len(sampled), "sample_rounds": rounds,
+                 "reward_mean": sum(all_rewards) / len(all_rewards),
+                 "format_ok": sum(x > -1 for x in all_rewards) / len(all_rewards),
+                 "completion_tokens": sum(len(c.token_ids) for r in sampled for c in r.completions)}
+        return kept, stats
+
+    # --- updates ------------------------------------------------------------------------------
+
+    def _logprobs(self, model, ids, attention) -> torch.Tensor:
+        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        return grpo.token_logprobs(logits, ids[:, 1:], max(self.cfg.temperature, 1e-5))
+
+    def _optimizer_step(self) -> float:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
+        cfg = self.cfg
+        advantages = grpo.group_advantages(torch.tensor([r.rewards for r in rollouts]), cfg.std_eps)
+        seqs = [(r.prompt_ids, c.token_ids, float(a)) for r, adv in zip(rollouts, advantages, strict=True)
+                for c, a in zip(r.completions, adv, strict=True) if c.token_ids]
+        total_seqs, total_tokens = len(seqs), sum(len(s[1]) for s in seqs)
+        old: list[torch.Tensor] = []
+        if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
+            with torch.no_grad():
+                for chunk in chunks(seqs, cfg.micro_batch_size):
+                    ids, att, _ = pack([(p, c) for p, c, _ in chunk], self.policy.pad_id, self.device)
+                    old.append(self._logprobs(self.model, ids, att))
+        losses, norms = [], []
+        for _ in range(cfg.ppo_epochs):
+            epoch_loss = 0.0
+            for i, chunk in enumerate(chunks(seqs, cfg.micro_batch_size)):
+                ids, att, mask = pack([(p, c) for p, c, _ in chunk], self.policy.pad_id, self.device)
+                logp = self._logprobs(self.model, ids, att)
+                adv = torch.tensor([a for _, _, a in chunk], device=self.device)
+                logp_old = old[i] if old else logp.detach()
+                weight = len(chunk) / total_seqs if cfg.loss_norm == "sequence" else mask.sum().item() / total_tokens
+                loss = grpo.clipped_objective(logp, logp_old, adv, mask, cfg.clip_low, cfg.clip_high,
+                                              cfg.loss_norm) * weight
+                if self.ref_model is not None:
+                    with torch.no_grad():
+                        ref = self._logprobs(self.ref_model, ids, att)
+                    loss = loss + cfg.kl_coef * grpo.kl_penalty(logp, ref, mask) * weight
+                loss.backward()
+                epoch_loss += loss.item()
+            norms.append(self._optimizer_step())
+            losses.append(epoch_loss)
+        return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": total_tokens}
+
+    def sft_target(self, ex: StepExample) -> list[int]:
+        text = render_completion(ex.expert_thought, ex.expert)
+        return self.policy.encode_prompts([text])[0] + [self.policy.eos_ids[0]]
+
+    def sft_update(self, examples: list[StepExample]) -> dict[str, float]:
+        seqs = [(self.prompt_ids(ex), self.sft_target(ex)) for ex in examples]
+        total_tokens = sum(len(c) for _, c in seqs)
+        total = 0.0
+        for chunk in chunks(seqs, self.cfg.micro_batch_size):
+            ids, att, mask = pack(chunk, self.policy.pad_id, self.device)
+            logits = self.model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            loss = (nll * mask).sum() / total_tokens
+            loss.backward()
+            total += loss.item()
+        return {"loss": total, "grad_norm": self._optimizer_step(), "update_tokens": total_tokens}
+
+    # --- validation ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean greedy SRL reward on the held-out trajectories' steps."""
+        if not self.val_examples:
+            return {}
+        params = SamplingParams(1, 0.0, 1.0, self.cfg.max_new_tokens)
+        rewards = []
+        for batch in chunks(self.val_examples, 8):
+            rewards += [r.rewards[0] for r in self.sample(batch, params)]
+        return {"val_reward": sum(rewards) / len(rewards), "val_format_ok": sum(r > -1 for r in rewards) / len(rewards)}
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def train_step(self) -> dict[str, Any]:
+        cfg = self.cfg
+        timings = {"generate": 0.0, "reward": 0.0, "update": 0.0}
+        phase = "sft" if cfg.method == "sft" or self.step < cfg.sft_warmup_steps else "srl"
+        lr = cfg.sft_warmup_lr if phase == "sft" and cfg.method == "srl" and cfg.sft_warmup_lr else cfg.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        start = time.perf_counter()
+        if phase == "sft":
+            batch = self.stream.take(cfg.batch_size)
+            row: dict[str, Any] = {"batch": [key(ex) for ex in batch]}
+            t = time.perf_counter()
+            row.update(self.sft_update(batch))
+            timings["update"] = time.perf_counter() - t
+        else:
+            rollouts, stats = self.fill_batch(timings)
+            row = {"batch": [key(r.example) for r in rollouts], **stats}
+            if rollouts:
+                t = time.perf_counter()
+                row.update(self.grpo_update(rollouts))
+                timings["update"] = time.perf_counter() - t
+        elapsed = time.perf_counter() - start
+        tokens = row.get("completion_tokens", 0) + row.get("update_tokens", 0)
+        row.update(phase=phase, seconds=elapsed, tokens_per_s=tokens / elapsed if elapsed else 0.0,
+                   examples_per_s=len(row["batch"]) / elapsed if elapsed else 0.0,
+                   **{f"time_{k}": v for k, v in timings.items()})
+        return row
+
+    def log_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k != "step":
+                    self.writer.add_scalar(k, v, row["step"])
+            self.writer.flush()
+
+    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.step == 0 and self.val_examples:
+            self.log_metrics({"step": 0, **self.evaluate()})
+        while self.step < cfg.max_steps:
+            row = self.train_step()
+            self.step += 1
+            row["step"] = self.step
+            last = self.step == cfg.max_steps
+            if self.step % cfg.eval_every == 0 or last:
+                row.update(self.evaluate())
+                if row.get("val_reward", -math.inf) > self.best:
+                    self.best = row["val_reward"]
+                    save_best(self.run_dir, self.model, self.tokenizer, {"step": self.step, "val_reward": self.best})
+            self.log_metrics(row)
+            if self.step % cfg.save_every == 0 or last:
+                save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self._state())
+            if on_step:
+                on_step(row)
+        if self.writer:
+            self.writer.close()
+        return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
+                "best": str(self.run_dir / "best"), "latest": str(latest_checkpoint(self.run_dir))}

@@ -1,0 +1,102 @@
+"""GRPO math: each small function against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from srl_agent.train import grpo
+
+
+def test_group_advantages():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5]])
+    adv = grpo.group_advantages(rewards, eps=0.0)
+    assert adv[0].tolist() == [1.0, -1.0, -1.0, 1.0]  # mean 0.5, population std 0.5
+    flat = grpo.group_advantages(rewards, eps=1e-6)[1]
+    assert flat.abs().max() == 0
+    assert grpo.group_advantages(rewards, scale=False)[0].tolist() == [0.5, -0.5, -0.5, 0.5]
+
+
+def test_keep_groups_drops_flat_ones():
+    rewards = torch.tensor([[-1.0, -1.0, -1.0], [0.2, 0.2, 0.2], [0.1, 0.9, 0.1], [1.0, 1.0, 1.0 + 1e-9]])
+    assert grpo.keep_groups(rewards, eps=1e-6).tolist() == [False, False, True, False]
+
+
+def test_clipped_objective_on_policy_is_minus_mean_advantage():
+    logp = torch.log(torch.tensor([[0.5, 0.25, 0.1], [0.9, 0.8, 0.7]]))
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    adv = torch.tensor([2.0, -1.0])
+    loss = grpo.clipped_objective(logp, logp, adv, mask)
+    assert loss.item() == pytest.approx(-(2.0 - 1.0) / 2)
+
+
+def test_clipping_bounds_the_ratio():
+    mask = torch.ones(1, 1)
+    old = torch.zeros(1, 1)
+    up = torch.full((1, 1), math.log(1.5))  # ratio 1.5
+    assert grpo.clipped_objective(up, old, torch.tensor([1.0]), mask).item() == pytest.approx(-1.2)
+    assert grpo.clipped_objective(up, old, torch.tensor([-1.0]), mask).item() == pytest.approx(1.5)
+    down = torch.full((1, 1), math.log(0.5))  # ratio 0.5
+    assert grpo.clipped_objective(down, old, torch.tensor([-1.0]), mask).item() == pytest.approx(0.8)
+    assert grpo.clipped_objective(down, old, torch.tensor([1.0]), mask).item() == pytest.approx(-0.5)
+    assert grpo.clipped_objective(up, old, torch.tensor([1.0]), mask, clip_high=0.28).item() == pytest.approx(-1.28)
+
+
+def test_sequence_and_token_normalisation_differ_on_unequal_lengths():
+    logp = torch.zeros(2, 4)
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1, 1, 1]])
+    adv = torch.tensor([1.0, -1.0])
+    # per sequence: (-1) and (+1) -> mean 0; per token: (-1 + 4) / 5
+    assert grpo.clipped_objective(logp, logp, adv, mask, norm="sequence").item() == pytest.approx(0.0)
+    assert grpo.clipped_objective(logp, logp, adv, mask, norm="token").item() == pytest.approx(3 / 5)
+
+
+def test_gradient_pushes_up_good_sequences():
+    logits = torch.zeros(2, 1, 3, requires_grad=True)
+    targets = torch.tensor([[0], [1]])
+    logp = grpo.token_logprobs(logits, targets)
+    grpo.clipped_objective(logp, logp.detach(), torch.tensor([1.0, -1.0]), torch.ones(2, 1)).backward()
+    assert logits.grad[0, 0, 0] < 0 and logits.grad[1, 0, 1] > 0  # descent raises token 0, lowers token 1
+
+
+def test_kl_penalty():
+    logp = torch.log(torch.tensor([[0.5, 0.2]]))
+    mask = torch.ones(1, 2)
+    assert grpo.kl_penalty(logp, logp, mask).item() == 0
+    assert grpo.kl_penalty(logp, torch.log(torch.tensor([[0.3, 0.3]])), mask).item() > 0
+
+
+def test_token_logprobs_match_log_softmax():
+    logits = torch.randn(2, 3, 5)
+    targets = torch.randint(0, 5, (2, 3))
+    expected = torch.log_softmax(logits / 0.7, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(grpo.token_logprobs(logits, targets, 0.7), expected)
+
+
+def test_dynamic_fill_drops_flat_groups_and_refills():
+    rounds_of_groups = iter([
+        [[0.0, 1.0], [-1.0, -1.0], [0.5, 0.5], [0.2, 0.4]],  # round 1: two of four kept
+        [[-1.0, -1.0], [1.0, 0.0]],                          # round 2: one of the two missing
+        [[0.3, 0.9]],                                        # round 3: the last one
+    ])
+    asked = []
+
+    def sample(k):
+        asked.append(k)
+        groups = next(rounds_of_groups)
+        assert len(groups) == k
+        return groups
+
+    kept, sampled, rounds = grpo.dynamic_fill(sample, lambda g: g, batch_size=4, max_rounds=5)
+    assert kept == [[0.0, 1.0], [0.2, 0.4], [1.0, 0.0], [0.3, 0.9]]
+    assert asked == [4, 2, 1] and rounds == 3
+    assert len(sampled) - len(kept) == 3  # the flat groups that were dropped
+
+
+def test_dynamic_fill_stops_at_the_cap():
+    kept, sampled, rounds = grpo.dynamic_fill(lambda k: [[-1.0, -1.0]] * k, lambda g: g, batch_size=4, max_rounds=3)
+    assert kept == [] and rounds == 3 and len(sampled) == 12
+    kept, sampled, rounds = grpo.dynamic_fill(lambda k: [[-1.0, -1.0]] * k, lambda g: g, 4, 3, enabled=False)
+    assert len(kept) == 4 and rounds == 1

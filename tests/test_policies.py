@@ -1,0 +1,88 @@
+"""Policies behind one protocol: HF sampling, the OpenAI-compatible client against a real local
+server backed by the tiny model, and vLLM's lazy import."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from srl_agent.policy import SamplingParams, load_policy
+from srl_agent.policy.hf import HFPolicy
+from srl_agent.policy.openai import OpenAIPolicy
+from srl_agent.policy.server import make_server
+from srl_agent.train.config import TrainConfig
+from srl_agent.train.model import load_model
+
+PROMPT = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Fix the bug."}]
+
+
+@pytest.fixture(scope="module")
+def tiny_policy() -> HFPolicy:
+    model, tokenizer = load_model(TrainConfig())
+    return HFPolicy(model.eval(), tokenizer)
+
+
+def test_hf_policy_samples_n_completions_with_logprobs(tiny_policy):
+    torch.manual_seed(0)
+    (group,) = tiny_policy.generate([PROMPT], None, SamplingParams(n=3, max_new_tokens=12))
+    assert len(group) == 3
+    for c in group:
+        assert 1 <= len(c.token_ids) <= 12 and len(c.logprobs) == len(c.token_ids)
+        assert all(lp <= 0 for lp in c.logprobs)
+        assert c.finish_reason in ("stop", "length")
+    # the log-probs are the model's, recomputed by a plain forward pass
+    c = group[0]
+    prompt_ids = tiny_policy.encode_prompts([tiny_policy.render(PROMPT, None)])[0]
+    ids = torch.tensor([prompt_ids + c.token_ids])
+    with torch.no_grad():
+        logits = tiny_policy.model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1]
+    expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(c.token_ids).unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-4)
+
+
+def test_greedy_is_deterministic(tiny_policy):
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=10)
+    (a,) = tiny_policy.generate([PROMPT], None, params)
+    (b,) = tiny_policy.generate([PROMPT], None, params)
+    assert a[0].token_ids == a[1].token_ids == b[0].token_ids
+
+
+def test_openai_client_against_a_local_server(tiny_policy):
+    server = make_server(tiny_policy, "tiny", port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        policy = load_policy(url)
+        assert isinstance(policy, OpenAIPolicy) and policy.model_name() == "tiny"
+        tools = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]
+        out = policy.generate([PROMPT, PROMPT], [tools, tools], SamplingParams(n=2, temperature=0.0, max_new_tokens=8))
+        assert [len(g) for g in out] == [2, 2]
+        (local,) = tiny_policy.generate([PROMPT], [tools], SamplingParams(n=1, temperature=0.0, max_new_tokens=8))
+        assert out[0][0].text == local[0].text  # the server answers with the model's own greedy text
+    finally:
+        server.shutdown()
+
+
+def test_openai_client_reports_an_unreachable_server():
+    from srl_agent.errors import UserError
+
+    with pytest.raises(UserError, match="cannot reach the model server"):
+        OpenAIPolicy("http://127.0.0.1:9/v1", model="x", timeout=2).generate([PROMPT], None, SamplingParams())
+
+
+def test_vllm_is_optional_and_its_settings_map():
+    from srl_agent.policy.vllm import import_vllm, vllm_sampling_kwargs
+
+    assert vllm_sampling_kwargs(SamplingParams(n=8, temperature=1.0, top_p=0.9, max_new_tokens=64)) == {
+        "n": 8, "temperature": 1.0, "top_p": 0.9, "max_tokens": 64, "logprobs": 0}
+    assert vllm_sampling_kwargs(SamplingParams(temperature=0.0))["temperature"] == 0.0
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        from srl_agent.errors import UserError
+
+        with pytest.raises(UserError, match=r"pip install 'srl-agent\[vllm\]'"):
+            import_vllm()

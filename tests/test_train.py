@@ -1,0 +1,143 @@
+"""The trainer on CPU with the tiny model: config handling, data order, dynamic sampling, resume after
+kill -9, HF-format checkpoints, TRL compatibility, and that SRL training raises the held-out reward."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from srl_agent.errors import UserError
+from srl_agent.train.config import TrainConfig
+from srl_agent.train.data import ExampleStream, split_by_trajectory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    cfg = TrainConfig.from_yaml(ROOT / "configs" / "tiny.yaml")
+    assert cfg.model == "tiny" and cfg.trajectories == ["trajectories"] and cfg.history == "last-2"
+    cfg.set("lr", "1e-4")
+    cfg.set("dynamic_sampling", "false")
+    cfg.set("tiny_model.hidden_size", "32")
+    cfg.set("trajectories", "[a.jsonl, b.jsonl]")
+    cfg.set("init_from", "null")
+    assert (cfg.lr, cfg.dynamic_sampling, cfg.tiny_model.hidden_size) == (1e-4, False, 32)
+    assert cfg.trajectories == ["a.jsonl", "b.jsonl"] and cfg.init_from is None
+    with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
+        cfg.set("learning_rate", "1")
+    paper = TrainConfig.from_yaml(ROOT / "configs" / "swe-paper.yaml")
+    assert (paper.model, paper.batch_size, paper.group_size, paper.lr, paper.kl_coef) == (
+        "Qwen/Qwen2.5-Coder-7B-Instruct", 512, 8, 5e-7, 0.0)
+
+
+def test_example_stream_is_seeded_and_resumable():
+    from srl_agent.types import StepExample
+
+    examples = [StepExample(f"t{i % 3}", i, 9, [], [], "{}") for i in range(9)]
+    a = ExampleStream(examples, seed=1)
+    first = [ex.step_index for ex in a.take(13)]
+    assert sorted(first[:9]) == list(range(9))  # an epoch is a permutation
+    state = a.state_dict()
+    rest = [ex.step_index for ex in a.take(10)]
+    b = ExampleStream(examples, seed=1)
+    b.load_state_dict(state)
+    assert [ex.step_index for ex in b.take(10)] == rest
+    assert [ex.step_index for ex in ExampleStream(examples, seed=2).take(9)] != first[:9]
+    train, val = split_by_trajectory(examples, 1, seed=0)
+    assert len({ex.trajectory_id for ex in val}) == 1 and not {e.trajectory_id for e in val} & {
+        e.trajectory_id for e in train}
+
+
+def train_cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "srl_agent.cli", "train", "--env", "swe", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **kwargs)
+
+
+FAST = ["--set", "tiny_model.hidden_size=32", "--set", "tiny_model.intermediate_size=64",
+        "--set", "batch_size=2", "--set", "group_size=4", "--set", "max_new_tokens=24", "--set", "val_examples=4",
+        "--set", "sft_warmup_steps=2", "--set", "eval_every=2", "--set", "save_every=2", "--no-plot"]
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_kill_9_then_resume_continues_identically(tmp_path):
+    straight = tmp_path / "straight"
+    proc = train_cli("--output-dir", str(straight), "--max-steps", "6", *FAST)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    # the same run, killed hard once its step-4 checkpoint exists, then resumed
+    killed = tmp_path / "killed"
+    proc = train_cli("--output-dir", str(killed), "--max-steps", "6", *FAST)
+    deadline = time.monotonic() + 600
+    while not (killed / "checkpoints" / "step-000004").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(killed.glob("checkpoints/*.tmp")) or (killed / "latest").read_text() == "step-000004"
+    resumed = train_cli("--output-dir", str(killed), "--max-steps", "6", "--resume", *FAST)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert "resumed from" in err and "at step 4" in err
+    a, b = rows(straight), rows(killed)
+    assert [r["step"] for r in b] == [r["step"] for r in a]
+    assert [r.get("batch") for r in b] == [r.get("batch") for r in a]  # the same data, in the same order
+    for x, y in zip(a, b, strict=True):
+        for k in ("loss", "reward_mean", "val_reward"):
+            if k in x:
+                assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-6), (x["step"], k)
+
+
+def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
+    run = tmp_path / "run"
+    proc = train_cli("--output-dir", str(run), "--max-steps", "2", *[a for a in FAST if a != "--no-plot"])
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert f"curves: {run / 'curves.png'}" in err and "best checkpoint:" in err
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for folder in (run / "best", run / "checkpoints" / "step-000002"):
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        assert model.config.model_type == "qwen2" and tokenizer.chat_template
+
+
+def test_trl_grpo_trainer_runs_two_steps_with_our_reward(tmp_path):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from srl_agent.data import read_examples
+    from srl_agent.reward import TRLRewardFunction
+    from srl_agent.train.model import load_model
+
+    steps = tmp_path / "steps.jsonl"
+    subprocess.run([sys.executable, "-m", "srl_agent.cli", "data", "build", "--trajectories",
+                    str(ROOT / "trajectories"), "--out", str(steps), "--workers", "1"], check=True, timeout=300)
+    dataset = Dataset.from_list([{"prompt": ex.prompt, "expert_action": ex.expert_action}
+                                 for ex in list(read_examples(steps))[:8]])
+    seen = []
+    srl = TRLRewardFunction()
+
+    def reward(prompts, completions, expert_action, **kwargs):
+        values = srl(prompts=prompts, completions=completions, expert_action=expert_action)
+        seen.append(values)
+        return values
+
+    reward.__name__ = "srl_reward"
+    model, tokenizer = load_model(TrainConfig())
+    args = GRPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, num_generations=4,
+                      max_completion_length=16, max_steps=2, report_to=[], use_cpu=True, save_strategy="no")
+    result = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
+                         processing_class=tokenizer).train()
+    assert result.global_step == 2
+    assert len(seen) == 2 and all(len(v) == 4 and all(-1.0 <= x <= 1.0 for x in v) for v in seen)
