@@ -106,10 +106,15 @@ def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from srl_agent.tokenizer import load_tokenizer
+
+    text = load_tokenizer().apply_chat_template([{"role": "user", "content": "Fix 12 bugs in /testbed/a.py!"}],
+                                                tokenize=False, add_generation_prompt=True)
     for folder in (run / "best", run / "checkpoints" / "step-000002"):
         model = AutoModelForCausalLM.from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)  # loads as Qwen2Tokenizer: it must agree
         assert model.config.model_type == "qwen2" and tokenizer.chat_template
+        assert tokenizer(text)["input_ids"] == load_tokenizer()(text)["input_ids"]
 
 
 def test_trl_grpo_trainer_runs_two_steps_with_our_reward(tmp_path):
@@ -141,3 +146,26 @@ def test_trl_grpo_trainer_runs_two_steps_with_our_reward(tmp_path):
                          processing_class=tokenizer).train()
     assert result.global_step == 2
     assert len(seen) == 2 and all(len(v) == 4 and all(-1.0 <= x <= 1.0 for x in v) for v in seen)
+
+
+def test_the_main_job_learns(tmp_path):
+    """`srl-agent train --env swe` with no other flags: the held-out SRL reward rises clearly, during the
+    SFT warm-up and then again under SRL, and dynamic sampling drops flat groups and refills the batch."""
+    run = tmp_path / "main"
+    proc = train_cli("--output-dir", str(run))
+    _, err = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, err
+    assert f"curves: {run / 'curves.png'}" in err
+    metrics = rows(run)
+    val = {r["step"]: r["val_reward"] for r in metrics if "val_reward" in r}
+    cfg = TrainConfig.from_yaml(ROOT / "configs" / "tiny.yaml")
+    warm, last = cfg.sft_warmup_steps, cfg.max_steps
+    assert val[0] == -1.0  # a random model never writes a well-formed call
+    assert val[warm] > 0.3, val  # the warm-up taught the format and much of the actions
+    assert val[last] > val[warm] + 0.03, val  # SRL improves on it
+    srl = [r for r in metrics if r.get("phase") == "srl"]
+    assert len(srl) == last - warm
+    assert sum(r["dropped_groups"] for r in srl) > 0  # flat groups were dropped...
+    assert any(r["sample_rounds"] > 1 and r["fill_ratio"] == 1.0 for r in srl)  # ...and batches refilled
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert best["val_reward"] == max(val.values())
