@@ -14,7 +14,7 @@
 #
 # When ./wheelhouse exists, pip installs from it alone (--no-index).
 ARG BASE=python:3.11-slim
-FROM ${BASE}
+FROM ${BASE} AS build
 ARG TORCH=torch==2.13.0
 
 # python3-venv and git: already in the offline base; installed on bases that lack them.
@@ -23,14 +23,22 @@ RUN if ! python3 -c "import ensurepip, venv" 2>/dev/null || ! command -v git >/d
       rm -rf /var/lib/apt/lists/*; \
     fi
 
-WORKDIR /opt/srl-agent
+WORKDIR /src
 COPY . .
 RUN python3 -m venv /opt/venv && \
     if [ -d wheelhouse ]; then \
       /opt/venv/bin/pip install --no-cache-dir --no-index --find-links wheelhouse "$TORCH" . ; \
     else \
       /opt/venv/bin/pip install --no-cache-dir "$TORCH" && /opt/venv/bin/pip install --no-cache-dir . ; \
-    fi && rm -rf wheelhouse
+    fi
+
+# The runtime stage: the same base plus the virtual environment; no sources, no wheelhouse.
+FROM ${BASE}
+RUN if ! python3 -c "import venv" 2>/dev/null || ! command -v git >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends python3-venv git && \
+      rm -rf /var/lib/apt/lists/*; \
+    fi
+COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:${PATH}
 ENTRYPOINT ["srl-agent"]
 CMD ["--help"]

@@ -109,11 +109,14 @@ def _strip_one_newline(value: str) -> str:
     return value[:-1] if value.endswith("\n") else value
 
 
-def parse_xml_call(body_name: str, body: str, raw: str | None = None) -> ToolCall:
-    spec = load_tools().get(body_name)
-    args = {k: coerce_text_argument(spec, k, [_strip_one_newline(v)])
-            for k, v in _XML_PARAMETER.findall(body)}
-    return normalise_call(body_name, args, raw=raw)
+def _xml_arguments(name: str, body: str) -> dict[str, Any]:
+    spec = load_tools().get(name)
+    return {k: coerce_text_argument(spec, k, [_strip_one_newline(v)]) for k, v in _XML_PARAMETER.findall(body)}
+
+
+def parse_xml_call(name: str, body: str, raw: str | None = None) -> ToolCall:
+    """An expert's XML call, normalised like every imported call (aliases, scaffold-only arguments)."""
+    return normalise_call(name, _xml_arguments(name, body), raw=raw)
 
 
 def find_xml_calls(text: str) -> list[tuple[re.Match[str], ToolCall]]:
@@ -185,7 +188,7 @@ def parse_completion(text: str, style: CallStyle = "hermes",
             raise FormatViolation(f"expected exactly one <function=...>...</function>, found {opened}")
         if _XML_FUNCTION.sub("", rest).strip():
             raise FormatViolation("text outside the <think> block and the tool call")
-        call = found[0][1]
-        call = ToolCall(call.name, call.arguments)
+        match = found[0][0]  # the policy's call as written: aliases and unknown arguments are violations
+        call = ToolCall(match[1], _xml_arguments(match[1], match[2]))
     validate_call(call, allowed_tools)
     return ParsedCompletion(thought, call)

@@ -23,21 +23,23 @@ INLINE_LIMIT = 100_000
 def command_for(call: ToolCall) -> str:
     if call.name == "bash":
         return "srl_bash " + shlex.quote(str(call.arguments.get("command", "")))
-    if call.name == "edit" and "start_line" in call.arguments:  # SWE-agent's `edit N:M ... end_of_edit`
-        a = call.arguments
-        text = a.get("replacement_text", "")
-        return f"edit {int(a['start_line'])}:{int(a['end_line'])} <<'end_of_edit'\n{text}\nend_of_edit"
-    return render_command_line(call)
+    line = render_command_line(call)
+    if call.name == "edit" and "start_line" in call.arguments:  # `edit N:M`, the text on stdin up to end_of_edit
+        head, _, body = line.partition("\n")
+        return f"{head} <<'end_of_edit'\n{body}"
+    return line
 
 
 def execute(sandbox: Sandbox, call: ToolCall, timeout: float | None = None) -> Observation:
     command = command_for(call)
-    if len(command) > INLINE_LIMIT:
+    if len(command.encode()) > INLINE_LIMIT:
         path = f"{STATE_DIR}/call-{uuid.uuid4().hex[:8]}"
         if call.name == "bash":
             sandbox.write_file(path, str(call.arguments.get("command", "")))
             command = f"srl_bash {shlex.quote('source ' + path)}"
-        else:
+        elif call.name == "str_replace_editor":
             sandbox.write_file(path, json.dumps(call.arguments))
-            command = f"{shlex.quote(call.name)} --json-file {path}"
+            command = f"str_replace_editor --json-file {path}"
+        else:
+            return Observation(f"ERROR: the arguments of {call.name} are too long ({len(command.encode())} bytes)", 2)
     return sandbox.run(command, timeout=timeout)

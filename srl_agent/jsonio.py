@@ -44,8 +44,11 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield (1-based line number, parsed value) for each non-empty line."""
+def read_jsonl(path: str | Path, bad_lines: str = "raise") -> Iterator[tuple[int, Any]]:
+    """Yield (1-based line number, parsed value) for each non-empty line.
+
+    A line that is not JSON raises a DataError, or with bad_lines="yield" is yielded as one.
+    """
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -53,8 +56,10 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"line is not valid JSON ({e.msg} at column {e.colno})",
-                                source=str(path), row=lineno) from None
+                error = DataError(f"line is not valid JSON ({e.msg} at column {e.colno})", source=str(path), row=lineno)
+                if bad_lines != "yield":
+                    raise error from None
+                yield lineno, error
 
 
 def read_json(path: str | Path) -> Any:

@@ -12,7 +12,13 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise UserError(f"{path}: no metrics (is {run_dir} a training run folder?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+    return rows
 
 
 def _series(rows: list[dict], key: str, phase: str | None = None) -> tuple[list[int], list[float]]:

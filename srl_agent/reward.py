@@ -32,7 +32,7 @@ import numpy as np
 from rapidfuzz import process as rf_process
 from rapidfuzz.distance import Indel
 
-from .actions import CallStyle, parse_completion, render_command_line, render_hermes_call
+from .actions import CALL_STYLES, CallStyle, parse_completion, render_command_line, render_hermes_call
 from .errors import FormatViolation
 from .tools import STANDARD_TOOLS
 from .types import ToolCall
@@ -60,6 +60,8 @@ class RewardConfig:
     def __post_init__(self):
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
+        if self.call_style not in CALL_STYLES:
+            raise ValueError(f"unknown call style {self.call_style!r}; choose from {', '.join(CALL_STYLES)}")
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"unknown granularity {self.granularity!r}; choose from {', '.join(GRANULARITIES)}")
 

@@ -120,8 +120,8 @@ def build_prompt(traj: Trajectory, k: int, cfg: StepConfig, tool_names: list[str
 
 def examples_from_trajectory(traj: Trajectory, cfg: StepConfig) -> list[StepExample]:
     """One example per step (without token counts; see ExampleBuilder)."""
-    names = tool_names = tools_for(traj)
-    schemas = tool_schemas(names) if cfg.call_style == "hermes" else []
+    tool_names = tools_for(traj)
+    schemas = tool_schemas(tool_names) if cfg.call_style == "hermes" else []
     n = len(traj.steps)
     out = []
     for k, step in enumerate(traj.steps):
@@ -203,9 +203,10 @@ class ExampleBuilder:
         if self.max_prompt_tokens is None:
             return examples
         kept = []
+        tool_names = tools_for(traj)
         for ex in examples:
             while ex.prompt_tokens > self.max_prompt_tokens and ex.history_steps > 0:
-                shorter = build_prompt(traj, ex.step_index, self.cfg, tools_for(traj), ex.history_steps - 1)
+                shorter = build_prompt(traj, ex.step_index, self.cfg, tool_names, ex.history_steps - 1)
                 ex.prompt, ex.history_steps = shorter, ex.history_steps - 1
                 ex.prompt_tokens = self.count_tokens([ex])[0]
             if ex.prompt_tokens <= self.max_prompt_tokens:

@@ -103,9 +103,9 @@ def corrupt_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     cases = {
         "truncated": (write(tmp / "truncated.traj", traj_text[: len(traj_text) // 2]),
                       "truncated.traj: not valid JSON: Unterminated string"),
-        "bad jsonl line": (write(tmp / "rows.jsonl", json.dumps({"messages": json.loads(rows), "trajectory_format":
-                                                                     "mini-swe-agent-1"}) + "\n{oops\n"),
-                           "rows.jsonl: row 2: line is not valid JSON"),
+        "bad jsonl line": (write(tmp / "rows.jsonl", "{oops\n" + json.dumps(
+            {"messages": json.loads(rows), "trajectory_format": "mini-swe-agent-1"}) + "\n"),
+                           "rows.jsonl: row 1: line is not valid JSON"),
         "no steps": (write(tmp / "nosteps.json", no_steps), "nosteps.json: row 1: openhands record has no steps"),
         "unknown format": (write(tmp / "unknown.json", {"foo": 1, "bar": [2]}),
                            "unknown.json: unknown trajectory format (an object with keys bar, foo)"),
@@ -143,7 +143,7 @@ def test_skip_bad_goes_on_and_reports(tmp_path):
     out = tmp_path / "steps.jsonl"
     proc = cli("data", "build", "--trajectories", str(bad), "--out", str(out), "--skip-bad", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
-    # the JSONL file has one good row (row 1) before its broken row 2
+    # the JSONL file's good row 2 comes after its broken row 1: skipping goes on within a file
     assert f"skipped {len(cases)} bad record(s)" in proc.stderr
     for _, message in cases.values():
         assert message in proc.stderr

@@ -36,6 +36,8 @@ def _describe(record: Any) -> str:
 def parse_record(record: Any, *, source: str, row: int | None = None, default_id: str = "",
                  fmt: str = "auto") -> Trajectory:
     """One record as a Trajectory; every failure is a DataError naming source, row and step."""
+    if isinstance(record, DataError):
+        raise record
     name = detect_format(record) if fmt == "auto" else fmt
     if name is None:
         raise DataError(f"unknown trajectory format ({_describe(record)}); supported: "
@@ -92,7 +94,8 @@ def iter_records(source: str) -> Iterator[tuple[str, int | None, str, Any]]:
         raise DataError("no such file or folder", source=source)
     stem = _stem(path)
     if path.suffix == ".jsonl":
-        for lineno, record in read_jsonl(path):
+        # a bad line becomes an error record, so --skip-bad goes on with the lines after it
+        for lineno, record in read_jsonl(path, bad_lines="yield"):
             yield source, lineno, f"{stem}:{lineno}", record
     elif path.suffix == ".parquet":
         for i, record in enumerate(_iter_parquet(path), 1):

@@ -32,8 +32,16 @@ class HFPolicy:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     @torch.no_grad()
-    def generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
-        """Sample `params.n` completions per tokenized prompt (left-padded into one batch)."""
+    def generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams, with_logprobs: bool = True,
+                     max_sequences: int | None = None) -> list[list[Completion]]:
+        """Sample `params.n` completions per tokenized prompt, `max_sequences` at a time (left-padded).
+
+        Log-probs need the logits of every generated position: ask for them only when used.
+        """
+        per_call = max(1, (max_sequences or len(prompt_ids) * params.n) // params.n)
+        if len(prompt_ids) > per_call:
+            return [g for i in range(0, len(prompt_ids), per_call)
+                    for g in self.generate_ids(prompt_ids[i:i + per_call], params, with_logprobs)]
         width = max(len(p) for p in prompt_ids)
         ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros_like(ids)
@@ -49,17 +57,18 @@ class HFPolicy:
             input_ids=ids, attention_mask=attention, do_sample=not greedy,
             temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
             max_new_tokens=params.max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-            return_dict_in_generate=True, output_logits=True)
+            return_dict_in_generate=True, output_logits=with_logprobs)
         self.model.train(was_training)
         new = out.sequences[:, width:]
-        logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, 1.0 if greedy else params.temperature)
+        logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, 1.0 if greedy else params.temperature).tolist() \
+            if with_logprobs else [None] * len(new)
         completions = []
-        for row, lp in zip(new.tolist(), logprobs.tolist(), strict=True):
+        for row, lp in zip(new.tolist(), logprobs, strict=True):
             end = next((i for i, t in enumerate(row) if t in self.eos_ids), None)
             kept = row if end is None else row[: end + 1]  # the end-of-turn token is part of the answer
             text_ids = kept if end is None else kept[:-1]
             completions.append(Completion(self.tokenizer.decode(text_ids, skip_special_tokens=False), kept,
-                                          lp[: len(kept)], "length" if end is None else "stop"))
+                                          lp[: len(kept)] if lp else None, "length" if end is None else "stop"))
         return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
 
     def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,

@@ -17,8 +17,9 @@ class OpenAIPolicy:
         self.base_url = base_url.rstrip("/")
         self.model, self.api_key, self.timeout = model, api_key, timeout
 
-    def _post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(f"{self.base_url}{path}", data=json.dumps(body).encode(), method="POST",
+    def _request(self, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base_url}{path}", data=data, method="POST" if data else "GET",
                                          headers={"Content-Type": "application/json",
                                                   "Authorization": f"Bearer {self.api_key}"})
         try:
@@ -30,9 +31,9 @@ class OpenAIPolicy:
             raise UserError(f"{self.base_url}: cannot reach the model server ({e})") from None
 
     def model_name(self) -> str:
+        """The served model: as given, else the first one the server lists."""
         if self.model is None:
-            with urllib.request.urlopen(f"{self.base_url}/models", timeout=self.timeout) as response:
-                self.model = json.loads(response.read())["data"][0]["id"]
+            self.model = self._request("/models")["data"][0]["id"]
         return self.model
 
     def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
@@ -44,7 +45,7 @@ class OpenAIPolicy:
                     "max_tokens": params.max_new_tokens}
             if tools and tools[i]:
                 body["tools"] = tools[i]
-            reply = self._post("/chat/completions", body)
+            reply = self._request("/chat/completions", body)
             out.append([_completion(choice) for choice in reply["choices"]])
         return out
 

@@ -10,11 +10,13 @@ every process of a timed-out command is killed through them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -22,10 +24,24 @@ from ..errors import UserError
 from ..images import collect_tool_executables
 from . import TOOLS_DIR_IN_SANDBOX, Observation, SandboxConfig
 from .cgroups import Cgroup
-from .common import KILLED, STATE_DIR, TIMEOUT_GRACE, OutputCollector, SandboxBase, wrap_command
+from .common import (
+    KILLED,
+    STATE_DIR,
+    TIMEOUT_GRACE,
+    SandboxBase,
+    collect_output,
+    require_git_repo,
+    wrap_command,
+)
 
-SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# Only what programs need from /etc: the rest (shadow, ssh keys, ...) stays out of reach, since as
+# root the sandbox's uid maps to the host's root.
+ETC_ENTRIES = ("passwd", "group", "hosts", "hostname", "nsswitch.conf", "ld.so.cache", "ld.so.conf",
+               "ld.so.conf.d", "alternatives", "localtime", "ssl", "ca-certificates", "python3", "gitconfig",
+               "bash.bashrc", "profile", "inputrc", "environment", "mime.types")
 SANDBOX_UID = 1000
+MAX_READ = 64 * 1024 * 1024
 
 
 class BwrapSandbox(SandboxBase):
@@ -39,8 +55,7 @@ class BwrapSandbox(SandboxBase):
         self.cgroup = Cgroup.create(config.memory, config.pids)
         try:
             if repo is not None:
-                if not (Path(repo) / ".git").exists():
-                    raise UserError(f"{repo}: not a git repository (the sandbox needs its base commit for diffs)")
+                require_git_repo(repo)
                 shutil.copytree(repo, self.work, symlinks=True)
             else:
                 self.work.mkdir()
@@ -65,6 +80,11 @@ class BwrapSandbox(SandboxBase):
                 argv += ["--symlink", os.readlink(host), f"/{name}"]
             elif host.is_dir():
                 argv += ["--ro-bind", str(host), f"/{name}"]
+        argv += ["--dir", "/etc"]
+        for name in ETC_ENTRIES:
+            argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        for versioned in sorted(Path("/etc").glob("python3.*")):
+            argv += ["--ro-bind", str(versioned), str(versioned)]
         argv += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.tmp), "/tmp",
                  "--bind", str(self.state), STATE_DIR, "--bind", str(self.work), self.config.workdir,
                  "--ro-bind", str(self.root / "tools"), TOOLS_DIR_IN_SANDBOX, "--chdir", self.config.workdir,
@@ -82,42 +102,49 @@ class BwrapSandbox(SandboxBase):
         proc = subprocess.Popen(self._argv(command, timeout, {**self.tool_env(), **(env or {})}),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=self.cgroup.enter if self.cgroup else None)
-        collector = OutputCollector(self.config.output_limit)
-        pump = threading.Thread(target=lambda: [collector.feed(c) for c in iter(lambda: proc.stdout.read1(65536), b"")],
-                                daemon=True)
-        pump.start()
-        pump.join(timeout + TIMEOUT_GRACE)
-        forced = pump.is_alive()
-        if forced:
-            self._kill(proc)
-            pump.join(TIMEOUT_GRACE)
+        chunks = iter(lambda: proc.stdout.read1(65536), b"")
+
+        def kill_group() -> None:  # before wait(): the process group id cannot have been reused yet
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        collector, forced = collect_output(chunks, self.config.output_limit, timeout + TIMEOUT_GRACE, kill_group)
         exit_code = proc.wait()
         duration = time.monotonic() - start
         timed_out = forced or (exit_code == KILLED and duration >= timeout - 0.5)
-        if timed_out:
-            self._kill(proc)
+        if timed_out and self.cgroup:  # the pid namespace ended with the command; the cgroup makes sure
+            self.cgroup.kill_all()
         return collector.observation(exit_code, timed_out, duration)
 
-    def _kill(self, proc: subprocess.Popen) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        if self.cgroup:
-            self.cgroup.kill_all()
-
     def _host_path(self, path: str) -> Path:
-        for inside, outside in ((self.config.workdir, self.work), (STATE_DIR, self.state), ("/tmp", self.tmp)):
+        """The host path behind a sandbox path; symlinks the sandbox made must not lead outside it."""
+        for inside, outside in ((STATE_DIR, self.state), (self.config.workdir, self.work), ("/tmp", self.tmp)):
             if path == inside or path.startswith(inside.rstrip("/") + "/"):
-                return outside / os.path.relpath(path, inside)
+                target = outside / os.path.relpath(path, inside)
+                if not target.parent.resolve().is_relative_to(outside.resolve()):
+                    raise PermissionError(f"{path}: leads outside the sandbox")
+                return target
         raise PermissionError(f"{path}: outside the sandbox's writable folders")
 
     def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         target = self._host_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data.encode() if isinstance(data, str) else data)
-        target.chmod(mode)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(target, flags, mode), "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
 
     def read_file(self, path: str) -> bytes:
-        return self._host_path(path).read_bytes()
+        """At most MAX_READ bytes of a regular file (never through a symlink, never a device)."""
+        try:
+            fd = os.open(self._host_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise PermissionError(f"{path}: is a symlink") from None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PermissionError(f"{path}: not a regular file")
+            return f.read(MAX_READ)
 
     def close(self) -> None:
         if self.cgroup:

@@ -29,28 +29,23 @@ class Cgroup:
     @classmethod
     def create(cls, memory: str, pids: int) -> Cgroup | None:
         name = f"srl-agent-{uuid.uuid4().hex[:12]}"
+        limit = str(_parse_bytes(memory))
+        group = cls([])
         try:
-            if (ROOT / "cgroup.controllers").exists():  # v2
-                d = ROOT / name
-                d.mkdir()
-                (d / "memory.max").write_text(str(_parse_bytes(memory)))
-                (d / "memory.swap.max").write_text("0") if (d / "memory.swap.max").exists() else None
-                (d / "pids.max").write_text(str(pids))
-                return cls([d])
-            mem, pid = ROOT / "memory" / name, ROOT / "pids" / name
-            mem.mkdir()
-            group = cls([mem])
-            (mem / "memory.limit_in_bytes").write_text(str(_parse_bytes(memory)))
-            swap = mem / "memory.memsw.limit_in_bytes"
-            if swap.exists():
-                swap.write_text(str(_parse_bytes(memory)))
-            pid.mkdir()
-            group.dirs.append(pid)
-            (pid / "pids.max").write_text(str(pids))
+            if (ROOT / "cgroup.controllers").exists():  # v2: one folder, every controller
+                settings = {ROOT / name: {"memory.max": limit, "memory.swap.max": "0", "pids.max": str(pids)}}
+            else:  # v1: one folder per controller
+                memory_values = {"memory.limit_in_bytes": limit, "memory.memsw.limit_in_bytes": limit}
+                settings = {ROOT / "memory" / name: memory_values, ROOT / "pids" / name: {"pids.max": str(pids)}}
+            for folder, values in settings.items():
+                folder.mkdir()
+                group.dirs.append(folder)
+                for key, value in values.items():
+                    if (folder / key).exists():  # swap accounting may be off
+                        (folder / key).write_text(value)
             return group
         except OSError:
-            if "group" in locals():
-                group.remove()
+            group.remove()
             return None
 
     def enter(self) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
-import shlex
 import tarfile
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import UserError
@@ -34,17 +35,39 @@ class OutputCollector:
         return Observation(text, exit_code, timed_out, bool(self.dropped), duration)
 
 
+def collect_output(chunks: Iterable[bytes], limit: int, deadline: float,
+                   on_overrun: Callable[[], None]) -> tuple[OutputCollector, bool]:
+    """Drain `chunks` in a thread; past `deadline` seconds call `on_overrun` (a kill) and wait a grace period.
+
+    Returns the collector and whether the deadline passed.
+    """
+    collector = OutputCollector(limit)
+    pump = threading.Thread(target=lambda: [collector.feed(c) for c in chunks], daemon=True)
+    pump.start()
+    pump.join(deadline)
+    overran = pump.is_alive()
+    if overran:
+        on_overrun()
+        pump.join(TIMEOUT_GRACE)
+    return collector, overran
+
+
 def wrap_command(command: str, timeout: float) -> list[str]:
     """argv that runs `command` in bash, stderr into stdout, killed (with its process group) at `timeout`."""
     seconds = max(1, round(timeout))
     return ["timeout", "-s", "KILL", f"{seconds}s", "bash", "-c", f"exec 2>&1\n{command}"]
 
 
-def repo_tarball(repo: str | Path, prefix: str, uid: int = 0, gid: int = 0) -> bytes:
-    """The repository folder (with .git) as an in-memory tar under `prefix`, owned by uid:gid."""
+def require_git_repo(repo: str | Path) -> Path:
     root = Path(repo)
     if not (root / ".git").exists():
         raise UserError(f"{repo}: not a git repository (the sandbox needs its base commit for diffs)")
+    return root
+
+
+def repo_tarball(repo: str | Path, prefix: str, uid: int = 0, gid: int = 0) -> bytes:
+    """The repository folder (with .git) as an in-memory tar under `prefix`, owned by uid:gid."""
+    root = require_git_repo(repo)
     buf = io.BytesIO()
 
     def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -91,10 +114,9 @@ class SandboxBase:
         return env
 
     def diff(self) -> str:
-        base = shlex.quote(self.base_commit or "HEAD")
+        """What `submit` would hand in (the same tool), written to a file so no output cap applies."""
         patch = f"{STATE_DIR}/diff.patch"
-        obs = self.run(f"mkdir -p {STATE_DIR} && git add -A >/dev/null && "
-                       f"git -c core.quotePath=false diff --cached --binary {base} > {patch}", timeout=120)
+        obs = self.run(f"mkdir -p {STATE_DIR} && rm -f {patch} && submit > {patch}", timeout=120)
         if obs.exit_code != 0:
             raise RuntimeError(f"git diff failed in the sandbox: {obs.output.strip()[:500]}")
         return self.read_file(patch).decode("utf-8", errors="replace")

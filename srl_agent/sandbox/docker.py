@@ -21,9 +21,7 @@ import io
 import os
 import socket
 import tarfile
-import threading
 import time
-import weakref
 from pathlib import Path
 
 from ..errors import UserError
@@ -32,15 +30,16 @@ from .common import (
     KILLED,
     STATE_DIR,
     TIMEOUT_GRACE,
-    OutputCollector,
     SandboxBase,
+    collect_output,
     file_tarball,
     repo_tarball,
     wrap_command,
 )
 
-_LIVE: weakref.WeakSet[DockerSandbox] = weakref.WeakSet()
+_LIVE: set[DockerSandbox] = set()  # strong: a sandbox nobody closed is still removed at exit
 _SWEPT = False
+MAX_READ = 64 * 1024 * 1024
 
 
 def _process_start(pid: int) -> str | None:
@@ -143,11 +142,14 @@ class DockerSandbox(SandboxBase):
             memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9), working_dir="/", environment=cfg.env)
         _LIVE.add(self)
         # One root exec learns the agent user's ids and the keeper's pid (docker-init's child).
-        probe = self._exec(["sh", "-c", f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; echo keeper "
-                                        "$(cat /proc/1/task/1/children)"] if cfg.user else
-                           ["sh", "-c", "echo keeper $(cat /proc/1/task/1/children)"], user="root", timeout=30)
+        keeper = ("for i in 1 2 3 4 5 6 7 8 9 10; do c=$(cat /proc/1/task/1/children 2>/dev/null); "
+                  '[ -n "$c" ] && break; sleep 0.1; done; echo keeper $c')
+        ids = f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; " if cfg.user else ""
+        probe = self._exec(["sh", "-c", ids + keeper], user="root", timeout=30)
         lines = probe.output.split()
-        self.keeper = lines[lines.index("keeper") + 1] if "keeper" in lines[:-1] else "0"
+        if "keeper" not in lines[:-1]:
+            raise RuntimeError(f"cannot find the container's keeper process: {probe.output!r}")
+        self.keeper = lines[lines.index("keeper") + 1]
         has_user = cfg.user is not None and lines[0].isdigit()
         self.exec_user = cfg.user if has_user else None
         self.uid, self.gid = (int(lines[0]), int(lines[1])) if has_user else (0, 0)
@@ -179,14 +181,9 @@ class DockerSandbox(SandboxBase):
         exec_id = self.api.exec_create(self.container.id, argv, user=user or "", workdir=workdir,
                                        environment=env)["Id"]
         stream = self.api.exec_start(exec_id, stream=True)
-        collector = OutputCollector(self.config.output_limit)
-        pump = threading.Thread(target=lambda: [collector.feed(c) for c in stream], daemon=True)
-        pump.start()
-        pump.join(timeout + TIMEOUT_GRACE)
-        forced = pump.is_alive()
-        if forced:  # something escaped the process group: kill everything the user runs
-            self._kill_user_processes(user)
-            pump.join(TIMEOUT_GRACE)
+        # past the deadline something escaped the process group: kill everything the user runs
+        collector, forced = collect_output(stream, self.config.output_limit, timeout + TIMEOUT_GRACE,
+                                           lambda: self._kill_user_processes(user))
         exit_code = self.api.exec_inspect(exec_id).get("ExitCode")
         duration = time.monotonic() - start
         timed_out = forced or (exit_code == KILLED and duration >= timeout - 0.5)
@@ -221,7 +218,12 @@ class DockerSandbox(SandboxBase):
             stream, _ = self.api.get_archive(self.container.id, path)
         except docker.errors.NotFound:
             raise FileNotFoundError(path) from None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        data = bytearray()
+        for chunk in stream:
+            data += chunk
+            if len(data) > MAX_READ + 1024 * 1024:
+                raise ValueError(f"{path}: larger than {MAX_READ} bytes")
+        with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
             member = tar.next()
             if member is None or not member.isfile():
                 raise IsADirectoryError(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,10 @@ class TrainConfig:
     so every group is flat and dynamic sampling drops it: a short warm-up gives GRPO something to rank."""
 
     # sampling
+    call_style: Literal["hermes", "xml"] = "hermes"
+    """How the policy writes its tool call (and how examples render history calls)."""
+    generation_batch_size: int = 64
+    """Sequences per generate() call: bounds the memory of one sampling pass."""
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
@@ -103,8 +108,8 @@ class TrainConfig:
     # bookkeeping
     eval_every: int = 10
     save_every: int = 10
-    log_every: int = 1
     wandb: bool = False
+    """Also log metrics to Weights & Biases (needs `pip install wandb`)."""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -131,39 +136,45 @@ class TrainConfig:
                 raise UserError(f"{source}: unknown setting {key!r}")
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name not in fields:
-            raise UserError(f"{source}: unknown setting {key!r}; see `srl-agent train --help-config`")
+            raise UserError(f"{source}: unknown setting {key!r}; the settings are the fields of "
+                            "srl_agent/train/config.py:TrainConfig")
         hints = typing.get_type_hints(type(target))
         if name == "tiny_model" and isinstance(value, dict):
             value = TinyModelConfig(**value)
         elif isinstance(value, str):
             value = _parse(value, hints[name], key, source)
+        if typing.get_origin(hints[name]) is Literal and value not in typing.get_args(hints[name]):
+            raise UserError(f"{source}: {key} must be one of {', '.join(typing.get_args(hints[name]))}, not {value!r}")
         setattr(target, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> None:
+        for name in ("max_steps", "batch_size", "group_size", "micro_batch_size", "ppo_epochs", "max_sample_rounds",
+                     "generation_batch_size", "eval_every", "save_every", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.group_size < 2 and self.method == "srl":
+            raise UserError("group_size must be at least 2: GRPO compares rollouts within a group")
+
 
 def _parse(text: str, hint: Any, key: str, source: str) -> Any:
     """A command-line string as the field's type (YAML syntax: 1e-6, true, [a, b], null)."""
-    args = typing.get_args(hint)
-    if hint is str or (str in args and text.lower() not in ("null", "none")):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if hint is str or (optional and str in args and text.lower() not in ("null", "none")):
         return text
     for number in (int, float):  # YAML reads "1e-4" as a string
-        if hint is number or number in args:
+        if hint is number or (optional and number in args):
             try:
                 return number(text)
             except ValueError:
                 pass
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise UserError(f"{source}: cannot parse {key}={text!r} ({e})") from None
-
-
-def describe_fields() -> str:
-    """Every setting with its default and docstring-ish help, for `--help-config`."""
-    lines = []
-    for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"{f.name} = {default!r}")
-    return "\n".join(lines)
+    if origin is list and not isinstance(value, list):
+        value = [value]
+    return value

@@ -29,7 +29,8 @@ def _is_steps_file(path: str) -> bool:
 def load_examples(cfg: TrainConfig, tokenizer) -> list[StepExample]:
     if len(cfg.trajectories) == 1 and _is_steps_file(cfg.trajectories[0]):
         return list(read_examples(cfg.trajectories[0]))
-    step_cfg = StepConfig(history=parse_history(cfg.history), max_observation_chars=cfg.max_observation_chars)
+    step_cfg = StepConfig(history=parse_history(cfg.history), max_observation_chars=cfg.max_observation_chars,
+                          call_style=cfg.call_style)
     builder = ExampleBuilder(step_cfg, tokenizer, cfg.max_prompt_tokens)
     return [ex for traj in load_trajectories(cfg.trajectories) for ex in builder.build(traj)]
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -24,7 +25,9 @@ from typing import Any
 import torch
 
 from ..actions import render_completion
+from ..errors import UserError
 from ..jsonio import atomic_writer
+from ..plot import read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
@@ -68,6 +71,7 @@ def chunks(items: list, size: int) -> list[list]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print):
+        cfg.validate()
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.output_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +86,7 @@ class Trainer:
         self.model.train()
         self.device = next(self.model.parameters()).device
         self.policy = HFPolicy(self.model, self.tokenizer, self.device)
-        self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, "hermes")
+        self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
         examples = load_examples(cfg, self.tokenizer)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
@@ -90,17 +94,28 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.ref_model = None
-        if cfg.kl_coef > 0:
-            self.ref_model, _ = load_model(cfg, weights=weights)
+        if cfg.kl_coef > 0:  # the reference is the starting model, also after a resume
+            self.ref_model, _ = load_model(dataclasses.replace(cfg, lora=False))
             self.ref_model.eval().requires_grad_(False)
         self.step, self.best = 0, -math.inf
         self._prompt_ids: dict[str, list[int]] = {}
         self.writer = self._tensorboard()
+        self.wandb = self._wandb()
         if checkpoint:
             self._restore(checkpoint)
         self._write_config()
 
     # --- setup --------------------------------------------------------------------------------
+
+    def _wandb(self):
+        if not self.cfg.wandb:
+            return None
+        try:
+            import wandb
+        except ImportError:
+            raise UserError("wandb is not installed: pip install wandb, or set wandb=false") from None
+        return wandb.init(project="srl-agent", dir=str(self.run_dir), config=self.cfg.to_dict(), resume="allow",
+                          id=self.run_dir.name)
 
     def _tensorboard(self):
         try:
@@ -119,20 +134,22 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(state["stream"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         random.setstate(state["python_rng"])
         self.step, self.best = state["step"], state["best"]
-        # metrics past the checkpoint were never made durable by a checkpoint: drop them
+        # metrics past the checkpoint (or a line cut by the kill) were never made durable: drop them
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists():
-            rows = [line for line in metrics.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.step]
+            kept = [json.dumps(r) for r in read_metrics(self.run_dir) if r["step"] <= self.step]
             with atomic_writer(metrics) as f:
-                f.write("".join(r + "\n" for r in rows))
+                f.write("".join(r + "\n" for r in kept))
         self.log(f"resumed from {checkpoint} at step {self.step}")
 
     def _state(self) -> dict[str, Any]:
         return {"step": self.step, "best": self.best, "optimizer": self.optimizer.state_dict(),
                 "stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "python_rng": random.getstate(), "config": self.cfg.to_dict()}
 
     # --- sampling -----------------------------------------------------------------------------
@@ -148,7 +165,8 @@ class Trainer:
                timings: dict[str, float] | None = None) -> list[Rollout]:
         start = time.perf_counter()
         ids = [self.prompt_ids(ex) for ex in examples]
-        groups = self.policy.generate_ids(ids, params)
+        groups = self.policy.generate_ids(ids, params, with_logprobs=False,
+                                          max_sequences=self.cfg.generation_batch_size)
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
@@ -221,7 +239,7 @@ class Trainer:
         return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": total_tokens}
 
     def sft_target(self, ex: StepExample) -> list[int]:
-        text = render_completion(ex.expert_thought, ex.expert)
+        text = render_completion(ex.expert_thought, ex.expert, self.cfg.call_style)
         return self.policy.encode_prompts([text])[0] + [self.policy.eos_ids[0]]
 
     def sft_update(self, examples: list[StepExample]) -> dict[str, float]:
@@ -283,11 +301,13 @@ class Trainer:
     def log_metrics(self, row: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        scalars = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "step"}
         if self.writer:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "step":
-                    self.writer.add_scalar(k, v, row["step"])
+            for k, v in scalars.items():
+                self.writer.add_scalar(k, v, row["step"])
             self.writer.flush()
+        if self.wandb:
+            self.wandb.log(scalars, step=row["step"])
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         cfg = self.cfg
@@ -310,5 +330,7 @@ class Trainer:
                 on_step(row)
         if self.writer:
             self.writer.close()
+        if self.wandb:
+            self.wandb.finish()
         return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
                 "best": str(self.run_dir / "best"), "latest": str(latest_checkpoint(self.run_dir))}
