@@ -29,6 +29,9 @@ def test_config_yaml_and_overrides(tmp_path):
     cfg.set("init_from", "null")
     assert (cfg.lr, cfg.dynamic_sampling, cfg.tiny_model.hidden_size) == (1e-4, False, 32)
     assert cfg.trajectories == ["a.jsonl", "b.jsonl"] and cfg.init_from is None
+    cfg.set("trajectories", "one.jsonl")
+    cfg.set("init_from", "runs/x")
+    assert cfg.trajectories == ["one.jsonl"] and cfg.init_from == "runs/x"
     with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
         cfg.set("learning_rate", "1")
     paper = TrainConfig.from_yaml(ROOT / "configs" / "swe-paper.yaml")
@@ -169,3 +172,32 @@ def test_the_main_job_learns(tmp_path):
     assert any(r["sample_rounds"] > 1 and r["fill_ratio"] == 1.0 for r in srl)  # ...and batches refilled
     best = json.loads((run / "best" / "best.json").read_text())
     assert best["val_reward"] == max(val.values())
+
+
+def test_sft_baseline_then_srl_from_it_with_lora(tmp_path):
+    """`--method sft`, then `--init-from` its checkpoint for SRL with a LoRA adapter (merged on save)."""
+    sft = tmp_path / "sft"
+    proc = train_cli("--method", "sft", "--output-dir", str(sft), "--max-steps", "2", *FAST)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert {r["phase"] for r in rows(sft) if "phase" in r} == {"sft"}
+    srl = tmp_path / "srl"
+    proc = train_cli("--init-from", str(sft / "checkpoints" / "step-000002"), "--output-dir", str(srl),
+                     "--max-steps", "2", "--set", "lora=true", "--set", "lora_r=4", *FAST)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    checkpoint = srl / "checkpoints" / "step-000002"
+    assert (checkpoint / "adapter" / "adapter_config.json").exists()
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)  # full weights, the adapter merged in
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "method=rlhf")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "method must be one of srl, sft, not 'rlhf'" in err
+    proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "group_size=1")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "group_size must be at least 2" in err
