@@ -15,7 +15,6 @@ import tempfile
 
 from _common import machine
 
-from srl_agent.paths import project_dir
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.trainer import Trainer
 
@@ -36,7 +35,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=200, help="SFT steps before the SRL measurement")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    base = TrainConfig.from_yaml(project_dir("configs") / "tiny.yaml")
+    base = TrainConfig.builtin()
     with tempfile.TemporaryDirectory() as tmp:
         warm = TrainConfig(**{**base.__dict__, "method": "sft", "lr": base.sft_warmup_lr or base.lr,
                               "max_steps": args.warmup_steps, "output_dir": f"{tmp}/warm", "eval_every": 10**9,

@@ -356,10 +356,9 @@ def cmd_env_build(args: argparse.Namespace) -> int:
 
 
 def train_config(args: argparse.Namespace):
-    from .paths import project_dir
     from .train.config import TrainConfig
 
-    cfg = TrainConfig.from_yaml(args.config or project_dir("configs") / "tiny.yaml")
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig.builtin()
     flags = {"method": args.method, "model": args.model, "trajectories": args.trajectories,
              "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
              "init_from": args.init_from}

@@ -112,6 +112,15 @@ class TrainConfig:
     """Also log metrics to Weights & Biases (needs `pip install wandb`)."""
 
     @classmethod
+    def builtin(cls) -> TrainConfig:
+        """configs/tiny.yaml, with its data folder found wherever srl-agent is installed."""
+        from ..paths import project_dir
+
+        cfg = cls.from_yaml(project_dir("configs") / "tiny.yaml")
+        cfg.trajectories = [t if Path(t).exists() else str(project_dir(t)) for t in cfg.trajectories]
+        return cfg
+
+    @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
