@@ -380,8 +380,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer
 
     cfg = train_config(args)
-    console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.trajectories)} -> {cfg.output_dir}")
     trainer = Trainer(cfg, resume=args.resume, log=lambda m: console.print(m, markup=False, highlight=False))
+    if not trainer.main:  # other processes of a multi-process run work silently
+        trainer.run()
+        return 0
+    console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.trajectories)} -> {cfg.output_dir}"
+                  + (f" ({trainer.world} processes)" if trainer.world > 1 else ""))
     console.print(f"{len(trainer.train_examples)} training steps, {len(trainer.val_examples)} held-out steps; "
                   f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters on {trainer.device}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),

@@ -201,3 +201,30 @@ def test_bad_settings_are_clear_errors(tmp_path):
     proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "group_size=1")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "group_size must be at least 2" in err
+
+
+def test_two_processes_train_like_one(tmp_path):
+    """torchrun with two CPU processes (gloo): each takes half of every batch, gradients are summed,
+    and the weights end up as those of the one-process run (SFT: no sampling randomness)."""
+    import torch
+    from safetensors.torch import load_file
+
+    args = ["--method", "sft", "--max-steps", "3", *FAST, "--set", "batch_size=4", "--set", "val_trajectories=0"]
+    one = tmp_path / "one"
+    proc = train_cli("--output-dir", str(one), *args)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    two = tmp_path / "two"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                           "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(two), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(2 processes)" in proc.stderr
+    a = load_file(one / "checkpoints" / "step-000003" / "model.safetensors")
+    b = load_file(two / "checkpoints" / "step-000003" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+    one_batches = [r["batch"] for r in rows(one) if "batch" in r]
+    two_batches = [r["batch"] for r in rows(two) if "batch" in r]  # logged by the first process
+    assert [len(b) for b in one_batches] == [4, 4, 4] and [b[0::2] for b in one_batches] == two_batches

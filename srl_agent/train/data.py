@@ -46,19 +46,25 @@ def split_by_trajectory(examples: list[StepExample], n_val: int, seed: int) -> t
 
 
 class ExampleStream:
-    """Endless epochs over the examples, each in a seeded permutation; its position is resumable."""
+    """Endless epochs over the examples, each in a seeded permutation; its position is resumable.
 
-    def __init__(self, examples: list[StepExample], seed: int):
-        if not examples:
-            raise UserError("no training examples: check --trajectories")
+    With several processes, process `rank` of `world` walks the positions rank, rank + world, ... of
+    the same permutations: the processes share the work of one stream without overlapping.
+    """
+
+    def __init__(self, examples: list[StepExample], seed: int, rank: int = 0, world: int = 1):
+        if len(examples) < world:
+            raise UserError(f"{len(examples)} training examples cannot be shared by {world} processes; "
+                            "check --trajectories")
         self.examples, self.seed = examples, seed
         self.epoch, self.pos = 0, 0
+        self.rank, self.world = rank, world
         self._order = self._permutation(0)
 
     def _permutation(self, epoch: int) -> list[int]:
         order = list(range(len(self.examples)))
         random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-        return order
+        return order[self.rank::self.world]
 
     def next(self) -> StepExample:
         if self.pos == len(self._order):

@@ -30,13 +30,14 @@ def build_tiny_model(cfg: TrainConfig, tokenizer):
     return Qwen2ForCausalLM(config)
 
 
-def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None = None):
-    """(model, tokenizer) on the best device. `weights` overrides where the weights come from."""
+def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None = None,
+               device: torch.device | None = None):
+    """(model, tokenizer) on `device` (default: the best one). `weights` overrides where the weights come from."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one bar per checkpoint write would drown the run's own progress
-    device = pick_device()
+    device = device or pick_device()
     source = weights or cfg.init_from or (None if cfg.model == "tiny" else cfg.model)
     tokenizer_source = cfg.tokenizer or source or TINY_TOKENIZER
     tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source == TINY_TOKENIZER else \

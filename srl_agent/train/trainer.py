@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
 
 from ..actions import render_completion
 from ..errors import UserError
@@ -78,11 +80,22 @@ class Trainer:
         checkpoint = latest_checkpoint(self.run_dir) if resume else None
         if resume and checkpoint is None:
             log(f"no checkpoint in {self.run_dir}: starting from scratch")
-        random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        # One process, or one of several started by `accelerate launch` / torchrun: each samples its own
+        # share of the prompts; gradients are summed across processes before every optimiser step.
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        self.main = self.accelerator.is_main_process
+        if cfg.batch_size % self.world:
+            raise UserError(f"batch_size {cfg.batch_size} must divide among {self.world} processes")
+        self.local_batch = cfg.batch_size // self.world
+        random.seed(cfg.seed + self.rank)
+        torch.manual_seed(cfg.seed)  # the same initial weights everywhere
         adapter = checkpoint / ADAPTER_DIR if checkpoint and cfg.lora else None
         weights = str(checkpoint) if checkpoint and not cfg.lora else None
-        self.model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None)
+        self.model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None,
+                                                device=self.accelerator.device)
+        if self.world > 1:
+            torch.manual_seed(cfg.seed + self.rank)  # but each process samples its own rollouts
         self.model.train()
         self.device = next(self.model.parameters()).device
         self.policy = HFPolicy(self.model, self.tokenizer, self.device)
@@ -90,20 +103,21 @@ class Trainer:
         examples = load_examples(cfg, self.tokenizer)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
-        self.stream = ExampleStream(self.train_examples, cfg.seed)
+        self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.ref_model = None
         if cfg.kl_coef > 0:  # the reference is the starting model, also after a resume
-            self.ref_model, _ = load_model(dataclasses.replace(cfg, lora=False))
+            self.ref_model, _ = load_model(dataclasses.replace(cfg, lora=False), device=self.device)
             self.ref_model.eval().requires_grad_(False)
         self.step, self.best = 0, -math.inf
         self._prompt_ids: dict[str, list[int]] = {}
-        self.writer = self._tensorboard()
-        self.wandb = self._wandb()
+        self.writer = self._tensorboard() if self.main else None
+        self.wandb = self._wandb() if self.main else None
         if checkpoint:
             self._restore(checkpoint)
-        self._write_config()
+        if self.main:
+            self._write_config()
 
     # --- setup --------------------------------------------------------------------------------
 
@@ -131,26 +145,32 @@ class Trainer:
 
     def _restore(self, checkpoint: Path) -> None:
         state = load_state(checkpoint)
+        if len(state["processes"]) != self.world:
+            raise UserError(f"{checkpoint} was written by {len(state['processes'])} processes; resume with as many")
+        mine = state["processes"][self.rank]
         self.optimizer.load_state_dict(state["optimizer"])
-        self.stream.load_state_dict(state["stream"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        random.setstate(state["python_rng"])
+        self.stream.load_state_dict(mine["stream"])
+        torch.set_rng_state(mine["torch_rng"])
+        if mine.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(mine["cuda_rng"])
+        random.setstate(mine["python_rng"])
         self.step, self.best = state["step"], state["best"]
         # metrics past the checkpoint (or a line cut by the kill) were never made durable: drop them
         metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():
+        if metrics.exists() and self.main:
             kept = [json.dumps(r) for r in read_metrics(self.run_dir) if r["step"] <= self.step]
             with atomic_writer(metrics) as f:
                 f.write("".join(r + "\n" for r in kept))
         self.log(f"resumed from {checkpoint} at step {self.step}")
 
     def _state(self) -> dict[str, Any]:
-        return {"step": self.step, "best": self.best, "optimizer": self.optimizer.state_dict(),
-                "stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
+        """The resumable state; every process contributes its data position and random state."""
+        mine = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "python_rng": random.getstate(), "config": self.cfg.to_dict()}
+                "python_rng": random.getstate()}
+        processes = gather_object([mine]) if self.world > 1 else [mine]
+        return {"step": self.step, "best": self.best, "optimizer": self.optimizer.state_dict(),
+                "processes": processes, "config": self.cfg.to_dict()}
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -182,10 +202,10 @@ class Trainer:
         cfg = self.cfg
         params = SamplingParams(cfg.group_size, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
         kept, sampled, rounds = grpo.dynamic_fill(
-            lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, cfg.batch_size,
+            lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, self.local_batch,
             cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling)
         all_rewards = [x for r in sampled for x in r.rewards]
-        stats = {"fill_ratio": len(kept) / cfg.batch_size, "dropped_groups": len(sampled) - len(kept),
+        stats = {"fill_ratio": len(kept) / self.local_batch, "dropped_groups": len(sampled) - len(kept),
                  "sampled_prompts": len(sampled), "sample_rounds": rounds,
                  "reward_mean": sum(all_rewards) / len(all_rewards),
                  "format_ok": sum(x > -1 for x in all_rewards) / len(all_rewards),
@@ -198,8 +218,20 @@ class Trainer:
         logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
         return grpo.token_logprobs(logits, ids[:, 1:], max(self.cfg.temperature, 1e-5))
 
+    def _global_sum(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(tensor)
+        return float(tensor)
+
     def _optimizer_step(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.world > 1:  # losses were scaled by global totals: the summed gradient is the global mean
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -207,10 +239,14 @@ class Trainer:
 
     def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
         cfg = self.cfg
-        advantages = grpo.group_advantages(torch.tensor([r.rewards for r in rollouts]), cfg.std_eps)
+        advantages = grpo.group_advantages(torch.tensor([r.rewards for r in rollouts]), cfg.std_eps) \
+            if rollouts else []
         seqs = [(r.prompt_ids, c.token_ids, float(a)) for r, adv in zip(rollouts, advantages, strict=True)
                 for c, a in zip(r.completions, adv, strict=True) if c.token_ids]
-        total_seqs, total_tokens = len(seqs), sum(len(s[1]) for s in seqs)
+        total_seqs = self._global_sum(len(seqs))
+        total_tokens = self._global_sum(sum(len(s[1]) for s in seqs))
+        if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
+            return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
         old: list[torch.Tensor] = []
         if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
@@ -236,7 +272,7 @@ class Trainer:
                 epoch_loss += loss.item()
             norms.append(self._optimizer_step())
             losses.append(epoch_loss)
-        return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": total_tokens}
+        return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": int(total_tokens)}
 
     def sft_target(self, ex: StepExample) -> list[int]:
         text = render_completion(ex.expert_thought, ex.expert, self.cfg.call_style)
@@ -244,7 +280,7 @@ class Trainer:
 
     def sft_update(self, examples: list[StepExample]) -> dict[str, float]:
         seqs = [(self.prompt_ids(ex), self.sft_target(ex)) for ex in examples]
-        total_tokens = sum(len(c) for _, c in seqs)
+        total_tokens = self._global_sum(sum(len(c) for _, c in seqs))
         total = 0.0
         for chunk in chunks(seqs, self.cfg.micro_batch_size):
             ids, att, mask = pack(chunk, self.policy.pad_id, self.device)
@@ -253,7 +289,7 @@ class Trainer:
             loss = (nll * mask).sum() / total_tokens
             loss.backward()
             total += loss.item()
-        return {"loss": total, "grad_norm": self._optimizer_step(), "update_tokens": total_tokens}
+        return {"loss": total, "grad_norm": self._optimizer_step(), "update_tokens": int(total_tokens)}
 
     # --- validation ---------------------------------------------------------------------------
 
@@ -279,7 +315,7 @@ class Trainer:
             group["lr"] = lr
         start = time.perf_counter()
         if phase == "sft":
-            batch = self.stream.take(cfg.batch_size)
+            batch = self.stream.take(self.local_batch)
             row: dict[str, Any] = {"batch": [key(ex) for ex in batch]}
             t = time.perf_counter()
             row.update(self.sft_update(batch))
@@ -287,7 +323,7 @@ class Trainer:
         else:
             rollouts, stats = self.fill_batch(timings)
             row = {"batch": [key(r.example) for r in rollouts], **stats}
-            if rollouts:
+            if rollouts or self.world > 1:  # every process joins the gradient sum, even with nothing kept
                 t = time.perf_counter()
                 row.update(self.grpo_update(rollouts))
                 timings["update"] = time.perf_counter() - t
@@ -299,6 +335,8 @@ class Trainer:
         return row
 
     def log_metrics(self, row: dict[str, Any]) -> None:
+        if not self.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         scalars = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "step"}
@@ -311,21 +349,24 @@ class Trainer:
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         cfg = self.cfg
-        if self.step == 0 and self.val_examples:
+        if self.step == 0 and self.val_examples and self.main:
             self.log_metrics({"step": 0, **self.evaluate()})
         while self.step < cfg.max_steps:
             row = self.train_step()
             self.step += 1
             row["step"] = self.step
             last = self.step == cfg.max_steps
-            if self.step % cfg.eval_every == 0 or last:
+            if (self.step % cfg.eval_every == 0 or last) and self.main:  # the weights are the same everywhere
                 row.update(self.evaluate())
                 if row.get("val_reward", -math.inf) > self.best:
                     self.best = row["val_reward"]
                     save_best(self.run_dir, self.model, self.tokenizer, {"step": self.step, "val_reward": self.best})
             self.log_metrics(row)
             if self.step % cfg.save_every == 0 or last:
-                save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self._state())
+                state = self._state()  # every process takes part in gathering it
+                if self.main:
+                    save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state)
+                self.accelerator.wait_for_everyone()
             if on_step:
                 on_step(row)
         if self.writer:
