@@ -201,6 +201,12 @@ def test_bad_settings_are_clear_errors(tmp_path):
     proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "group_size=1")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "group_size must be at least 2" in err
+    try:
+        import vllm  # noqa: F401
+    except ImportError:  # the optional rollout engine is missing: say how to get it
+        proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "rollout_backend=vllm")
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and "pip install 'srl-agent[vllm]'" in err
 
 
 def test_two_processes_train_like_one(tmp_path):

@@ -32,15 +32,22 @@ class VLLMPolicy:
                             enable_sleep_mode=True, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
+    def generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams, with_logprobs: bool = True,
+                     max_sequences: int | None = None) -> list[list[Completion]]:
+        """The trainer's entry point: tokenized prompts in, completions with token ids out."""
+        kwargs = vllm_sampling_kwargs(params)
+        if not with_logprobs:
+            kwargs.pop("logprobs")
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids],
+                                    self._vllm.SamplingParams(**kwargs), use_tqdm=False)
+        return [[_completion(o) for o in out.outputs] for out in outputs]
+
     def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
                  params: SamplingParams) -> list[list[Completion]]:
         texts = [self.tokenizer.apply_chat_template(m, tools=(tools[i] if tools else None) or None, tokenize=False,
                                                     add_generation_prompt=True) for i, m in enumerate(prompts)]
         outputs = self.llm.generate(texts, self._vllm.SamplingParams(**vllm_sampling_kwargs(params)), use_tqdm=False)
-        return [[Completion(o.text, list(o.token_ids),
-                            [next(iter(lp.values())).logprob for lp in o.logprobs] if o.logprobs else None,
-                            "length" if o.finish_reason == "length" else "stop") for o in out.outputs]
-                for out in outputs]
+        return [[_completion(o) for o in out.outputs] for out in outputs]
 
     def sync_weights(self, model) -> None:
         """Load the trainer's current weights into the engine (after each update)."""
@@ -53,3 +60,9 @@ class VLLMPolicy:
 
     def wake_up(self) -> None:
         self.llm.wake_up()
+
+
+def _completion(output) -> Completion:
+    logprobs = [next(iter(lp.values())).logprob for lp in output.logprobs] if output.logprobs else None
+    return Completion(output.text, list(output.token_ids), logprobs,
+                      "length" if output.finish_reason == "length" else "stop")

@@ -77,6 +77,10 @@ class TrainConfig:
     so every group is flat and dynamic sampling drops it: a short warm-up gives GRPO something to rank."""
 
     # sampling
+    rollout_backend: Literal["hf", "vllm"] = "hf"
+    """Who samples rollouts: the trained model itself (`hf`) or a colocated vLLM engine that gets
+    the trainer's weights after every update (`vllm`, needs the vllm extra and a GPU)."""
+    vllm_gpu_memory_utilization: float = 0.4
     call_style: Literal["hermes", "xml"] = "hermes"
     """How the policy writes its tool call (and how examples render history calls)."""
     generation_batch_size: int = 64

@@ -38,7 +38,7 @@ from . import grpo
 from .checkpoint import latest_checkpoint, load_state, save_best, save_checkpoint
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory
-from .model import ADAPTER_DIR, load_model
+from .model import ADAPTER_DIR, load_model, save_model
 
 
 @dataclass
@@ -99,6 +99,7 @@ class Trainer:
         self.model.train()
         self.device = next(self.model.parameters()).device
         self.policy = HFPolicy(self.model, self.tokenizer, self.device)
+        self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
         self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
         examples = load_examples(cfg, self.tokenizer)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
@@ -120,6 +121,15 @@ class Trainer:
             self._write_config()
 
     # --- setup --------------------------------------------------------------------------------
+
+    def _vllm_rollout(self):
+        """A colocated vLLM engine started from the trainer's current weights (synced after each update)."""
+        from ..policy.vllm import VLLMPolicy, import_vllm
+
+        import_vllm()  # a clear error before any weights are written
+        start = self.run_dir / "rollout-weights"
+        save_model(self.model, self.tokenizer, start)
+        return VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
 
     def _wandb(self):
         if not self.cfg.wandb:
@@ -185,8 +195,8 @@ class Trainer:
                timings: dict[str, float] | None = None) -> list[Rollout]:
         start = time.perf_counter()
         ids = [self.prompt_ids(ex) for ex in examples]
-        groups = self.policy.generate_ids(ids, params, with_logprobs=False,
-                                          max_sequences=self.cfg.generation_batch_size)
+        groups = self.rollout.generate_ids(ids, params, with_logprobs=False,
+                                           max_sequences=self.cfg.generation_batch_size)
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
@@ -235,6 +245,8 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.rollout is not self.policy:
+            self.rollout.sync_weights(self.model)
         return float(norm)
 
     def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
