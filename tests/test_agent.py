@@ -1,0 +1,55 @@
+"""The agent loop in real sandboxes: a replaying expert policy solves a task and submits; a tiny random
+model's broken answers are counted and capped; step and context limits stop the run."""
+
+from __future__ import annotations
+
+import json
+
+from srl_agent.agent import AgentConfig, ReplayPolicy, run_agent, save_run
+from srl_agent.formats import load_trajectories
+from srl_agent.replay import patches_match
+from srl_agent.types import Step, ToolCall, Trajectory
+
+from .test_replay import calc_trajectory
+
+
+def test_replaying_expert_solves_and_submits(sandbox_factory, calc_repo, tmp_path):
+    expert = calc_trajectory(calc_repo, tmp_path)
+    with sandbox_factory(calc_repo) as sb:
+        run = run_agent(ReplayPolicy(expert), sb, expert.problem_statement, "calc-mean")
+    assert run.exit_status == "submitted" and run.format_errors == 0
+    assert len(run.trajectory.steps) == 7
+    assert [s.action for s in run.trajectory.steps] == [s.action for s in expert.steps]
+    assert patches_match(run.patch, expert.patch)
+    assert "2 passed" in run.trajectory.steps[5].observation
+    canonical, swe_agent = save_run(run, tmp_path / "runs")
+    (back,) = load_trajectories([str(canonical)])
+    assert back == run.trajectory
+    (as_traj,) = load_trajectories([str(swe_agent)])  # SWE-agent's format, read by our own importer
+    assert as_traj.source_format == "swe-agent" and as_traj.patch == run.patch
+    assert [(s.action.name, s.action.arguments) for s in as_traj.steps] == [
+        (s.action.name, s.action.arguments) for s in run.trajectory.steps]
+    info = json.loads(swe_agent.read_text())["info"]
+    assert info["exit_status"] == "submitted"
+
+
+def test_format_errors_are_told_and_capped(sandbox_factory, calc_repo):
+    from srl_agent.policy.hf import HFPolicy
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.model import load_model
+
+    model, tokenizer = load_model(TrainConfig())  # random weights: never a well-formed answer
+    policy = HFPolicy(model.eval(), tokenizer)
+    with sandbox_factory(calc_repo) as sb:
+        run = run_agent(policy, sb, "Fix it.", "t", AgentConfig(max_format_errors=2, max_new_tokens=8))
+        assert run.exit_status == "format_errors" and run.format_errors == 3
+        assert run.trajectory.steps == [] and run.patch == "" and len(run.responses) == 3
+        run = run_agent(policy, sb, "Fix it.", "t", AgentConfig(max_context_tokens=10))
+        assert run.exit_status == "context_limit" and run.responses == []
+
+
+def test_step_limit(sandbox_factory, calc_repo):
+    looping = Trajectory("loop", "x", [Step("look", ToolCall("bash", {"command": "ls"}), "")] * 5)
+    with sandbox_factory(calc_repo) as sb:
+        run = run_agent(ReplayPolicy(looping), sb, "x", "loop", AgentConfig(max_steps=3))
+    assert run.exit_status == "step_limit" and len(run.trajectory.steps) == 3
