@@ -1,0 +1,1 @@
+"""Benchmarks the agent is graded on (SWE-bench style) and the paper's Oracle File Edit setting."""
