@@ -62,9 +62,7 @@ class BwrapSandbox(SandboxBase):
             self.state.mkdir()
             self.tmp.mkdir()
             collect_tool_executables(self.root / "tools")
-            if self.base_commit is None:
-                head = self.run("git rev-parse HEAD 2>/dev/null", timeout=30)
-                self.base_commit = head.output.strip() if head.exit_code == 0 else None
+            self.base_commit = self.base_commit or self.head_commit()
         except BaseException:
             self.close()
             raise

@@ -106,6 +106,11 @@ class SandboxBase:
     def close(self) -> None:
         raise NotImplementedError
 
+    def head_commit(self) -> str | None:
+        """The repository's current commit: the base that diffs and `submit` compare against."""
+        head = self.run("git rev-parse HEAD 2>/dev/null", timeout=30)
+        return head.output.strip() if head.exit_code == 0 else None
+
     def tool_env(self) -> dict[str, str]:
         """Environment every command gets: the tools find the repo, its base commit and their state here."""
         env = {"SRL_REPO": self.config.workdir, "SRL_STATE_DIR": STATE_DIR, **self.config.env}
