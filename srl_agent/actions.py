@@ -144,6 +144,18 @@ def render_completion(thought: str, call: ToolCall, style: CallStyle = "hermes")
     return f"<think>\n{thought.strip()}\n</think>\n{rendered}"
 
 
+def assistant_text(message: dict[str, Any]) -> str:
+    """A chat assistant message as answer text: its content, plus any tool calls that a server or
+    trainer parsed out of it, written back in the Hermes form."""
+    text = message.get("content") or ""
+    for tc in message.get("tool_calls") or []:
+        fn = tc.get("function", tc)
+        args = fn.get("arguments") or {}
+        text += "\n" + render_hermes_call(ToolCall(fn.get("name", ""), json.loads(args) if isinstance(args, str)
+                                                   else args))
+    return text
+
+
 @dataclass(frozen=True)
 class ParsedCompletion:
     thought: str

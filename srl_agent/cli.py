@@ -271,14 +271,13 @@ def cmd_reward(args: argparse.Namespace) -> int:
 def _reward_batch(args: argparse.Namespace, cfg) -> int:
     from .errors import DataError
     from .jsonio import read_jsonl, write_jsonl
-    from .reward import srl_rewards
-    from .types import ToolCall
+    from .reward import expert_from, srl_rewards
 
     rows, completions, experts = [], [], []
     for lineno, row in read_jsonl(args.batch):
         try:
             expert = row["expert_action"]
-            experts.append(ToolCall.from_dict(json.loads(expert) if isinstance(expert, str) else expert))
+            experts.append(expert_from(expert))
             completions.append(str(row["completion"]))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"needs 'completion' and 'expert_action' ({type(e).__name__}: {e})",

@@ -32,7 +32,7 @@ import numpy as np
 from rapidfuzz import process as rf_process
 from rapidfuzz.distance import Indel
 
-from .actions import CALL_STYLES, CallStyle, parse_completion, render_command_line, render_hermes_call
+from .actions import CALL_STYLES, CallStyle, assistant_text, parse_completion, render_command_line
 from .errors import FormatViolation
 from .tools import STANDARD_TOOLS
 from .types import ToolCall
@@ -201,7 +201,8 @@ def srl_rewards(completions: Sequence[str], experts: Sequence[ToolCall], cfg: Re
 
 # --- adapters for other trainers --------------------------------------------------------------
 
-def _expert_from(value: Any) -> ToolCall:
+def expert_from(value: Any) -> ToolCall:
+    """An expert action given as a JSON string (the `expert_action` column) or as a dict."""
     return ToolCall.from_dict(json.loads(value) if isinstance(value, str) else value)
 
 
@@ -209,13 +210,7 @@ def _completion_text(completion: Any) -> str:
     """TRL passes plain strings, or (conversational) a list with one assistant message."""
     if isinstance(completion, str):
         return completion
-    message = completion[-1] if isinstance(completion, list) else completion
-    text = message.get("content") or ""
-    for tc in message.get("tool_calls") or []:  # TRL may parse calls out of the text
-        fn = tc.get("function", tc)
-        args = fn.get("arguments", {})
-        text += "\n" + render_hermes_call(ToolCall(fn["name"], json.loads(args) if isinstance(args, str) else args))
-    return text
+    return assistant_text(completion[-1] if isinstance(completion, list) else completion)
 
 
 class TRLRewardFunction:
@@ -233,7 +228,7 @@ class TRLRewardFunction:
         if expert_action is None:
             raise ValueError("the dataset needs an 'expert_action' column (srl-agent data build writes it)")
         texts = [_completion_text(c) for c in completions]
-        return srl_rewards(texts, [_expert_from(e) for e in expert_action], self.cfg, self.workers)
+        return srl_rewards(texts, [expert_from(e) for e in expert_action], self.cfg, self.workers)
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None) -> float:
@@ -243,4 +238,4 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     `metric`, `granularity`, `autojunk` and `call_style`.
     """
     overrides = {k: v for k, v in (extra_info or {}).items() if k in RewardConfig.__dataclass_fields__}
-    return srl_reward(solution_str, _expert_from(ground_truth), RewardConfig(**overrides))
+    return srl_reward(solution_str, expert_from(ground_truth), RewardConfig(**overrides))

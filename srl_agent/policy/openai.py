@@ -6,9 +6,8 @@ import json
 import urllib.error
 import urllib.request
 
-from ..actions import render_hermes_call
+from ..actions import assistant_text
 from ..errors import UserError
-from ..types import ToolCall
 from . import Completion, Messages, SamplingParams
 
 
@@ -52,11 +51,4 @@ class OpenAIPolicy:
 
 def _completion(choice: dict) -> Completion:
     """A chat choice as text in our answer format (tool calls a server parsed out are put back)."""
-    message = choice.get("message") or {}
-    text = message.get("content") or ""
-    for tc in message.get("tool_calls") or []:
-        fn = tc.get("function", {})
-        args = fn.get("arguments") or "{}"
-        text += "\n" + render_hermes_call(ToolCall(fn.get("name", ""), json.loads(args) if isinstance(args, str)
-                                                   else args))
-    return Completion(text, [], None, choice.get("finish_reason") or "stop")
+    return Completion(assistant_text(choice.get("message") or {}), [], None, choice.get("finish_reason") or "stop")
