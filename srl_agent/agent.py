@@ -157,18 +157,32 @@ def save_run(run: AgentRun, folder: str | Path) -> tuple[Path, Path]:
 
 
 class ReplayPolicy:
-    """A policy that answers with an expert trajectory's steps, in order (scripted experts, eval tests)."""
+    """A policy that answers with expert trajectories' steps (scripted experts, eval tests).
 
-    def __init__(self, trajectory: Trajectory):
-        self.steps, self.next = trajectory.steps, 0
+    Stateless, so eval workers can share it: the trajectory is the one whose problem statement the
+    prompt's task message holds, and the step is the number of answers already in the prompt (the
+    last step repeats past the end).
+    """
+
+    def __init__(self, trajectories: Trajectory | list[Trajectory]):
+        self.trajectories = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
+
+    def _trajectory_for(self, messages: list[dict]) -> Trajectory:
+        if len(self.trajectories) == 1:
+            return self.trajectories[0]
+        task = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+        for trajectory in self.trajectories:
+            if trajectory.problem_statement.strip() and trajectory.problem_statement.strip() in task:
+                return trajectory
+        raise ValueError("no replayed trajectory has this prompt's problem statement")
 
     def generate(self, prompts: list[list[dict]], tools: list[list[dict]] | None,
                  params: SamplingParams) -> list[list[Completion]]:
         from .actions import render_completion
 
         out = []
-        for _ in prompts:
-            step = self.steps[min(self.next, len(self.steps) - 1)]
-            self.next += 1
+        for messages in prompts:
+            steps = self._trajectory_for(messages).steps
+            step = steps[min(sum(m.get("role") == "assistant" for m in messages), len(steps) - 1)]
             out.append([Completion(render_completion(step.thought, step.action), [], None)] * params.n)
         return out

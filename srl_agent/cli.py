@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -124,11 +125,35 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="sandbox images")
     env_sub = env.add_subparsers(dest="env_command", required=True)
     env_build = env_sub.add_parser("build", help="build a sandbox image (offline when no registry answers)")
-    env_build.add_argument("name", choices=["swe"])
+    env_build.add_argument("name", choices=["swe", "swe-mini"],
+                           help="swe: the agent sandbox; swe-mini: one image per swe-mini task (built on swe)")
     env_build.add_argument("--base", default=None, help="base image (default python:3.11-slim)")
     env_build.add_argument("--offline", action="store_true", help="build the base with debootstrap, no registry")
     env_build.add_argument("--mirror", help="Debian mirror for the offline base (default: the one apt uses)")
     env_build.add_argument("--tag", default=None, help="image tag (default srl-agent/swe:latest)")
+    env_build.add_argument("--instances", nargs="+", metavar="ID", help="swe-mini: only these tasks")
+    env_build.add_argument("--rebuild", action="store_true", help="swe-mini: rebuild images that are up to date")
+
+    ev = sub.add_parser("eval", help="solve benchmark instances with a model and grade them with swebench")
+    ev.add_argument("--bench", default="swe-verified",
+                    help="swe-verified, swe-bench-lite, swe-mini (offline), a hub dataset id or a local "
+                         ".json/.jsonl/.parquet of swebench instances")
+    ev.add_argument("--model", required=True,
+                    help="checkpoint folder, hub id, OpenAI-compatible URL (http://host:port/v1), or gold")
+    ev.add_argument("--mode", default="agent", choices=["agent", "oracle-file-edit"])
+    ev.add_argument("--instances", nargs="+", metavar="ID", help="only these instance ids")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--workers", type=int, default=1, help="instances at once, each in its own sandbox")
+    ev.add_argument("--run-id", help="names the run folder; pass an earlier run's id to resume it")
+    ev.add_argument("--output-dir", default="runs/eval")
+    ev.add_argument("--max-steps", type=int, default=50, help="tool calls per instance")
+    ev.add_argument("--max-new-tokens", type=int, default=1024, help="tokens per answer")
+    ev.add_argument("--temperature", type=float, default=0.0)
+    ev.add_argument("--time-limit", type=float, default=1800, help="seconds per instance")
+    ev.add_argument("--step-timeout", type=float, default=120, help="seconds per tool call")
+    ev.add_argument("--grade-timeout", type=int, default=900, help="seconds the harness gives one instance")
+    ev.add_argument("--no-grade", dest="grade", action="store_false", help="write predictions only")
+    ev.add_argument("--retry-errors", action="store_true", help="on resume, rerun instances that crashed")
     return parser
 
 
@@ -312,6 +337,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = SandboxConfig(workdir=args.workdir, network=args.network)
     if args.image:
         config.image = args.image
+    elif not args.repo and traj.id.startswith("swemini__"):  # a swe-mini run: its task's own image
+        from .bench.swe_mini import image_name
+
+        config.image = image_name(traj.id)
     out.print(f"[bold]Replaying {traj.id}[/] ({len(traj.steps)} steps, {traj.source_format})")
 
     def show(step) -> None:
@@ -346,13 +375,99 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_env_build(args: argparse.Namespace) -> int:
-    from .images import DEFAULT_BASE, SWE_IMAGE, build_swe_image
+    from .images import DEFAULT_BASE, SWE_IMAGE, build_swe_image, image_is_current
     from .sandbox.docker import docker_client
 
-    tag = build_swe_image(docker_client(timeout=600), base=args.base or DEFAULT_BASE, tag=args.tag or SWE_IMAGE,
-                          offline=args.offline, mirror=args.mirror, log=lambda m: console.print(m, markup=False))
+    client = docker_client(timeout=600)
+    log = lambda m: console.print(m, markup=False)  # noqa: E731
+    if args.name == "swe-mini":
+        from .bench.swe_mini import build_images, load_instances
+
+        base = SWE_IMAGE
+        if not image_is_current(client, base):
+            build_swe_image(client, base=args.base or DEFAULT_BASE, offline=args.offline, mirror=args.mirror, log=log)
+        instances = load_instances(args.instances)
+        with _bar("swe-mini images", len(instances)) as tick:
+            built = build_images(client, instances, base, rebuild=args.rebuild, progress=lambda m: tick(m))
+        console.print(f"{len(built)} built, {len(instances) - len(built)} up to date")
+        return 0
+    tag = build_swe_image(client, base=args.base or DEFAULT_BASE, tag=args.tag or SWE_IMAGE,
+                          offline=args.offline, mirror=args.mirror, log=log)
     console.print(f"built {tag}")
     return 0
+
+
+def _bars():
+    """Progress bars with a free-text `info` field."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[info]}"), console=console)
+
+
+@contextlib.contextmanager
+def _bar(description: str, total: int):
+    """One progress bar; the yielded `tick(info)` advances it by one."""
+    with _bars() as progress:
+        task = progress.add_task(description, total=total, info="")
+        yield lambda info="": progress.update(task, advance=1, info=info)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import time
+
+    from .agent import AgentConfig
+    from .bench.eval import GOLD, EvalConfig, load_instances, run_eval
+    from .policy import load_policy
+
+    agent = AgentConfig(max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        time_limit=args.time_limit, step_timeout=args.step_timeout)
+    cfg = EvalConfig(bench=args.bench, model=args.model, mode=args.mode, instances=args.instances, split=args.split,
+                     workers=args.workers, run_id=args.run_id or time.strftime("%Y%m%d-%H%M%S"),
+                     output_dir=args.output_dir, grade=args.grade, grade_timeout=args.grade_timeout,
+                     retry_errors=args.retry_errors, agent=agent)
+    instances = load_instances(cfg)
+    run_dir = Path(cfg.output_dir) / cfg.run_id
+    policy = None if cfg.model == GOLD else load_policy(cfg.model)
+    console.print(f"[bold]eval[/] {cfg.model} ({cfg.mode}) on {cfg.bench}: {len(instances)} instances, "
+                  f"{cfg.workers} workers -> {run_dir}  (resume: --run-id {cfg.run_id})", highlight=False)
+    with _bars() as progress:
+        solving = progress.add_task("solve", total=len(instances), info="")
+        grading = progress.add_task("grade", total=len(instances), info="", visible=cfg.grade)
+        statuses: dict[str, int] = {}
+
+        def solved(row: dict) -> None:
+            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+            progress.update(solving, advance=1, info=" ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+
+        summary = run_eval(cfg, policy, instances, run_dir, on_solved=solved,
+                           on_graded=lambda n: progress.update(grading, completed=n),
+                           log=lambda m: progress.console.print(m, markup=False))
+        progress.update(solving, completed=len(instances))
+        progress.update(grading, completed=len(instances))
+    _print_eval_summary(summary, run_dir)
+    return 0
+
+
+def _print_eval_summary(summary: dict, run_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="swebench evaluation")
+    for column in ("instances", "resolved", "patch applied", "empty patches", "mean steps", "mean tokens"):
+        table.add_column(column, justify="right")
+    table.add_row(str(summary["instances"]), f"{summary['resolved']} ({summary['resolved_pct']}%)",
+                  f"{summary['patch_applied_pct']}%", str(summary["empty_patches"]), str(summary["mean_steps"]),
+                  str(summary["mean_completion_tokens"]))
+    out.print(table)
+    outcomes = Table(title="outcomes")
+    outcomes.add_column("category")
+    outcomes.add_column("instances", justify="right")
+    for name, count in sorted(summary["outcomes"].items(), key=lambda kv: -kv[1]):
+        outcomes.add_row(name, str(count))
+    for name, count in sorted(summary["agent_exit"].items(), key=lambda kv: -kv[1]):
+        outcomes.add_row(f"agent: {name}", str(count))
+    out.print(outcomes)
+    out.print(f"run: {run_dir}  (predictions.jsonl, results.jsonl, summary.json, logs/)")
 
 
 def train_config(args: argparse.Namespace):
@@ -439,6 +554,7 @@ COMMANDS = {
     ("reward", None): cmd_reward,
     ("replay", None): cmd_replay,
     ("env", "build"): cmd_env_build,
+    ("eval", None): cmd_eval,
     ("train", None): cmd_train,
     ("plot", None): cmd_plot,
     ("serve", None): cmd_serve,

@@ -45,6 +45,17 @@ def swe_image() -> str:
     return SWE_IMAGE
 
 
+@pytest.fixture(scope="session")
+def swe_mini_images(swe_image) -> list[dict]:
+    """swe-mini's instances, with their images built (only the missing or stale ones are)."""
+    from srl_agent.bench.swe_mini import build_images, load_instances
+    from srl_agent.sandbox.docker import docker_client
+
+    instances = load_instances()
+    build_images(docker_client(), instances, swe_image, progress=lambda message: None)
+    return instances
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_container_left_behind():
     """After the whole session, no container labelled as ours may remain."""

@@ -100,3 +100,24 @@ def test_dynamic_fill_stops_at_the_cap():
     assert kept == [] and rounds == 3 and len(sampled) == 12
     kept, sampled, rounds = grpo.dynamic_fill(lambda k: [[-1.0, -1.0]] * k, lambda g: g, 4, 3, enabled=False)
     assert len(kept) == 4 and rounds == 1
+
+
+def test_padding_free_batches_give_the_padded_logprobs_and_gradients():
+    """One packed row with restarting position ids = one padded row per sequence (sdpa's block mask)."""
+    from srl_agent.train.batching import make_batch
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.model import load_model
+
+    model, tokenizer = load_model(TrainConfig(), device=torch.device("cpu"))
+    sequences = [([5, 6, 7, 8], [9, 10]), ([11, 12], [13, 14, 15, 16, 17]), ([18], [19])]
+    results = []
+    for padding_free in (False, True):
+        batch = make_batch(sequences, tokenizer.pad_token_id, "cpu", padding_free)
+        logp = batch.token_logprobs(model) * batch.target_mask
+        assert logp.shape == (3, 6)
+        model.zero_grad()
+        logp.sum().backward()
+        results.append((logp.detach(), model.model.embed_tokens.weight.grad.clone()))
+    (padded, g_padded), (packed, g_packed) = results
+    assert torch.allclose(padded, packed, atol=1e-5)
+    assert torch.allclose(g_padded, g_packed, atol=1e-5)

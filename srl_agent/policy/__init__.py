@@ -40,7 +40,8 @@ class Policy(Protocol):
 
 
 def load_policy(spec: str, **kwargs) -> Policy:
-    """`http(s)://...` -> OpenAIPolicy, `vllm:PATH` -> VLLMPolicy, anything else -> HFPolicy."""
+    """`http(s)://...` -> OpenAIPolicy, `vllm:PATH` -> VLLMPolicy, `replay:TRAJECTORIES` -> ReplayPolicy
+    (replays recorded expert runs, any format), anything else -> HFPolicy."""
     if spec.startswith(("http://", "https://")):
         from .openai import OpenAIPolicy
 
@@ -49,6 +50,11 @@ def load_policy(spec: str, **kwargs) -> Policy:
         from .vllm import VLLMPolicy
 
         return VLLMPolicy(spec[5:], **kwargs)
+    if spec.startswith("replay:"):
+        from ..agent import ReplayPolicy
+        from ..formats import load_trajectories
+
+        return ReplayPolicy(list(load_trajectories([spec[7:]])))
     from .hf import HFPolicy
 
     return HFPolicy.from_pretrained(spec, **kwargs)

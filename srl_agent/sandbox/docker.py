@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from . import LABEL, Observation, SandboxConfig
+from . import LABEL, TOOLS_DIR_IN_SANDBOX, Observation, SandboxConfig
 from .common import (
     KILLED,
     STATE_DIR,
@@ -89,7 +89,8 @@ def sweep_leftovers(client) -> int:
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all() -> None:
+    """Remove every container this process still holds (at exit, and when a run is interrupted)."""
     for sandbox in list(_LIVE):
         sandbox.close()
 
@@ -102,6 +103,7 @@ class DockerSandbox(SandboxBase):
         self.client = client or docker_client()
         self.api = self.client.api
         self.container = None
+        self.extra_env: dict[str, str] = {}
         self.base_commit = base_commit
         if not _SWEPT:
             sweep_leftovers(self.client)
@@ -143,8 +145,11 @@ class DockerSandbox(SandboxBase):
         keeper = ("for i in 1 2 3 4 5 6 7 8 9 10; do c=$(cat /proc/1/task/1/children 2>/dev/null); "
                   '[ -n "$c" ] && break; sleep 0.1; done; echo keeper $c')
         ids = f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; " if cfg.user else ""
-        probe = self._exec(["sh", "-c", ids + keeper], user="root", timeout=30)
+        tools = f"[ -x {TOOLS_DIR_IN_SANDBOX}/submit ] || echo no-tools; "
+        probe = self._exec(["sh", "-c", ids + tools + keeper], user="root", timeout=30)
         lines = probe.output.split()
+        if "no-tools" in lines:
+            self._install_tools()
         if "keeper" not in lines[:-1]:
             raise RuntimeError(f"cannot find the container's keeper process: {probe.output!r}")
         self.keeper = lines[lines.index("keeper") + 1]
@@ -153,6 +158,22 @@ class DockerSandbox(SandboxBase):
         self.uid, self.gid = (int(lines[0]), int(lines[1])) if has_user else (0, 0)
         # The workdir and the tools' state folder, owned by the command user.
         self.api.put_archive(self.container.id, "/", _dirs_tarball([cfg.workdir, STATE_DIR], self.uid, self.gid))
+
+    def _install_tools(self) -> None:
+        """Images that are not ours (e.g. SWE-bench's) get the tools copied in and put first on PATH."""
+        import tempfile
+
+        from ..images import collect_tool_executables
+
+        with tempfile.TemporaryDirectory(prefix="srl-tools-") as tmp:
+            collect_tool_executables(Path(tmp))
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.add(tmp, arcname=TOOLS_DIR_IN_SANDBOX.strip("/"), filter=_root_owned)
+        self.api.put_archive(self.container.id, "/", buf.getvalue())
+        image_env = dict(e.split("=", 1) for e in self.container.attrs["Config"].get("Env") or [] if "=" in e)
+        path = image_env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        self.extra_env = {"PATH": f"{TOOLS_DIR_IN_SANDBOX}:{path}"}
 
     def _copy_repo(self, repo: str) -> None:
         self.api.put_archive(self.container.id, "/", repo_tarball(repo, self.config.workdir, self.uid, self.gid))
@@ -169,7 +190,7 @@ class DockerSandbox(SandboxBase):
     def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
         return self._exec(wrap_command(command, timeout or self.config.default_timeout),
                           user=self.exec_user, timeout=timeout or self.config.default_timeout,
-                          env={**self.tool_env(), **(env or {})}, workdir=self.config.workdir)
+                          env={**self.extra_env, **self.tool_env(), **(env or {})}, workdir=self.config.workdir)
 
     def _exec(self, argv: list[str], user: str | None, timeout: float, env: dict[str, str] | None = None,
               workdir: str = "/") -> Observation:
@@ -226,6 +247,11 @@ class DockerSandbox(SandboxBase):
             if member is None or not member.isfile():
                 raise IsADirectoryError(path)
             return tar.extractfile(member).read()
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid, info.gid, info.uname, info.gname = 0, 0, "", ""
+    return info
 
 
 def _dirs_tarball(paths: list[str], uid: int, gid: int) -> bytes:

@@ -108,6 +108,12 @@ class TrainConfig:
     bf16: bool | None = None
     """bf16 weights and compute; default on CUDA, off on CPU."""
     gradient_checkpointing: bool = False
+    attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
+    """Attention kernels (flash_attention_2 needs the flash-attn package and a GPU)."""
+    padding_free: bool | None = None
+    """Updates on each micro-batch's sequences packed into one row, no padding (see train/batching.py).
+    Default: on with flash_attention_2 (variable-length kernels); off otherwise, because sdpa then needs
+    a dense block mask over the packed row, which costs more than the padding it saves."""
 
     # bookkeeping
     eval_every: int = 10

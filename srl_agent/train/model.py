@@ -11,6 +11,8 @@ from ..tokenizer import TINY_TOKENIZER, load_tokenizer
 from .config import TrainConfig
 
 ADAPTER_DIR = "adapter"
+CONFIG_PREFIX = "config:"
+"""`model: config:FOLDER` builds a randomly initialised model from FOLDER/config.json (no weights, no hub)."""
 
 
 def pick_device() -> torch.device:
@@ -25,7 +27,8 @@ def build_tiny_model(cfg: TrainConfig, tokenizer):
                          num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
                          num_key_value_heads=t.num_key_value_heads, max_position_embeddings=t.max_position_embeddings,
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                         attn_implementation=cfg.attn_implementation)
     torch.manual_seed(cfg.seed)
     return Qwen2ForCausalLM(config)
 
@@ -39,15 +42,22 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
     hf_logging.disable_progress_bar()  # one bar per checkpoint write would drown the run's own progress
     device = device or pick_device()
     source = weights or cfg.init_from or (None if cfg.model == "tiny" else cfg.model)
-    tokenizer_source = cfg.tokenizer or source or TINY_TOKENIZER
+    shape_only = source is not None and source.startswith(CONFIG_PREFIX)  # random weights, a real shape
+    tokenizer_source = cfg.tokenizer or (None if shape_only else source) or TINY_TOKENIZER
     tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source == TINY_TOKENIZER else \
         AutoTokenizer.from_pretrained(tokenizer_source)
     bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
     dtype = torch.bfloat16 if bf16 else torch.float32
     if source is None:
         model = build_tiny_model(cfg, tokenizer).to(dtype)
+    elif shape_only:
+        from transformers import AutoConfig
+
+        torch.manual_seed(cfg.seed)
+        config = AutoConfig.from_pretrained(source[len(CONFIG_PREFIX):])
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=cfg.attn_implementation)
     else:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=cfg.attn_implementation)
     if cfg.lora:
         from peft import LoraConfig, PeftModel, get_peft_model
 

@@ -35,6 +35,7 @@ from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
 from ..types import StepExample
 from . import grpo
+from .batching import make_batch
 from .checkpoint import latest_checkpoint, load_state, save_best, save_checkpoint
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory
@@ -51,20 +52,6 @@ class Rollout:
 
 def key(ex: StepExample) -> str:
     return f"{ex.trajectory_id}:{ex.step_index}"
-
-
-def pack(sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
-    """Right-padded (prompt + completion) ids, attention mask, and a mask of completion targets."""
-    width = max(len(p) + len(c) for p, c in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros_like(ids)
-    target_mask = torch.zeros_like(ids, dtype=torch.float)
-    for i, (p, c) in enumerate(sequences):
-        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-        attention[i, : len(p) + len(c)] = 1
-        target_mask[i, len(p): len(p) + len(c)] = 1
-    # position t predicts token t+1: the loss mask is on the shifted targets
-    return ids.to(device), attention.to(device), target_mask[:, 1:].to(device)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -99,7 +86,10 @@ class Trainer:
         self.model.train()
         self.device = next(self.model.parameters()).device
         self.policy = HFPolicy(self.model, self.tokenizer, self.device)
+        self.padding_free = cfg.padding_free if cfg.padding_free is not None else \
+            cfg.attn_implementation == "flash_attention_2"
         self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
+        self.rollout_stale = False
         self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
         examples = load_examples(cfg, self.tokenizer)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
@@ -129,7 +119,9 @@ class Trainer:
         import_vllm()  # a clear error before any weights are written
         start = self.run_dir / "rollout-weights"
         save_model(self.model, self.tokenizer, start)
-        return VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
+        engine = VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
+        engine.sleep()  # woken for each sampling phase (see _rollout_memory)
+        return engine
 
     def _wandb(self):
         if not self.cfg.wandb:
@@ -195,8 +187,10 @@ class Trainer:
                timings: dict[str, float] | None = None) -> list[Rollout]:
         start = time.perf_counter()
         ids = [self.prompt_ids(ex) for ex in examples]
+        self._rollout_memory(hold=True)
         groups = self.rollout.generate_ids(ids, params, with_logprobs=False,
                                            max_sequences=self.cfg.generation_batch_size)
+        self._rollout_memory(hold=False)
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
@@ -206,6 +200,24 @@ class Trainer:
             timings["reward"] += time.perf_counter() - middle
         return [Rollout(ex, p, g, rewards[i * params.n:(i + 1) * params.n])
                 for i, (ex, p, g) in enumerate(zip(examples, ids, groups, strict=True))]
+
+    def _rollout_memory(self, hold: bool) -> None:
+        """Generation and update share the GPU: the rollout engine holds memory only while it samples.
+
+        A vLLM engine wakes (and takes the latest weights) before sampling and sleeps after it, freeing
+        its KV cache for the update; HF generation's cache is returned to the allocator.
+        """
+        if self.rollout is self.policy:
+            if not hold and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return
+        if hold:
+            self.rollout.wake_up()
+            if self.rollout_stale:
+                self.rollout.sync_weights(self.model)
+                self.rollout_stale = False
+        else:
+            self.rollout.sleep()
 
     def fill_batch(self, timings: dict[str, float]) -> tuple[list[Rollout], dict[str, Any]]:
         """Dynamic sampling: keep groups whose rewards differ; over-sample (with a cap) to fill the batch."""
@@ -224,9 +236,11 @@ class Trainer:
 
     # --- updates ------------------------------------------------------------------------------
 
-    def _logprobs(self, model, ids, attention) -> torch.Tensor:
-        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
-        return grpo.token_logprobs(logits, ids[:, 1:], max(self.cfg.temperature, 1e-5))
+    def _batch(self, sequences: list[tuple[list[int], list[int]]]):
+        return make_batch(sequences, self.policy.pad_id, self.device, self.padding_free)
+
+    def _logprobs(self, model, batch) -> torch.Tensor:
+        return batch.token_logprobs(model, max(self.cfg.temperature, 1e-5))
 
     def _global_sum(self, value: float) -> float:
         if self.world == 1:
@@ -245,8 +259,7 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.rollout is not self.policy:
-            self.rollout.sync_weights(self.model)
+        self.rollout_stale = self.rollout is not self.policy
         return float(norm)
 
     def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
@@ -263,14 +276,14 @@ class Trainer:
         if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
                 for chunk in chunks(seqs, cfg.micro_batch_size):
-                    ids, att, _ = pack([(p, c) for p, c, _ in chunk], self.policy.pad_id, self.device)
-                    old.append(self._logprobs(self.model, ids, att))
+                    old.append(self._logprobs(self.model, self._batch([(p, c) for p, c, _ in chunk])))
         losses, norms = [], []
         for _ in range(cfg.ppo_epochs):
             epoch_loss = 0.0
             for i, chunk in enumerate(chunks(seqs, cfg.micro_batch_size)):
-                ids, att, mask = pack([(p, c) for p, c, _ in chunk], self.policy.pad_id, self.device)
-                logp = self._logprobs(self.model, ids, att)
+                batch = self._batch([(p, c) for p, c, _ in chunk])
+                mask = batch.target_mask
+                logp = self._logprobs(self.model, batch)
                 adv = torch.tensor([a for _, _, a in chunk], device=self.device)
                 logp_old = old[i] if old else logp.detach()
                 weight = len(chunk) / total_seqs if cfg.loss_norm == "sequence" else mask.sum().item() / total_tokens
@@ -278,7 +291,7 @@ class Trainer:
                                               cfg.loss_norm) * weight
                 if self.ref_model is not None:
                     with torch.no_grad():
-                        ref = self._logprobs(self.ref_model, ids, att)
+                        ref = self._logprobs(self.ref_model, batch)
                     loss = loss + cfg.kl_coef * grpo.kl_penalty(logp, ref, mask) * weight
                 loss.backward()
                 epoch_loss += loss.item()
@@ -295,10 +308,8 @@ class Trainer:
         total_tokens = self._global_sum(sum(len(c) for _, c in seqs))
         total = 0.0
         for chunk in chunks(seqs, self.cfg.micro_batch_size):
-            ids, att, mask = pack(chunk, self.policy.pad_id, self.device)
-            logits = self.model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            loss = (nll * mask).sum() / total_tokens
+            batch = self._batch(chunk)
+            loss = -(batch.token_logprobs(self.model) * batch.target_mask).sum() / total_tokens
             loss.backward()
             total += loss.item()
         return {"loss": total, "grad_norm": self._optimizer_step(), "update_tokens": int(total_tokens)}

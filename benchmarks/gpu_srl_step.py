@@ -1,0 +1,167 @@
+"""SRL training speed on one GPU, side by side with TRL's GRPOTrainer on the same workload.
+
+Models: Qwen2.5-Coder-shaped configs shipped in configs/models/ (0.5B, 1.5B), random weights, the
+shipped tokenizer: the real compute and memory, no hub. Data: SRL step examples from the fixture
+trajectories in ../shared, prompts cut to --prompt-tokens, G = 8 completions of up to
+--completion-tokens each. A random model rarely ends a completion early, so both trainers generate
+(almost) the full length: the same work on both sides.
+
+Ours (srl_agent.train.Trainer): bf16, gradient checkpointing, vLLM rollouts when vllm imports (else
+HF generation), padding-free updates with flash-attention when it is installed. Reports generation
+tokens/s, update tokens/s and MFU (6 x parameters x tokens against the card's dense bf16 peak),
+peak memory and end-to-end SRL examples/s (prompts per second of step time). TRL: GRPOTrainer with
+our reward function (`srl_agent.reward.TRLRewardFunction`), the same model, batch and lengths; its
+examples/s and the ratio. Targets: >= 2x TRL's examples/s, update MFU >= 40 %.
+
+    python benchmarks/gpu_srl_step.py --model 0.5b [--batch 16] [--steps 3]
+    python benchmarks/gpu_srl_step.py --smoke          # the script itself on CPU: tiny model, short lengths
+
+The GPU machine may lack trl/datasets (pass --no-trl, or carry their wheels) and vllm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from _common import FIXTURES, machine
+
+from srl_agent.train.config import TrainConfig
+from srl_agent.train.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"0.5b": ROOT / "configs" / "models" / "qwen2.5-coder-0.5b",
+          "1.5b": ROOT / "configs" / "models" / "qwen2.5-coder-1.5b"}
+# Dense bf16 peak of the cards this runs on (tensor cores, no sparsity), in FLOP/s.
+BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def card_peak() -> tuple[str, float | None]:
+    if not torch.cuda.is_available():
+        return "cpu", None
+    name = torch.cuda.get_device_name()
+    return name, next((peak for key, peak in BF16_PEAK.items() if key in name), None)
+
+
+def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
+    cuda = torch.cuda.is_available()
+    flash = cuda and importlib.util.find_spec("flash_attn") is not None
+    return TrainConfig(
+        method="srl", model="tiny" if args.smoke else f"config:{MODELS[args.model]}", trajectories=[str(FIXTURES)],
+        output_dir=out, seed=0, sft_warmup_steps=0, dynamic_sampling=False,  # a random model: every group flat
+        batch_size=args.batch, group_size=args.group, max_new_tokens=args.completion_tokens,
+        max_prompt_tokens=args.prompt_tokens, temperature=1.0, lr=1e-6, micro_batch_size=args.micro_batch,
+        generation_batch_size=args.batch * args.group, max_steps=10**6, eval_every=10**6, save_every=10**6,
+        val_trajectories=1, val_examples=1, bf16=cuda, gradient_checkpointing=cuda,
+        attn_implementation="flash_attention_2" if flash else "sdpa",
+        rollout_backend="vllm" if cuda and importlib.util.find_spec("vllm") else "hf")
+
+
+def measure_ours(args: argparse.Namespace) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
+        cfg = config_for(args, out)
+        trainer = Trainer(cfg, log=lambda _: None)
+        params = sum(p.numel() for p in trainer.model.parameters())
+        trainer.train_step()  # warm-up: allocations, kernels, vLLM graphs
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        rows = [trainer.train_step() for _ in range(args.steps)]
+    seconds = sum(r["seconds"] for r in rows)
+    generate = sum(r["time_generate"] for r in rows)
+    update = sum(r["time_update"] for r in rows)
+    gen_tokens = sum(r.get("completion_tokens", 0) for r in rows)
+    # the update reads prompt + completion; update_tokens counts completion tokens only
+    update_tokens = sum(r.get("update_tokens", 0) for r in rows) * (1 + args.prompt_tokens / args.completion_tokens)
+    _, peak = card_peak()
+    update_flops = 6 * params * update_tokens / update if update else 0.0
+    return {"params": params, "backend": cfg.rollout_backend, "attention": cfg.attn_implementation,
+            "examples_per_s": sum(len(r["batch"]) for r in rows) / seconds,
+            "generation_tokens_per_s": gen_tokens / generate if generate else 0.0,
+            "update_tokens_per_s": update_tokens / update if update else 0.0,
+            "update_mfu": update_flops / peak if peak else None,
+            "generate_share": generate / seconds, "update_share": update / seconds,
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
+
+
+def measure_trl(args: argparse.Namespace) -> dict[str, float]:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from srl_agent.reward import TRLRewardFunction
+    from srl_agent.train.data import load_examples
+    from srl_agent.train.model import load_model
+
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-trl-") as out:
+        cfg = config_for(args, out)
+        model, tokenizer = load_model(cfg)
+        examples = load_examples(cfg, tokenizer)[: args.batch * (args.steps + 1)]
+        dataset = Dataset.from_list([{"prompt": ex.prompt, "expert_action": ex.expert_action} for ex in examples])
+        reward = TRLRewardFunction()
+        reward.__name__ = "srl_reward"
+        step_times: list[float] = []
+
+        class StepTimer(TrainerCallback):
+            def on_step_begin(self, *a, **k):
+                self.start = time.perf_counter()
+
+            def on_step_end(self, *a, **k):
+                step_times.append(time.perf_counter() - self.start)
+
+        cuda = torch.cuda.is_available()
+        trl_args = GRPOConfig(
+            output_dir=out, per_device_train_batch_size=args.batch * args.group, num_generations=args.group,
+            max_completion_length=args.completion_tokens, max_steps=args.steps + 1, learning_rate=1e-6,
+            bf16=cuda, gradient_checkpointing=cuda, report_to=[], save_strategy="no", logging_steps=10**6,
+            use_cpu=not cuda, use_vllm=cfg.rollout_backend == "vllm", vllm_mode="colocate", beta=0.0,
+            temperature=1.0)
+        GRPOTrainer(model=model, reward_funcs=reward, args=trl_args, train_dataset=dataset,
+                    processing_class=tokenizer, callbacks=[StepTimer()]).train()
+    measured = step_times[1:] or step_times  # the first step warms up
+    return {"examples_per_s": args.batch / statistics.mean(measured)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="0.5b")
+    parser.add_argument("--batch", type=int, default=16, help="prompts per step")
+    parser.add_argument("--group", type=int, default=8, help="completions per prompt (G)")
+    parser.add_argument("--prompt-tokens", type=int, default=2048)
+    parser.add_argument("--completion-tokens", type=int, default=512)
+    parser.add_argument("--micro-batch", type=int, default=8, help="sequences per forward/backward in the update")
+    parser.add_argument("--steps", type=int, default=3, help="measured steps (after one warm-up step)")
+    parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
+    parser.add_argument("--smoke", action="store_true", help="CPU check: the tiny model and short lengths")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if args.smoke:
+        args.batch, args.completion_tokens, args.steps, args.micro_batch = 2, 16, 1, 8
+    card, _ = card_peak()
+    print(f"machine: {machine()}; device: {card}; torch {torch.__version__}")
+    print(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
+          f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, {args.steps} measured steps")
+    ours = measure_ours(args)
+    print(json.dumps({"ours": ours}, indent=1))
+    results = {"card": card, "args": vars(args), "ours": ours}
+    if not args.no_trl:
+        trl = measure_trl(args)
+        results["trl"] = trl
+        ratio = ours["examples_per_s"] / trl["examples_per_s"]
+        results["ratio"] = ratio
+        print(f"TRL GRPOTrainer: {trl['examples_per_s']:.3f} examples/s; ours {ours['examples_per_s']:.3f}: "
+              f"{ratio:.2f}x (target >= 2x)")
+    if ours["update_mfu"] is not None:
+        print(f"update MFU {ours['update_mfu']:.1%} (target >= 40 %)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""A scripted expert for swe-mini: it solves a task from the gold patch with the steps a SWE agent takes.
+
+    1. look at the repository layout            str_replace_editor view /testbed
+    2. find the code the gold patch changes     grep for its function
+    3. read it                                  str_replace_editor view, around the hunk
+    4. reproduce the issue                      create reproduce_issue.py (the task's repro), run it
+    5. fix it                                   str_replace_editor str_replace, one call per hunk
+    6. check                                    rerun the reproduction and the module's tests
+    7. clean up and submit                      rm reproduce_issue.py, submit
+
+The plan is fixed before the run (it needs only the gold patch and the files), and the run goes
+through the ordinary agent loop in a real sandbox, so every observation is real. A run counts only
+if the submitted patch is the gold patch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+
+from ..agent import AgentConfig, AgentRun, ReplayPolicy, run_agent
+from ..replay import patches_match
+from ..sandbox import Sandbox
+from ..types import Step, ToolCall, Trajectory
+
+REPRO = "reproduce_issue.py"
+ROOT = "/testbed"
+_SYMBOL = re.compile(r"(?:def|class)\s+(\w+)")
+_ASSIGNMENT = re.compile(r"^(\w+)\s*(?::[^=]*)?=")
+
+
+def _pick(rng: random.Random, *options: str) -> str:
+    """Phrasing varies between tasks (seeded by the task), so the monologues are not one template."""
+    return rng.choice(options)
+
+
+def hunk_edits(text: str, hunks) -> list[tuple[str, str]]:
+    """(old_str, new_str) per hunk: the changed lines with just enough context to occur once in the file."""
+    edits = []
+    for hunk in hunks:
+        lines = [line for line in hunk if line.line_type in " -+"]
+        changed = [i for i, line in enumerate(lines) if line.line_type != " "]
+        first, last = changed[0], changed[-1]
+        for context in range(1, len(lines) + 1):
+            window = lines[max(0, first - context): last + 1 + context]
+            old = "".join(line.value for line in window if line.line_type in " -")
+            new = "".join(line.value for line in window if line.line_type in " +")
+            if text.count(old) == 1:
+                break
+        else:
+            raise ValueError(f"hunk at line {hunk.source_start} does not occur exactly once in the file")
+        text = text.replace(old, new, 1)
+        if old.endswith("\n") and new.endswith("\n"):  # editors' calls rarely end in a newline
+            old, new = old[:-1], new[:-1]
+        edits.append((old, new))
+    return edits
+
+
+def _symbol(text: str, hunk) -> tuple[str, str]:
+    """(qualified name, name to grep for) of the function or class around a hunk's first change.
+
+    Read from the file itself (git's hunk headers guess wrong for Python): the nearest `def`/`class`
+    above the change that encloses it, qualified by its class for a method.
+    """
+    changed = next(i for i, line in enumerate(hunk) if line.line_type != " ")
+    before = [line.source_line_no for line in list(hunk)[:changed + 1] if line.source_line_no]
+    lines = text.splitlines()
+    above = lines[: (before[-1] if before else hunk.source_start)]
+    while above and not above[-1].strip():  # a blank line says nothing about where it is
+        above.pop()
+    found: list[tuple[str, str, int]] = []
+    indent = None
+    for line in reversed(above):
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:  # the changed line itself: it may be the `def` line
+            indent = depth + 1
+        if depth < indent:
+            match = _SYMBOL.match(line.lstrip())
+            if match:
+                found.append((line.lstrip().split()[0], match[1], depth))
+            indent = depth
+        if indent == 0 and found:
+            break
+    if not found:  # a module-level change: name the assignment it is in
+        for line in reversed(above):
+            match = _ASSIGNMENT.match(line)
+            if match:
+                return match[1], f"{match[1]} ="
+        return "the module", ""
+    outer_kind, outer_name, _ = found[-1]
+    return ".".join(name for _, name, _ in reversed(found)), f"{outer_kind} {outer_name}"
+
+
+def _test_target(instance: dict) -> str:
+    """The test files the task's test patch touches that exist before it, else the whole suite."""
+    from unidiff import PatchSet
+
+    existing = [f.path for f in PatchSet(instance["test_patch"]) if not f.is_added_file]
+    return " ".join(existing) or "tests"
+
+
+def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
+    """The expert's steps (monologue + call, no observations yet) for one instance."""
+    from unidiff import PatchSet
+
+    rng = random.Random(instance["instance_id"])
+    steps: list[Step] = []
+
+    def step(thought: str, name: str, **arguments) -> None:
+        steps.append(Step(thought, ToolCall(name, arguments)))
+
+    def bash(thought: str, command: str) -> None:
+        step(thought, "bash", command=command)
+
+    patch = PatchSet(instance["patch"])
+    texts = {patched.path: read_file(patched.path) for patched in patch}
+    package = patch[0].path.split("/")[0]
+    symbol, definition = _symbol(texts[patch[0].path], patch[0][0])
+    step(_pick(rng, "Let me start by looking at how the repository is organised.",
+               "First I want an overview of the repository layout.",
+               "I'll begin by exploring the repository structure to see where things live."),
+         "str_replace_editor", command="view", path=ROOT)
+    bash(_pick(rng, f"The behaviour in the issue should come from `{symbol}`. Let me find where it is defined.",
+               f"Let me locate `{symbol}` in the package, since that is where the issue seems to originate.",
+               f"I'll search for `{symbol}`; the issue's symptoms point there."),
+         f"grep -rn '{definition}' {ROOT}/{package}")
+    reproduce = f"cd {ROOT} && python3 {REPRO}"
+    first_view = first_edit = True
+    for patched in patch:
+        path = f"{ROOT}/{patched.path}"
+        text = texts[patched.path]
+        n_lines = text.count("\n") + 1
+        start = max(1, patched[0].source_start - 8)
+        end = min(n_lines, patched[-1].source_start + patched[-1].source_length + 8)
+        where = _symbol(text, patched[0])[0]
+        step(_pick(rng, f"Let me read `{where}` in {patched.path}.",
+                   f"Now I'll open {patched.path} around `{where}` to see the implementation.",
+                   f"Let me look at the code of `{where}` in {patched.path}.") if first_view else
+             f"The fix also needs a change in {patched.path}. Let me look at `{where}` there.",
+             "str_replace_editor", command="view", path=path, view_range=[start, end])
+        if first_view:
+            step(_pick(rng, "Before changing anything I'll reproduce the problem with the example from the issue.",
+                       "Let me write a small script that reproduces the issue first.",
+                       "I want to see the failure myself, so I'll turn the issue's example into a script."),
+                 "str_replace_editor", command="create", path=f"{ROOT}/{REPRO}", file_text=instance["repro"])
+            bash(_pick(rng, "Let me run it.", "Running the reproduction script:", "Let me execute the script."),
+                 reproduce)
+            first_view = False
+        for i, (old, new) in enumerate(hunk_edits(text, patched)):
+            hunk_symbol = _symbol(text, patched[i])[0]
+            thought = (_pick(rng, f"That confirms the issue. The problem is in `{hunk_symbol}`: this code does not "
+                                  "handle the case from the issue. I'll change it so it gives the expected result.",
+                             f"The script shows the wrong behaviour, and reading `{hunk_symbol}` explains why. "
+                             "Let me fix the logic there.",
+                             f"I see the cause now: `{hunk_symbol}` gets this case wrong. Let me edit it.")
+                       if first_edit else f"`{hunk_symbol}` needs a matching change as well.")
+            first_edit = False
+            step(thought, "str_replace_editor", command="str_replace", path=path, old_str=old, new_str=new)
+    bash(_pick(rng, "Now let me rerun the reproduction script to check the fix.",
+               "Let me run the reproduction again with the fix in place.",
+               "Let me verify the fix with the reproduction script."), reproduce)
+    bash(_pick(rng, "The output is correct now. Let me run the existing tests to make sure nothing else broke.",
+               "That works. I'll run the related tests to check for regressions.",
+               "Good. Now the test suite for this part of the code, to be sure nothing regressed."),
+         f"cd {ROOT} && python3 -m pytest -q {_test_target(instance)}")
+    bash("The tests pass. I'll remove the reproduction script so it does not end up in the patch.",
+         f"rm {ROOT}/{REPRO}")
+    step(_pick(rng, "The fix is in place and verified. Submitting.", "Everything checks out; let me submit.",
+               "The issue is resolved and the tests pass, so I'll submit the change."), "submit")
+    return steps
+
+
+def run_expert(instance: dict, sandbox: Sandbox) -> AgentRun:
+    """Plan, run the plan through the agent loop in `sandbox`, and insist on the gold patch."""
+    workdir = sandbox.config.workdir
+    plan = expert_plan(instance, lambda path: sandbox.read_file(f"{workdir}/{path}").decode())
+    policy = ReplayPolicy(Trajectory(instance["instance_id"], instance["problem_statement"], plan))
+    run = run_agent(policy, sandbox, instance["problem_statement"], instance["instance_id"],
+                    AgentConfig(max_steps=len(plan), max_format_errors=0))
+    if run.exit_status != "submitted" or not patches_match(run.patch, instance["patch"]):
+        raise RuntimeError(f"{instance['instance_id']}: the scripted expert did not reproduce the gold patch "
+                           f"(exit {run.exit_status})")
+    traj = run.trajectory
+    traj.resolved = True
+    traj.metadata.update(source="swe-mini scripted expert", repo=instance["repo"],
+                         base_commit=instance["base_commit"], FAIL_TO_PASS=json.loads(instance["FAIL_TO_PASS"]))
+    return run

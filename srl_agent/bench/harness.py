@@ -1,0 +1,106 @@
+"""Grading with the official swebench harness, and reading its verdicts back.
+
+The harness (`python -m swebench.harness.run_evaluation`) runs in a child process whose working folder
+is the eval run's folder, so its `logs/run_evaluation/<run_id>/...` and its run report land there.
+It skips instances it already graded, so a second call resumes. Its containers are not ours (they
+carry no srl-agent label): an interrupted grading removes them by name.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import UserError
+
+LOG_ROOT = Path("logs") / "run_evaluation"
+
+
+def model_dir_name(model_name: str) -> str:
+    """How the harness names a model's log folder."""
+    return model_name.replace("/", "__")
+
+
+def remove_harness_containers(run_id: str) -> int:
+    """Remove the harness's containers of this run (`sweb.eval.<id>.<run_id>`), e.g. after Ctrl-C."""
+    from ..sandbox.docker import docker_client
+
+    client = docker_client()
+    removed = 0
+    for container in client.containers.list(all=True, filters={"name": "sweb.eval."}):
+        if container.name.startswith("sweb.eval.") and f".{run_id}" in container.name:
+            try:
+                container.remove(force=True)
+                removed += 1
+            except Exception:  # it went away on its own
+                pass
+    return removed
+
+
+def grade(run_dir: Path, dataset: str, split: str, predictions: Path, run_id: str, workers: int,
+          timeout: int, instance_ids: list[str] | None = None,
+          on_progress: Callable[[int], None] | None = None) -> Path:
+    """Run the harness on `predictions`; returns its log. `on_progress(n)` gets the number of graded reports."""
+    command = [sys.executable, "-m", "swebench.harness.run_evaluation", "--dataset_name", dataset,
+               "--split", split, "--predictions_path", str(predictions.resolve()), "--max_workers", str(workers),
+               "--run_id", run_id, "--timeout", str(timeout), "--report_dir", "."]
+    if instance_ids:
+        command += ["--instance_ids", *instance_ids]
+    log_path = run_dir / "harness.log"
+    with open(log_path, "a", encoding="utf-8") as log:
+        proc = subprocess.Popen(command, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # Ctrl-C reaches us; we stop it ourselves
+        try:
+            while proc.poll() is None:
+                if on_progress:
+                    on_progress(len(list((run_dir / LOG_ROOT / run_id).glob("*/*/report.json"))))
+                time.sleep(0.5)
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            remove_harness_containers(run_id)
+            raise
+    if proc.returncode != 0:
+        tail = log_path.read_text(errors="replace")[-1500:]
+        raise UserError(f"the swebench harness failed (exit {proc.returncode}); see {log_path}:\n{tail}")
+    return log_path
+
+
+def instance_verdict(run_dir: Path, run_id: str, model_name: str, instance_id: str, patch: str) -> dict:
+    """What the harness decided for one instance: resolved, patch applied, and a failure category."""
+    folder = run_dir / LOG_ROOT / run_id / model_dir_name(model_name) / instance_id
+    if not patch.strip():
+        return {"resolved": False, "patch_applied": False, "category": "empty_patch"}
+    report = folder / "report.json"
+    if report.exists():
+        verdict = json.loads(report.read_text())[instance_id]
+        applied = bool(verdict.get("patch_successfully_applied"))
+        category = "resolved" if verdict.get("resolved") else ("tests_failed" if applied else "patch_failed")
+        return {"resolved": bool(verdict.get("resolved")), "patch_applied": applied, "category": category,
+                "tests_status": verdict.get("tests_status")}
+    log = folder / "run_instance.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    if ">>>>> Patch Apply Failed" in text:
+        category = "patch_failed"
+    elif "timed out" in text:
+        category = "test_timeout"
+    elif text:
+        category = "harness_error"
+    else:
+        category = "not_graded"
+    return {"resolved": False, "patch_applied": ">>>>> Applied Patch" in text, "category": category}
+
+
+def require_docker_for_grading() -> None:
+    from ..sandbox import docker_available
+
+    if not docker_available():
+        raise UserError("grading needs a Docker daemon (the swebench harness runs every instance in a container); "
+                        "start dockerd")

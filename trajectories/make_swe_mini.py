@@ -1,0 +1,38 @@
+"""Make swe-mini.jsonl: the scripted expert's runs on every swe-mini task (the training default).
+
+The expert (`srl_agent.bench.expert`) plans its steps from the gold patch and runs them through the
+agent loop in the task's own image, so every observation is real; a run is kept only if it submits
+the gold patch. Needs Docker and the images (`srl-agent env build swe-mini`).
+
+    python trajectories/make_swe_mini.py [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from srl_agent.bench.expert import run_expert
+from srl_agent.bench.swe_mini import load_instances
+from srl_agent.jsonio import write_jsonl
+from srl_agent.sandbox import SandboxConfig, open_sandbox
+
+
+def solve(instance: dict):
+    config = SandboxConfig(image=instance["image"])
+    with open_sandbox(config, kind="docker", base_commit=instance["base_commit"]) as sandbox:
+        return run_expert(instance, sandbox).trajectory
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default=str(Path(__file__).with_name("swe-mini.jsonl")))
+    args = parser.parse_args()
+    with ThreadPoolExecutor(args.workers) as pool:
+        trajectories = list(pool.map(solve, load_instances()))
+    for traj in trajectories:
+        print(f"{traj.id}: {len(traj.steps)} steps")
+    write_jsonl(args.out, [traj.to_dict() for traj in trajectories])
+    print(f"wrote {len(trajectories)} trajectories to {args.out}")
