@@ -25,6 +25,7 @@ import argparse
 import importlib.util
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +49,14 @@ def card_peak() -> tuple[str, float | None]:
         return "cpu", None
     name = torch.cuda.get_device_name()
     return name, next((peak for key, peak in BF16_PEAK.items() if key in name), None)
+
+
+def matmul_params(model) -> int:
+    """Parameters that do matmul work per token: all but the input embedding (a lookup), with the
+    output projection counted once even when it shares the embedding's weights."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    return total - embedding.numel() + (head.numel() if head is embedding else 0)
 
 
 def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
@@ -77,10 +86,10 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
     generate = sum(r["time_generate"] for r in rows)
     update = sum(r["time_update"] for r in rows)
     gen_tokens = sum(r.get("completion_tokens", 0) for r in rows)
-    # the update reads prompt + completion; update_tokens counts completion tokens only
-    update_tokens = sum(r.get("update_tokens", 0) for r in rows) * (1 + args.prompt_tokens / args.completion_tokens)
+    update_tokens = sum(r.get("forward_tokens", 0) for r in rows)  # prompt + completion, forward and backward
     _, peak = card_peak()
-    update_flops = 6 * params * update_tokens / update if update else 0.0
+    # 6 FLOPs per matmul parameter per token (forward + backward); attention's own FLOPs not counted
+    update_flops = 6 * matmul_params(trainer.model) * update_tokens / update if update else 0.0
     return {"params": params, "backend": cfg.rollout_backend, "attention": cfg.attn_implementation,
             "examples_per_s": sum(len(r["batch"]) for r in rows) / seconds,
             "generation_tokens_per_s": gen_tokens / generate if generate else 0.0,
@@ -128,6 +137,17 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
     return {"examples_per_s": args.batch / statistics.mean(measured)}
 
 
+def in_child(args: argparse.Namespace, side: str) -> dict:
+    """One side in its own process, so each starts with a clean GPU (and its own vLLM engine)."""
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as tmp:
+        out = Path(tmp) / f"{side}.json"
+        argv = [a for a in sys.argv[1:] if not a.startswith("--json")]
+        if args.json:
+            argv = [a for a in argv if a != args.json]
+        subprocess.run([sys.executable, __file__, *argv, "--side", side, "--json", str(out)], check=True)
+        return json.loads(out.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="0.5b")
@@ -140,6 +160,7 @@ def main() -> None:
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
     parser.add_argument("--smoke", action="store_true", help="CPU check: the tiny model and short lengths")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)  # internal: one side per process
     args = parser.parse_args()
     if args.smoke:
         args.batch, args.completion_tokens, args.steps, args.micro_batch = 2, 16, 1, 8
@@ -147,11 +168,15 @@ def main() -> None:
     print(f"machine: {machine()}; device: {card}; torch {torch.__version__}")
     print(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
           f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, {args.steps} measured steps")
-    ours = measure_ours(args)
+    if args.side:  # a child process: measure one side, write it, done
+        result = measure_ours(args) if args.side == "ours" else measure_trl(args)
+        Path(args.json).write_text(json.dumps(result))
+        return
+    ours = in_child(args, "ours")
     print(json.dumps({"ours": ours}, indent=1))
     results = {"card": card, "args": vars(args), "ours": ours}
     if not args.no_trl:
-        trl = measure_trl(args)
+        trl = in_child(args, "trl")
         results["trl"] = trl
         ratio = ours["examples_per_s"] / trl["examples_per_s"]
         results["ratio"] = ratio

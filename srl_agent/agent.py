@@ -13,6 +13,7 @@ The run is kept as a canonical Trajectory and can be written as a SWE-agent `.tr
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from .steps import SYSTEM_PROMPT, truncate_middle
 from .tools import STANDARD_TOOLS, tool_schemas
 from .types import Step, Trajectory
 
+_ISSUE = re.compile(r"<issue>\n(.*)\n</issue>", re.DOTALL)
 FORMAT_HELP = ("Your answer broke the required format: {error}. Answer with your reasoning inside "
                "<think>...</think>, then exactly one tool call: "
                '<tool_call>{{"name": ..., "arguments": {{...}}}}</tool_call>.')
@@ -159,22 +161,22 @@ def save_run(run: AgentRun, folder: str | Path) -> tuple[Path, Path]:
 class ReplayPolicy:
     """A policy that answers with expert trajectories' steps (scripted experts, eval tests).
 
-    Stateless, so eval workers can share it: the trajectory is the one whose problem statement the
-    prompt's task message holds, and the step is the number of answers already in the prompt (the
-    last step repeats past the end).
+    Stateless, so eval workers can share it: the trajectory is the one whose problem statement is
+    the prompt's issue, and the step is the number of answers already in the prompt (the last step
+    repeats past the end).
     """
 
     def __init__(self, trajectories: Trajectory | list[Trajectory]):
         self.trajectories = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
 
     def _trajectory_for(self, messages: list[dict]) -> Trajectory:
-        if len(self.trajectories) == 1:
-            return self.trajectories[0]
         task = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+        issue = _ISSUE.search(task)
+        wanted = (issue[1] if issue else task).strip()
         for trajectory in self.trajectories:
-            if trajectory.problem_statement.strip() and trajectory.problem_statement.strip() in task:
+            if trajectory.problem_statement.strip() == wanted:
                 return trajectory
-        raise ValueError("no replayed trajectory has this prompt's problem statement")
+        raise ValueError(f"no replayed trajectory has this task's problem statement ({wanted[:60]!r}...)")
 
     def generate(self, prompts: list[list[dict]], tools: list[list[dict]] | None,
                  params: SamplingParams) -> list[list[Completion]]:

@@ -127,10 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     env_build = env_sub.add_parser("build", help="build a sandbox image (offline when no registry answers)")
     env_build.add_argument("name", choices=["swe", "swe-mini"],
                            help="swe: the agent sandbox; swe-mini: one image per swe-mini task (built on swe)")
-    env_build.add_argument("--base", default=None, help="base image (default python:3.11-slim)")
+    env_build.add_argument("--base", default=None,
+                           help="base image of the swe image (default python:3.11-slim); swe-mini builds on swe")
     env_build.add_argument("--offline", action="store_true", help="build the base with debootstrap, no registry")
     env_build.add_argument("--mirror", help="Debian mirror for the offline base (default: the one apt uses)")
-    env_build.add_argument("--tag", default=None, help="image tag (default srl-agent/swe:latest)")
+    env_build.add_argument("--tag", default=None, help="swe: image tag (default srl-agent/swe:latest)")
     env_build.add_argument("--instances", nargs="+", metavar="ID", help="swe-mini: only these tasks")
     env_build.add_argument("--rebuild", action="store_true", help="swe-mini: rebuild images that are up to date")
 
@@ -139,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="swe-verified, swe-bench-lite, swe-mini (offline), a hub dataset id or a local "
                          ".json/.jsonl/.parquet of swebench instances")
     ev.add_argument("--model", required=True,
-                    help="checkpoint folder, hub id, OpenAI-compatible URL (http://host:port/v1), or gold")
+                    help="checkpoint folder, hub id, OpenAI-compatible URL (http://host:port/v1), gold (the gold "
+                         "patches), or replay:TRAJECTORIES (replay recorded expert runs)")
     ev.add_argument("--mode", default="agent", choices=["agent", "oracle-file-edit"])
     ev.add_argument("--instances", nargs="+", metavar="ID", help="only these instance ids")
     ev.add_argument("--split", default="test")
@@ -417,7 +419,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
     from .agent import AgentConfig
-    from .bench.eval import GOLD, EvalConfig, load_instances, run_eval
+    from .bench.eval import GOLD, EvalConfig, PredictionLog, load_instances, run_eval
     from .policy import load_policy
 
     agent = AgentConfig(max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -428,11 +430,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                      retry_errors=args.retry_errors, agent=agent)
     instances = load_instances(cfg)
     run_dir = Path(cfg.output_dir) / cfg.run_id
-    policy = None if cfg.model == GOLD else load_policy(cfg.model)
+    done = len({i["instance_id"] for i in instances}
+               & PredictionLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
+    policy = None if cfg.model == GOLD or done == len(instances) else load_policy(cfg.model)
     console.print(f"[bold]eval[/] {cfg.model} ({cfg.mode}) on {cfg.bench}: {len(instances)} instances, "
                   f"{cfg.workers} workers -> {run_dir}  (resume: --run-id {cfg.run_id})", highlight=False)
     with _bars() as progress:
-        solving = progress.add_task("solve", total=len(instances), info="")
+        solving = progress.add_task("solve", total=len(instances), completed=done, info="")
         grading = progress.add_task("grade", total=len(instances), info="", visible=cfg.grade)
         statuses: dict[str, int] = {}
 

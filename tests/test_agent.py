@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from srl_agent.agent import AgentConfig, ReplayPolicy, run_agent, save_run
 from srl_agent.formats import load_trajectories
 from srl_agent.replay import patches_match
@@ -53,3 +55,22 @@ def test_step_limit(sandbox_factory, calc_repo):
     with sandbox_factory(calc_repo) as sb:
         run = run_agent(ReplayPolicy(looping), sb, "x", "loop", AgentConfig(max_steps=3))
     assert run.exit_status == "step_limit" and len(run.trajectory.steps) == 3
+
+
+def test_replay_policy_picks_the_trajectory_by_the_exact_issue():
+    from srl_agent.policy import SamplingParams
+
+    def one_step(command: str) -> list[Step]:
+        return [Step("look", ToolCall("bash", {"command": command}), "")]
+
+    first = Trajectory("a", "Fix the parser.", one_step("ls"))
+    second = Trajectory("b", "Fix the parser. Also the lexer.", one_step("cat x"))
+    policy = ReplayPolicy([second, first])
+
+    def answer(issue: str) -> str:
+        task = {"role": "user", "content": f"Resolve this issue in the repository:\n\n<issue>\n{issue}\n</issue>"}
+        return policy.generate([[task]], None, SamplingParams())[0][0].text
+
+    assert '"ls"' in answer("Fix the parser.") and '"cat x"' in answer("Fix the parser. Also the lexer.")
+    with pytest.raises(ValueError, match="no replayed trajectory"):
+        answer("Something else.")

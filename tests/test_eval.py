@@ -118,14 +118,18 @@ def test_a_crash_or_timeout_in_one_instance_does_not_stop_the_run(swe_mini_image
     expert = {json.loads(line)["id"]: line for line in EXPERT.read_text().splitlines()}
     policy = tmp_path / "policy.jsonl"
     policy.write_text(expert[good["instance_id"]] + "\n" + json.dumps(_slow_trajectories([slow], 30)[0]) + "\n")
-    proc, run = eval_cli(tmp_path, "--bench", str(bench), "--model", f"replay:{policy}", "--workers", "2",
-                         "--step-timeout", "2", "--time-limit", "3", "--no-grade")
+    # a relative --bench path: the harness runs in the run folder and must still find it
+    proc, run = eval_cli(tmp_path, "--bench", os.path.relpath(bench), "--model", f"replay:{policy}", "--workers",
+                         "2", "--step-timeout", "2", "--time-limit", "3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["instance_id"]: r for r in read_rows(run / "predictions.jsonl")}
     assert rows[good["instance_id"]]["status"] == "submitted" and rows[good["instance_id"]]["model_patch"]
     assert rows[slow["instance_id"]]["status"] == "time_limit"
     assert rows[broken["instance_id"]]["status"] == "error"
     assert "no-such-task" in rows[broken["instance_id"]]["error"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["outcomes"] == {"resolved": 1, "empty_patch": 1, "agent_error": 1}
+    assert summary["empty_patches"] == 1
 
 
 def _labelled_containers(pid: int) -> list[str]:

@@ -210,9 +210,8 @@ def test_bad_settings_are_clear_errors(tmp_path):
 
 
 def test_two_processes_train_like_one(tmp_path):
-    """Two CPU processes (gloo, launched with the shipped accelerate config): each takes half of every
-    batch, gradients are summed, and the weights end up as those of the one-process run (SFT: no
-    sampling randomness)."""
+    """torchrun with two CPU processes (gloo): each takes half of every batch, gradients are summed,
+    and the weights end up as those of the one-process run (SFT: no sampling randomness)."""
     import torch
     from safetensors.torch import load_file
 
@@ -222,9 +221,8 @@ def test_two_processes_train_like_one(tmp_path):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     two = tmp_path / "two"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(ROOT / "configs" / "accelerate" / "cpu_2proc.yaml")]
-    proc = subprocess.run([*launch, "-m", "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(two), *args],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                           "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(two), *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(2 processes)" in proc.stderr

@@ -71,6 +71,8 @@ class EvalConfig:
             from .swe_mini import instances_path
 
             return str(instances_path()), "test"
+        if Path(self.bench).exists():  # the harness runs in the run folder: hand it an absolute path
+            return str(Path(self.bench).resolve()), self.split
         return BENCHES.get(self.bench, (self.bench, self.split))
 
     def model_name(self) -> str:
@@ -118,7 +120,9 @@ class PredictionLog:
         with self.lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, line)
+                written = 0
+                while written < len(line):  # a large row may take several writes
+                    written += os.write(fd, line[written:])
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -143,6 +147,8 @@ class SharedPolicy:
         if self.lock is None:
             return self.policy.generate(prompts, tools, params)
         with self.lock:
+            if self.stop.is_set():  # Ctrl-C came while this worker waited for its turn
+                raise Interrupted
             return self.policy.generate(prompts, tools, params)
 
     def __getattr__(self, name: str) -> Any:  # render / encode_prompts, for the agent's context count
@@ -232,7 +238,8 @@ def summarize(instances: list[dict], rows: dict[str, dict], verdicts: dict[str, 
     return {
         "instances": n, "resolved": len(resolved), "resolved_pct": pct(len(resolved)),
         "patch_applied_pct": pct(sum(1 for i in ids if verdicts.get(i, {}).get("patch_applied"))),
-        "empty_patches": sum(1 for r in solved if not (r.get("model_patch") or "").strip()),
+        "empty_patches": sum(1 for r in solved if r.get("status") != "error"
+                             and not (r.get("model_patch") or "").strip()),
         "mean_steps": round(sum(steps) / len(steps), 2) if steps else None,
         "mean_completion_tokens": round(sum(tokens) / len(tokens), 1) if tokens else None,
         "agent_exit": dict(Counter(r.get("status", "?") for r in solved)),
@@ -260,8 +267,10 @@ def run_eval(cfg: EvalConfig, policy: Policy | None, instances: list[dict], run_
         grade(run_dir, name, split, predictions.path, run_dir.name, cfg.workers, cfg.grade_timeout, ids, on_graded)
         for instance_id in ids:
             row = predictions.rows[instance_id]
-            verdicts[instance_id] = instance_verdict(run_dir, run_dir.name, row["model_name_or_path"], instance_id,
-                                                     row.get("model_patch") or "")
+            verdicts[instance_id] = {"resolved": False, "patch_applied": False, "category": "agent_error"} \
+                if row.get("status") == "error" else \
+                instance_verdict(run_dir, run_dir.name, row["model_name_or_path"], instance_id,
+                                 row.get("model_patch") or "")
         write_jsonl(run_dir / "results.jsonl", [
             {"instance_id": i, "status": predictions.rows[i].get("status"), **verdicts[i]} for i in ids])
     summary = summarize(instances, predictions.rows, verdicts)

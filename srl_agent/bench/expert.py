@@ -51,8 +51,9 @@ def hunk_edits(text: str, hunks) -> list[tuple[str, str]]:
                 break
         else:
             raise ValueError(f"hunk at line {hunk.source_start} does not occur exactly once in the file")
-        text = text.replace(old, new, 1)
-        if old.endswith("\n") and new.endswith("\n"):  # editors' calls rarely end in a newline
+        before, text = text, text.replace(old, new, 1)
+        # editors' calls rarely end in a newline; drop it where the edit stays unambiguous
+        if old.endswith("\n") and new.endswith("\n") and before.count(old[:-1]) == 1:
             old, new = old[:-1], new[:-1]
         edits.append((old, new))
     return edits
@@ -124,10 +125,11 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                "First I want an overview of the repository layout.",
                "I'll begin by exploring the repository structure to see where things live."),
          "str_replace_editor", command="view", path=ROOT)
-    bash(_pick(rng, f"The behaviour in the issue should come from `{symbol}`. Let me find where it is defined.",
-               f"Let me locate `{symbol}` in the package, since that is where the issue seems to originate.",
-               f"I'll search for `{symbol}`; the issue's symptoms point there."),
-         f"grep -rn '{definition}' {ROOT}/{package}")
+    if definition:  # nothing to search for when the change is not inside a named definition
+        bash(_pick(rng, f"The behaviour in the issue should come from `{symbol}`. Let me find where it is defined.",
+                   f"Let me locate `{symbol}` in the package, since that is where the issue seems to originate.",
+                   f"I'll search for `{symbol}`; the issue's symptoms point there."),
+             f"grep -rn '{definition}' {ROOT}/{package}")
     reproduce = f"cd {ROOT} && python3 {REPRO}"
     first_view = first_edit = True
     for patched in patch:

@@ -9,6 +9,7 @@ carry no srl-agent label): an interrupted grading removes them by name.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -31,8 +32,10 @@ def remove_harness_containers(run_id: str) -> int:
 
     client = docker_client()
     removed = 0
+    # the harness names them sweb.eval.<id>.<run_id>, with .<timestamp> added after a name clash
+    ours = re.compile(rf"sweb\.eval\..+\.{re.escape(run_id)}(\.\d+)?")
     for container in client.containers.list(all=True, filters={"name": "sweb.eval."}):
-        if container.name.startswith("sweb.eval.") and f".{run_id}" in container.name:
+        if ours.fullmatch(container.name):
             try:
                 container.remove(force=True)
                 removed += 1
@@ -89,7 +92,7 @@ def instance_verdict(run_dir: Path, run_id: str, model_name: str, instance_id: s
     text = log.read_text(errors="replace") if log.exists() else ""
     if ">>>>> Patch Apply Failed" in text:
         category = "patch_failed"
-    elif "timed out" in text:
+    elif "Test timed out after" in text:
         category = "test_timeout"
     elif text:
         category = "harness_error"

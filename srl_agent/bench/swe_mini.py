@@ -91,7 +91,7 @@ def make_instance(task_dir: Path) -> dict:
     """One task folder -> one swebench-5 instance, with FAIL_TO_PASS / PASS_TO_PASS measured."""
     try:
         return _make_instance(task_dir)
-    except (UserError, OSError, ValueError) as e:
+    except (UserError, OSError, ValueError, subprocess.SubprocessError) as e:  # incl. a test suite that hangs
         raise UserError(f"{task_dir}: {e}") from None
 
 

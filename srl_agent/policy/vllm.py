@@ -50,8 +50,21 @@ class VLLMPolicy:
         return [[_completion(o) for o in out.outputs] for out in outputs]
 
     def sync_weights(self, model) -> None:
-        """Load the trainer's current weights into the engine (after each update)."""
-        state = model.state_dict()
+        """Load the trainer's current weights into the engine (before it samples after an update).
+
+        A LoRA model is merged for the copy and unmerged afterwards: the engine holds plain weights.
+        """
+        if not hasattr(model, "peft_config"):
+            self._load(model.state_dict())
+            return
+        model.merge_adapter()
+        try:
+            self._load({k.replace(".base_layer", ""): v for k, v in model.get_base_model().state_dict().items()
+                        if "lora_" not in k})
+        finally:
+            model.unmerge_adapter()
+
+    def _load(self, state: dict) -> None:
         self.llm.collective_rpc(lambda worker: worker.model_runner.model.load_weights(state.items()))
 
     def sleep(self) -> None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -120,7 +121,7 @@ class Trainer:
         start = self.run_dir / "rollout-weights"
         save_model(self.model, self.tokenizer, start)
         engine = VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
-        engine.sleep()  # woken for each sampling phase (see _rollout_memory)
+        engine.sleep()  # woken for each sampling phase (see sampling_phase)
         return engine
 
     def _wandb(self):
@@ -187,10 +188,8 @@ class Trainer:
                timings: dict[str, float] | None = None) -> list[Rollout]:
         start = time.perf_counter()
         ids = [self.prompt_ids(ex) for ex in examples]
-        self._rollout_memory(hold=True)
         groups = self.rollout.generate_ids(ids, params, with_logprobs=False,
                                            max_sequences=self.cfg.generation_batch_size)
-        self._rollout_memory(hold=False)
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
@@ -201,31 +200,35 @@ class Trainer:
         return [Rollout(ex, p, g, rewards[i * params.n:(i + 1) * params.n])
                 for i, (ex, p, g) in enumerate(zip(examples, ids, groups, strict=True))]
 
-    def _rollout_memory(self, hold: bool) -> None:
+    @contextlib.contextmanager
+    def sampling_phase(self):
         """Generation and update share the GPU: the rollout engine holds memory only while it samples.
 
-        A vLLM engine wakes (and takes the latest weights) before sampling and sleeps after it, freeing
-        its KV cache for the update; HF generation's cache is returned to the allocator.
+        A vLLM engine wakes (and takes the weights of any update since it last sampled) and sleeps
+        again afterwards, even on an error, freeing its memory for the update; HF generation's cache
+        goes back to the allocator.
         """
-        if self.rollout is self.policy:
-            if not hold and self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            return
-        if hold:
+        if self.rollout is not self.policy:
             self.rollout.wake_up()
             if self.rollout_stale:
                 self.rollout.sync_weights(self.model)
                 self.rollout_stale = False
-        else:
-            self.rollout.sleep()
+        try:
+            yield
+        finally:
+            if self.rollout is not self.policy:
+                self.rollout.sleep()
+            elif self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     def fill_batch(self, timings: dict[str, float]) -> tuple[list[Rollout], dict[str, Any]]:
         """Dynamic sampling: keep groups whose rewards differ; over-sample (with a cap) to fill the batch."""
         cfg = self.cfg
         params = SamplingParams(cfg.group_size, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
-        kept, sampled, rounds = grpo.dynamic_fill(
-            lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, self.local_batch,
-            cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling)
+        with self.sampling_phase():
+            kept, sampled, rounds = grpo.dynamic_fill(
+                lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, self.local_batch,
+                cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling)
         all_rewards = [x for r in sampled for x in r.rewards]
         stats = {"fill_ratio": len(kept) / self.local_batch, "dropped_groups": len(sampled) - len(kept),
                  "sampled_prompts": len(sampled), "sample_rounds": rounds,
@@ -259,7 +262,7 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.rollout_stale = self.rollout is not self.policy
+        self.rollout_stale = self.rollout is not self.policy  # synced when the engine next samples
         return float(norm)
 
     def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
@@ -297,7 +300,8 @@ class Trainer:
                 epoch_loss += loss.item()
             norms.append(self._optimizer_step())
             losses.append(epoch_loss)
-        return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": int(total_tokens)}
+        return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": int(total_tokens),
+                "forward_tokens": sum(len(p) + len(c) for p, c, _ in seqs) * cfg.ppo_epochs}
 
     def sft_target(self, ex: StepExample) -> list[int]:
         text = render_completion(ex.expert_thought, ex.expert, self.cfg.call_style)
@@ -323,8 +327,9 @@ class Trainer:
             return {}
         params = SamplingParams(1, 0.0, 1.0, self.cfg.max_new_tokens)
         rewards = []
-        for batch in chunks(self.val_examples, 8):
-            rewards += [r.rewards[0] for r in self.sample(batch, params)]
+        with self.sampling_phase():
+            for batch in chunks(self.val_examples, 8):
+                rewards += [r.rewards[0] for r in self.sample(batch, params)]
         return {"val_reward": sum(rewards) / len(rewards), "val_format_ok": sum(r > -1 for r in rewards) / len(rewards)}
 
     # --- the loop -----------------------------------------------------------------------------
