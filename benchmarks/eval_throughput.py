@@ -21,11 +21,10 @@ from pathlib import Path
 from _common import machine
 
 from srl_agent.agent import AgentConfig, ReplayPolicy, run_agent
-from srl_agent.bench.eval import EvalConfig, run_eval
+from srl_agent.bench.eval import EvalConfig, instance_sandbox, run_eval
 from srl_agent.bench.swe_mini import load_instances
 from srl_agent.execute import command_for
 from srl_agent.formats import load_trajectories
-from srl_agent.sandbox import SandboxConfig, open_sandbox
 
 EXPERT = Path(__file__).resolve().parents[1] / "trajectories" / "swe-mini.jsonl"
 
@@ -42,16 +41,15 @@ def instances_per_hour(instances: list[dict], policy: ReplayPolicy, workers: int
 
 def agent_overhead(instance: dict, trajectory, repeats: int) -> tuple[float, float, int]:
     """Median seconds per tool call: (bare sandbox.run, agent loop)."""
-    config = SandboxConfig(image=instance["image"])
     commands = [command_for(step.action) for step in trajectory.steps]
     bare, agent = [], []
     for _ in range(repeats):
-        with open_sandbox(config, kind="docker", base_commit=instance["base_commit"]) as sb:
+        with instance_sandbox(instance) as sb:
             start = time.perf_counter()
             for command in commands:
                 sb.run(command)
             bare.append((time.perf_counter() - start) / len(commands))
-        with open_sandbox(config, kind="docker", base_commit=instance["base_commit"]) as sb:
+        with instance_sandbox(instance) as sb:
             start = time.perf_counter()
             run = run_agent(ReplayPolicy(trajectory), sb, instance["problem_statement"], instance["instance_id"],
                             AgentConfig(max_steps=len(commands)))

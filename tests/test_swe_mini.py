@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from srl_agent.bench.eval import instance_sandbox
 from srl_agent.bench.expert import expert_plan, hunk_edits, run_expert
 from srl_agent.bench.swe_mini import instances_path, make_instance, swe_mini_dir
 from srl_agent.formats import load_trajectories
@@ -68,8 +69,7 @@ def test_expert_plan_explores_reproduces_edits_checks_and_submits(swe_mini_image
 def test_expert_run_submits_the_gold_patch_and_matches_the_shipped_trajectory(swe_mini_images):
     shipped = {t.id: t for t in load_trajectories([str(SHIPPED)])}
     instance = swe_mini_images[-1]
-    with open_sandbox(SandboxConfig(image=instance["image"]), kind="docker",
-                      base_commit=instance["base_commit"]) as sb:
+    with instance_sandbox(instance) as sb:
         run = run_expert(instance, sb)
     assert run.exit_status == "submitted" and run.trajectory.resolved
     assert [s.action for s in run.trajectory.steps] == [s.action for s in shipped[instance["instance_id"]].steps]

@@ -13,15 +13,14 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from srl_agent.bench.eval import instance_sandbox
 from srl_agent.bench.expert import run_expert
 from srl_agent.bench.swe_mini import load_instances
 from srl_agent.jsonio import write_jsonl
-from srl_agent.sandbox import SandboxConfig, open_sandbox
 
 
 def solve(instance: dict):
-    config = SandboxConfig(image=instance["image"])
-    with open_sandbox(config, kind="docker", base_commit=instance["base_commit"]) as sandbox:
+    with instance_sandbox(instance) as sandbox:
         return run_expert(instance, sandbox).trajectory
 
 

@@ -155,10 +155,11 @@ class SharedPolicy:
         return getattr(self.policy, name)
 
 
-def _sandbox_for(instance: dict, agent: AgentConfig):
+def instance_sandbox(instance: dict, step_timeout: float = 120.0):
+    """A Docker sandbox made from the instance's image (which holds the repository at its base commit)."""
     from ..sandbox import SandboxConfig, open_sandbox
 
-    return open_sandbox(SandboxConfig(image=instance["image"], default_timeout=agent.step_timeout), kind="docker",
+    return open_sandbox(SandboxConfig(image=instance["image"], default_timeout=step_timeout), kind="docker",
                         base_commit=instance.get("base_commit"))
 
 
@@ -169,13 +170,13 @@ def solve_instance(instance: dict, policy: Policy | None, cfg: EvalConfig, run_d
     if policy is None:
         row.update(model_patch=instance["patch"], status=GOLD)
     elif cfg.mode == "agent":
-        with _sandbox_for(instance, cfg.agent) as sandbox:
+        with instance_sandbox(instance, cfg.agent.step_timeout) as sandbox:
             run = run_agent(policy, sandbox, instance["problem_statement"], instance["instance_id"], cfg.agent)
         save_run(run, run_dir / "trajectories")
         row.update(model_patch=run.patch, status=run.exit_status, steps=len(run.trajectory.steps),
                    completion_tokens=run.completion_tokens, format_errors=run.format_errors)
     else:
-        with _sandbox_for(instance, cfg.agent) as sandbox:
+        with instance_sandbox(instance, cfg.agent.step_timeout) as sandbox:
             files = {}
             for path in touched_files(instance["patch"]):
                 with contextlib.suppress(FileNotFoundError):  # a file the gold patch creates
