@@ -105,13 +105,15 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
     from trl import GRPOConfig, GRPOTrainer
 
     from srl_agent.reward import TRLRewardFunction
-    from srl_agent.train.data import load_examples
+    from srl_agent.train.data import ExampleStream, load_examples, split_by_trajectory
     from srl_agent.train.model import load_model
 
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-trl-") as out:
         cfg = config_for(args, out)
         model, tokenizer = load_model(cfg)
-        examples = load_examples(cfg, tokenizer)[: args.batch * (args.steps + 1)]
+        # the very prompts our trainer takes, in its order (TRL's own shuffling is off)
+        train, _ = split_by_trajectory(load_examples(cfg, tokenizer), cfg.val_trajectories, cfg.seed)
+        examples = ExampleStream(train, cfg.seed).take(args.batch * (args.steps + 1))
         dataset = Dataset.from_list([{"prompt": ex.prompt, "expert_action": ex.expert_action} for ex in examples])
         reward = TRLRewardFunction()
         reward.__name__ = "srl_reward"
@@ -130,7 +132,7 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
             max_completion_length=args.completion_tokens, max_steps=args.steps + 1, learning_rate=1e-6,
             bf16=cuda, gradient_checkpointing=cuda, report_to=[], save_strategy="no", logging_steps=10**6,
             use_cpu=not cuda, use_vllm=cfg.rollout_backend == "vllm", vllm_mode="colocate", beta=0.0,
-            temperature=1.0)
+            temperature=1.0, shuffle_dataset=False)
         GRPOTrainer(model=model, reward_funcs=reward, args=trl_args, train_dataset=dataset,
                     processing_class=tokenizer, callbacks=[StepTimer()]).train()
     measured = step_times[1:] or step_times  # the first step warms up
