@@ -433,7 +433,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     done = len({i["instance_id"] for i in instances}
                & PredictionLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
     policy = None if cfg.model == GOLD or done == len(instances) else load_policy(cfg.model)
-    console.print(f"[bold]eval[/] {cfg.model} ({cfg.mode}) on {cfg.bench}: {len(instances)} instances, "
+    how = "the gold patches" if cfg.model == GOLD else cfg.mode
+    console.print(f"[bold]eval[/] {cfg.model} ({how}) on {cfg.bench}: {len(instances)} instances, "
                   f"{cfg.workers} workers -> {run_dir}  (resume: --run-id {cfg.run_id})", highlight=False)
     with _bars() as progress:
         solving = progress.add_task("solve", total=len(instances), completed=done, info="")
@@ -460,8 +461,8 @@ def _print_eval_summary(summary: dict, run_dir: Path) -> None:
     for column in ("instances", "resolved", "patch applied", "empty patches", "mean steps", "mean tokens"):
         table.add_column(column, justify="right")
     table.add_row(str(summary["instances"]), f"{summary['resolved']} ({summary['resolved_pct']}%)",
-                  f"{summary['patch_applied_pct']}%", str(summary["empty_patches"]), str(summary["mean_steps"]),
-                  str(summary["mean_completion_tokens"]))
+                  f"{summary['patch_applied_pct']}%", str(summary["empty_patches"]),
+                  *("-" if summary[k] is None else str(summary[k]) for k in ("mean_steps", "mean_completion_tokens")))
     out.print(table)
     outcomes = Table(title="outcomes")
     outcomes.add_column("category")
