@@ -221,3 +221,16 @@ def test_sigterm_and_ctrl_c_remove_the_container(swe_image):
         proc.send_signal(sig)
         proc.wait(timeout=60)
         assert not _labelled(container_id), f"container left after {sig.name}"
+
+
+def test_an_image_without_our_tools_gets_them_copied_in(swe_image):
+    """SWE-bench's images lack our tools (and the agent user): they are installed at start, first on PATH."""
+    from srl_agent.images import build_offline_base
+    from srl_agent.sandbox import SandboxConfig, open_sandbox
+    from srl_agent.sandbox.docker import docker_client
+
+    base = build_offline_base(docker_client())  # the bare debootstrap image the swe image is built on
+    with open_sandbox(SandboxConfig(image=base), kind="docker") as sb:
+        obs = sb.run("command -v submit str_replace_editor && stat -c %U /opt/srl-tools/bin/submit")
+    assert obs.exit_code == 0, obs.output
+    assert obs.output.split() == ["/opt/srl-tools/bin/submit", "/opt/srl-tools/bin/str_replace_editor", "root"]

@@ -107,8 +107,9 @@ class PredictionLog:
         self.path, self.lock = path, threading.Lock()
         self.rows: dict[str, dict] = {}
         if path.exists():
-            good = [row for _, row in read_jsonl(path, bad_lines="yield") if isinstance(row, dict)]
-            if len(good) != sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()):
+            lines = [row for _, row in read_jsonl(path, bad_lines="yield")]
+            good = [row for row in lines if isinstance(row, dict)]
+            if len(good) != len(lines):
                 write_jsonl(path, good)
             self.rows = {row["instance_id"]: row for row in good}
 

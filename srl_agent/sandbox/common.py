@@ -67,7 +67,11 @@ def require_git_repo(repo: str | Path) -> Path:
 
 def repo_tarball(repo: str | Path, prefix: str, uid: int = 0, gid: int = 0) -> bytes:
     """The repository folder (with .git) as an in-memory tar under `prefix`, owned by uid:gid."""
-    root = require_git_repo(repo)
+    return folder_tarball(require_git_repo(repo), prefix, uid, gid)
+
+
+def folder_tarball(root: str | Path, prefix: str, uid: int = 0, gid: int = 0) -> bytes:
+    """A folder as an in-memory tar under `prefix`, owned by uid:gid."""
     buf = io.BytesIO()
 
     def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -33,6 +33,7 @@ from .common import (
     SandboxBase,
     collect_output,
     file_tarball,
+    folder_tarball,
     repo_tarball,
     wrap_command,
 )
@@ -167,10 +168,7 @@ class DockerSandbox(SandboxBase):
 
         with tempfile.TemporaryDirectory(prefix="srl-tools-") as tmp:
             collect_tool_executables(Path(tmp))
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                tar.add(tmp, arcname=TOOLS_DIR_IN_SANDBOX.strip("/"), filter=_root_owned)
-        self.api.put_archive(self.container.id, "/", buf.getvalue())
+            self.api.put_archive(self.container.id, "/", folder_tarball(tmp, TOOLS_DIR_IN_SANDBOX))
         image_env = dict(e.split("=", 1) for e in self.container.attrs["Config"].get("Env") or [] if "=" in e)
         path = image_env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         self.extra_env = {"PATH": f"{TOOLS_DIR_IN_SANDBOX}:{path}"}
@@ -247,11 +245,6 @@ class DockerSandbox(SandboxBase):
             if member is None or not member.isfile():
                 raise IsADirectoryError(path)
             return tar.extractfile(member).read()
-
-
-def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid, info.gid, info.uname, info.gname = 0, 0, "", ""
-    return info
 
 
 def _dirs_tarball(paths: list[str], uid: int, gid: int) -> bytes:
