@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import statistics
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ class BuildReport:
     dropped_too_long: int = 0
 
 
-# One builder per worker process, made by _init_worker (fork keeps the parent's modules loaded).
+# One builder per worker process, made by _init_worker.
 _WORKER: ExampleBuilder | None = None
 
 
@@ -58,14 +59,36 @@ def build_steps(sources: list[str], out: str | Path, cfg: StepConfig, *, tokeniz
     init_args = (cfg, tokenizer, max_prompt_tokens)
     with atomic_writer(out) as f:
         if workers > 1:
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # forked workers: no nested pools
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-                _write(pool.imap(_build_lines, trajs, chunksize=4), f, report, on_trajectory)
+            with _worker_pool(workers, init_args) as pool:
+                _write(_in_order(pool, trajs, window=8 * workers), f, report, on_trajectory)
         else:
             _init_worker(*init_args)
             _write(map(_build_lines, trajs), f, report, on_trajectory)
     return report
+
+
+def _worker_pool(workers: int, init_args: tuple) -> multiprocessing.pool.Pool:
+    # forkserver, not fork: a fork copies locks other threads (the progress bar's) hold at that moment,
+    # and a worker that then waits on one never returns.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no nested thread pools in the workers
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx.Pool(workers, initializer=_init_worker, initargs=init_args)
+
+
+def _in_order(pool: multiprocessing.pool.Pool, trajs: Iterable[Trajectory],
+              window: int) -> Iterator[tuple[list[str], int]]:
+    """Results of `_build_lines` in input order, at most `window` in flight.
+
+    Trajectories are read here, in the calling thread, so a bad file or an unreachable dataset raises
+    at once instead of travelling through the pool's feeder thread and a worker."""
+    pending: deque[multiprocessing.pool.AsyncResult] = deque()
+    for traj in trajs:
+        pending.append(pool.apply_async(_build_lines, (traj,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _write(results: Iterable[tuple[list[str], int]], f, report: BuildReport,

@@ -130,6 +130,21 @@ def test_each_corruption_gives_one_clear_error(tmp_path):
         assert not out.exists(), name  # nothing half written
 
 
+def test_corrupt_file_after_good_ones_stops_a_parallel_build(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(3):  # sorted before the bad file, so workers are busy when it is read
+        shutil.copy(fixture("swe-smith/pandas-dev__pandas.95280573.pr_53856.traj"), folder / f"a{i}.traj")
+    path, message = corrupt_cases(tmp_path)["bad arguments"]
+    shutil.copy(path, folder / "z-fc.traj")
+    out = tmp_path / "out.jsonl"
+    proc = cli("data", "build", "--trajectories", str(folder), "--out", str(out), "--workers", "2")
+    assert proc.returncode == 2, proc.stderr
+    assert message.replace("fc.traj", "z-fc.traj") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
 def test_missing_file(tmp_path):
     proc = cli("data", "build", "--trajectories", str(tmp_path / "nope.traj"), "--out", str(tmp_path / "o.jsonl"))
     assert proc.returncode == 2 and "nope.traj: no such file or folder" in proc.stderr

@@ -222,8 +222,9 @@ def test_hf_dataset_source_with_a_local_dataset_folder(tmp_path):
 
 
 def test_hf_dataset_unreachable_is_a_clear_error(tmp_path):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "srl_agent.cli", "data", "build", "--trajectories",
+    # Its own empty HF cache: the machine's cache must not decide what this run sees.
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    proc = subprocess.run([sys.executable, "-m", "srl_agent.cli", "data", "build", "--workers", "2", "--trajectories",
                            "hf:SWE-bench/SWE-smith-trajectories", "--out", str(tmp_path / "s.jsonl")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
