@@ -23,7 +23,7 @@ from .actions import parse_completion, render_command_line
 from .errors import FormatViolation
 from .execute import execute
 from .jsonio import atomic_writer
-from .policy import Completion, Policy, SamplingParams
+from .policy import Completion, ContextWindowExceeded, Policy, SamplingParams
 from .sandbox import Sandbox
 from .steps import SYSTEM_PROMPT, truncate_middle
 from .tools import STANDARD_TOOLS, tool_schemas
@@ -44,7 +44,8 @@ class AgentConfig:
     max_format_errors: int = 3
     """Answers in a broken format before the run stops with `format_errors`."""
     max_context_tokens: int | None = None
-    """Stop with `context_limit` when the prompt grows past this (needs a policy that counts tokens)."""
+    """Stop with `context_limit` when the prompt grows past this. Unset: the model's context window less
+    `max_new_tokens`, for policies that know it; a served model's refusal of a long prompt stops it too."""
     time_limit: float = 1800.0
     step_timeout: float = 120.0
     max_observation_chars: int = 10_000
@@ -70,6 +71,16 @@ def _context_tokens(policy: Policy, messages: list[dict], tools: list[dict]) -> 
     return None
 
 
+def fits_context(policy: Policy, messages: list[dict], tools: list[dict] | None, cfg: AgentConfig) -> bool:
+    """Whether the prompt is within `cfg.max_context_tokens` (default: the model's window less the answer).
+    True for policies that cannot count tokens: a served model refuses a long prompt itself."""
+    limit = cfg.max_context_tokens
+    if not limit and getattr(policy, "context_window", None):
+        limit = policy.context_window - cfg.max_new_tokens
+    used = _context_tokens(policy, messages, tools) if limit else None
+    return used is None or used <= limit
+
+
 def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance_id: str,
               cfg: AgentConfig | None = None) -> AgentRun:
     cfg = cfg or AgentConfig()
@@ -87,12 +98,15 @@ def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance
         if time.monotonic() - start > cfg.time_limit:
             status = "time_limit"
             break
-        used = _context_tokens(policy, messages, tools)
-        if cfg.max_context_tokens and used is not None and used > cfg.max_context_tokens:
+        if not fits_context(policy, messages, tools, cfg):
             status = "context_limit"
             break
-        completion: Completion = policy.generate([messages], [tools], params)[0][0]
-        tokens += len(completion.token_ids)
+        try:
+            completion: Completion = policy.generate([messages], [tools], params)[0][0]
+        except ContextWindowExceeded:
+            status = "context_limit"
+            break
+        tokens += completion.num_tokens
         responses.append(completion.text)
         try:
             parsed = parse_completion(completion.text, "hermes", set(STANDARD_TOOLS))

@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--init-from", help="start from this checkpoint (SFT -> SRL, SRL -> RLVR)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    train.add_argument("--overwrite", action="store_true",
+                       help="remove an earlier run's checkpoints and metrics from --output-dir and start over")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
     train.add_argument("--no-plot", action="store_true", help="do not write curves.png at the end")
 
@@ -150,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output-dir", default="runs/eval")
     ev.add_argument("--max-steps", type=int, default=50, help="tool calls per instance")
     ev.add_argument("--max-new-tokens", type=int, default=1024, help="tokens per answer")
+    ev.add_argument("--max-context-tokens", type=int,
+                    help="stop an instance when its prompt grows past this (default: the model's context window "
+                         "less --max-new-tokens; a served model's own refusal also stops it)")
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument("--time-limit", type=float, default=1800, help="seconds per instance")
     ev.add_argument("--step-timeout", type=float, default=120, help="seconds per tool call")
@@ -423,7 +428,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .policy import load_policy
 
     agent = AgentConfig(max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        time_limit=args.time_limit, step_timeout=args.step_timeout)
+                        time_limit=args.time_limit, step_timeout=args.step_timeout,
+                        max_context_tokens=args.max_context_tokens)
     cfg = EvalConfig(bench=args.bench, model=args.model, mode=args.mode, instances=args.instances, split=args.split,
                      workers=args.workers, run_id=args.run_id or time.strftime("%Y%m%d-%H%M%S"),
                      output_dir=args.output_dir, grade=args.grade, grade_timeout=args.grade_timeout,
@@ -500,7 +506,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer
 
     cfg = train_config(args)
-    trainer = Trainer(cfg, resume=args.resume, log=lambda m: console.print(m, markup=False, highlight=False))
+    trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite,
+                      log=lambda m: console.print(m, markup=False, highlight=False))
     if not trainer.main:  # other processes of a multi-process run work silently
         trainer.run()
         return 0
@@ -526,8 +533,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     console.print(f"run: {summary['run_dir']}  (metrics.jsonl, tensorboard/)")
     if not args.no_plot:
         console.print(f"curves: {plot_run(summary['run_dir'])}")
-    console.print(f"best checkpoint: {summary['best']} (val reward {summary['best_val_reward']:+.3f}); "
-                  f"latest: {summary['latest']}")
+    best = (f"best checkpoint: {summary['best']} (val reward {summary['best_val_reward']:+.3f})" if summary["best"]
+            else "no best checkpoint (no held-out trajectories: val_trajectories=0)")
+    console.print(f"{best}; latest: {summary['latest']}")
     return 0
 
 

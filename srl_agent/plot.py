@@ -40,7 +40,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                                                              ("val_format_ok", None, "val well-formed")]),
         (axes[0, 1], "SRL reward (training rollouts)", [("reward_mean", "srl", "rollout mean"),
                                                         ("format_ok", "srl", "well-formed share")]),
-        (axes[1, 0], "loss", [("loss", "sft", "SFT cross-entropy"), ("loss", "srl", "GRPO objective")]),
+        (axes[1, 0], "loss", [("loss", "sft", "SFT cross-entropy"), ("loss", "srl", "GRPO objective"),
+                              ("kl", "srl", "KL to the starting model")]),
         (axes[1, 1], "dynamic sampling", [("fill_ratio", "srl", "batch fill ratio"),
                                           ("dropped_groups", "srl", "dropped flat groups")]),
     ]

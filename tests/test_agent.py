@@ -41,13 +41,38 @@ def test_format_errors_are_told_and_capped(sandbox_factory, calc_repo):
     from srl_agent.train.model import load_model
 
     model, tokenizer = load_model(TrainConfig())  # random weights: never a well-formed answer
-    policy = HFPolicy(model.eval(), tokenizer)
+    policy = RecordingPolicy(HFPolicy(model.eval(), tokenizer))
     with sandbox_factory(calc_repo) as sb:
         run = run_agent(policy, sb, "Fix it.", "t", AgentConfig(max_format_errors=2, max_new_tokens=8))
         assert run.exit_status == "format_errors" and run.format_errors == 3
         assert run.trajectory.steps == [] and run.patch == "" and len(run.responses) == 3
+        # each broken answer is shown back to the model with what was wrong and how to answer
+        second = policy.prompts[1]
+        assert second[-2] == {"role": "assistant", "content": run.responses[0]}
+        assert second[-1]["role"] == "user"
+        assert second[-1]["content"].startswith("Your answer broke the required format: ")
+        assert "<tool_call>" in second[-1]["content"]
+        policy.prompts.clear()
         run = run_agent(policy, sb, "Fix it.", "t", AgentConfig(max_context_tokens=10))
-        assert run.exit_status == "context_limit" and run.responses == []
+        assert run.exit_status == "context_limit" and run.responses == [] and policy.prompts == []
+        # unset, the limit is the model's own window less the answer's tokens
+        long_issue = "Fix it. " * policy.context_window
+        run = run_agent(policy, sb, long_issue, "t", AgentConfig(max_new_tokens=8))
+        assert run.exit_status == "context_limit" and policy.prompts == []
+
+
+class RecordingPolicy:
+    """Passes everything to a policy and keeps the prompts it was asked to complete."""
+
+    def __init__(self, policy):
+        self.policy, self.prompts = policy, []
+
+    def generate(self, prompts, tools, params):
+        self.prompts += prompts
+        return self.policy.generate(prompts, tools, params)
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
 
 
 def test_step_limit(sandbox_factory, calc_repo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,7 +102,47 @@ def test_a_tiny_trained_model_goes_through_the_whole_pipeline(swe_mini_images, t
         assert all(r["status"] != "error" for r in rows), rows
         summary = json.loads((run / "summary.json").read_text())
         assert summary["instances"] == 2 and "resolved_pct" in summary
-        assert (run / "harness.log").exists() and list(run.glob("*.json"))
+        assert (run / "harness.log").exists()
+        (report,) = run.glob(f"*.{mode}.json")  # the harness's run report, named <model>.<run id>.json
+        report = json.loads(report.read_text())
+        assert sorted(report["submitted_ids"]) == sorted(ids)
+        graded = set(report["completed_ids"]) | set(report["empty_patch_ids"]) | set(report["error_ids"])
+        assert graded == set(ids)
+
+
+class GoldEditsPolicy:
+    """Answers an Oracle File Edit prompt with the gold patch's hunks as search/replace blocks, written
+    against the file contents the prompt shows (as a perfect model would)."""
+
+    def __init__(self, instances: list[dict]):
+        self.gold = {i["problem_statement"]: i["patch"] for i in instances}
+
+    def generate(self, prompts, tools, params):
+        from unidiff import PatchSet
+
+        from srl_agent.bench.expert import hunk_edits
+        from srl_agent.policy import Completion
+
+        out = []
+        for messages in prompts:
+            user = messages[-1]["content"]
+            issue = re.search(r"<issue>\n(.*)\n</issue>", user, re.DOTALL)[1]
+            shown = dict(re.findall(r"^### (\S+)\n```\n(.*?)\n```$", user, re.DOTALL | re.MULTILINE))
+            blocks = [f"### {f.path}\n<<<<<<< SEARCH\n{old.removesuffix(chr(10))}\n=======\n"
+                      f"{new.removesuffix(chr(10))}\n>>>>>>> REPLACE"
+                      for f in PatchSet(self.gold[issue]) for old, new in hunk_edits(shown[f.path], f)]
+            out.append([Completion("<think>\nApply the fix.\n</think>\n" + "\n".join(blocks), [])])
+        return out
+
+
+def test_oracle_file_edit_answers_become_patches_the_harness_resolves(swe_mini_images, tmp_path):
+    instances = swe_mini_images[:3]
+    cfg = EvalConfig(bench="swe-mini", model="gold-edits", mode="oracle-file-edit",
+                     instances=[i["instance_id"] for i in instances])
+    summary = run_eval(cfg, GoldEditsPolicy(instances), instances, tmp_path / "oracle")
+    assert summary["resolved"] == 3 and summary["patch_applied_pct"] == 100.0, summary
+    answers = sorted(p.stem for p in (tmp_path / "oracle" / "answers").glob("*.txt"))
+    assert answers == sorted(cfg.instances)
 
 
 def _slow_trajectories(instances: list[dict], seconds: int) -> list[dict]:

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from srl_agent.policy import SamplingParams, load_policy
+from srl_agent.policy import ContextWindowExceeded, SamplingParams, load_policy
 from srl_agent.policy.hf import HFPolicy
 from srl_agent.policy.openai import OpenAIPolicy
 from srl_agent.policy.server import make_server
@@ -49,21 +49,31 @@ def test_greedy_is_deterministic(tiny_policy):
     assert a[0].token_ids == a[1].token_ids == b[0].token_ids
 
 
-def test_openai_client_against_a_local_server(tiny_policy):
+@pytest.fixture(scope="module")
+def served(tiny_policy):
+    """The tiny model behind `srl-agent serve`'s HTTP server on a free local port; yields its /v1 URL."""
     server = make_server(tiny_policy, "tiny", port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        policy = load_policy(url)
-        assert isinstance(policy, OpenAIPolicy) and policy.model_name() == "tiny"
-        tools = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]
-        out = policy.generate([PROMPT, PROMPT], [tools, tools], SamplingParams(n=2, temperature=0.0, max_new_tokens=8))
-        assert [len(g) for g in out] == [2, 2]
-        (local,) = tiny_policy.generate([PROMPT], [tools], SamplingParams(n=1, temperature=0.0, max_new_tokens=8))
-        assert out[0][0].text == local[0].text  # the server answers with the model's own greedy text
-    finally:
-        server.shutdown()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_openai_client_against_a_local_server(tiny_policy, served):
+    policy = load_policy(served)
+    assert isinstance(policy, OpenAIPolicy) and policy.model_name() == "tiny"
+    tools = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]
+    out = policy.generate([PROMPT, PROMPT], [tools, tools], SamplingParams(n=2, temperature=0.0, max_new_tokens=8))
+    assert [len(g) for g in out] == [2, 2]
+    (local,) = tiny_policy.generate([PROMPT], [tools], SamplingParams(n=1, temperature=0.0, max_new_tokens=8))
+    assert out[0][0].text == local[0].text  # the server answers with the model's own greedy text
+    assert out[0][0].num_tokens == len(local[0].token_ids)  # counted from the server's usage
+
+
+def test_a_served_model_refuses_a_prompt_longer_than_its_context(tiny_policy, served):
+    too_long = [{"role": "user", "content": "fix " * tiny_policy.context_window}]
+    with pytest.raises(ContextWindowExceeded, match="maximum context length is"):
+        OpenAIPolicy(served).generate([too_long], None, SamplingParams(max_new_tokens=8))
 
 
 def test_openai_client_reports_an_unreachable_server():

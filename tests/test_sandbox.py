@@ -234,3 +234,27 @@ def test_an_image_without_our_tools_gets_them_copied_in(swe_image):
         obs = sb.run("command -v submit str_replace_editor && stat -c %U /opt/srl-tools/bin/submit")
     assert obs.exit_code == 0, obs.output
     assert obs.output.split() == ["/opt/srl-tools/bin/submit", "/opt/srl-tools/bin/str_replace_editor", "root"]
+
+
+def test_a_swebench_style_image_runs_commands_in_its_testbed_env(swe_image):
+    """SWE-bench's images keep the repository's dependencies in a conda env the harness activates."""
+    import io
+
+    from srl_agent.images import build_offline_base
+    from srl_agent.sandbox import SandboxConfig, open_sandbox
+    from srl_agent.sandbox.docker import docker_client
+
+    client = docker_client()
+    env_bin = "/opt/miniconda3/envs/testbed/bin"
+    dockerfile = (f"FROM {build_offline_base(client)}\n"
+                  f"RUN mkdir -p {env_bin} && printf '#!/bin/sh\\necho testbed python\\n' > {env_bin}/python "
+                  f"&& chmod +x {env_bin}/python\n")
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="srl-agent/test-conda-env:latest",
+                                   rm=True, forcerm=True)
+    try:
+        with open_sandbox(SandboxConfig(image=image.tags[0]), kind="docker") as sb:
+            obs = sb.run("python; echo $CONDA_DEFAULT_ENV; command -v submit")
+        assert obs.exit_code == 0, obs.output
+        assert obs.output.splitlines() == ["testbed python", "testbed", "/opt/srl-tools/bin/submit"]
+    finally:
+        client.images.remove(image.id, force=True)

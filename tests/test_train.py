@@ -34,6 +34,14 @@ def test_config_yaml_and_overrides(tmp_path):
     assert cfg.trajectories == ["one.jsonl"] and cfg.init_from == "runs/x"
     with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
         cfg.set("learning_rate", "1")
+    for key, value, expected in (("max_steps", "abc", "an integer"), ("lr", "fast", "a number"),
+                                 ("lora", "maybe", "true or false"), ("val_examples", "2.5", "an integer")):
+        with pytest.raises(UserError, match=f"--set: {key} must be {expected}, not "):
+            cfg.set(key, value)
+    with pytest.raises(UserError, match=r"x\.yaml: batch_size must be an integer, not 'big'"):
+        TrainConfig.from_dict({"batch_size": "big"}, source="x.yaml")
+    cfg.set("lr", "1")  # an integer is a number
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     paper = TrainConfig.from_yaml(ROOT / "configs" / "swe-paper.yaml")
     assert (paper.model, paper.batch_size, paper.group_size, paper.lr, paper.kl_coef) == (
         "Qwen/Qwen2.5-Coder-7B-Instruct", 512, 8, 5e-7, 0.0)
@@ -80,12 +88,12 @@ def test_kill_9_then_resume_continues_identically(tmp_path):
     killed = tmp_path / "killed"
     proc = train_cli("--output-dir", str(killed), "--max-steps", "6", *FAST)
     deadline = time.monotonic() + 600
-    while not (killed / "checkpoints" / "step-000004").exists():
+    latest = killed / "latest"
+    while not (latest.exists() and latest.read_text() == "step-000004"):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
-        time.sleep(0.2)
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not list(killed.glob("checkpoints/*.tmp")) or (killed / "latest").read_text() == "step-000004"
     resumed = train_cli("--output-dir", str(killed), "--max-steps", "6", "--resume", *FAST)
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
@@ -97,6 +105,39 @@ def test_kill_9_then_resume_continues_identically(tmp_path):
         for k in ("loss", "reward_mean", "val_reward"):
             if k in x:
                 assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-6), (x["step"], k)
+
+    # a new run into a folder that holds one is refused; --overwrite starts it over, leaving nothing old
+    again = train_cli("--output-dir", str(killed), "--max-steps", "2", *FAST)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 2 and f"{killed} already holds a run" in err and "--overwrite" in err
+    assert len(rows(killed)) == len(a)
+    again = train_cli("--output-dir", str(killed), "--max-steps", "2", "--overwrite", *FAST)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert [r["step"] for r in rows(killed)] == [0, 1, 2]
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == ["step-000002"]
+
+
+def test_a_kill_or_failure_while_replacing_best_loses_nothing(tmp_path):
+    from srl_agent.train.checkpoint import recover_run_dir, replace_dir
+
+    best = tmp_path / "best"
+    replace_dir(best, lambda d: (d / "w").write_text("1"))
+    best.rename(tmp_path / "best.old")  # killed after the old folder went aside, before the new one came in
+    (tmp_path / "best.tmp").mkdir()
+    (tmp_path / "best.tmp" / "w").write_text("half")
+    recover_run_dir(tmp_path)
+    assert (best / "w").read_text() == "1" and not list(tmp_path.glob("best.*"))
+
+    def fails_midway(folder: Path) -> None:
+        (folder / "w").write_text("2")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_dir(best, fails_midway)
+    assert (best / "w").read_text() == "1"
+    replace_dir(best, lambda d: (d / "w").write_text("3"))
+    assert (best / "w").read_text() == "3" and not list(tmp_path.glob("best.*"))
 
 
 def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
@@ -118,6 +159,31 @@ def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
         tokenizer = AutoTokenizer.from_pretrained(folder)  # loads as Qwen2Tokenizer: it must agree
         assert model.config.model_type == "qwen2" and tokenizer.chat_template
         assert tokenizer(text)["input_ids"] == load_tokenizer()(text)["input_ids"]
+
+
+def test_a_steps_file_a_config_file_the_kl_term_and_token_loss(tmp_path):
+    """The less-trodden ways in: `data build` output as input, --config and --seed, kl_coef > 0 (a frozen
+    reference model), token-level loss normalisation; then `srl-agent plot` on the run."""
+    steps = tmp_path / "steps.jsonl"
+    subprocess.run([sys.executable, "-m", "srl_agent.cli", "data", "build", "--trajectories",
+                    str(ROOT / "trajectories" / "seed.jsonl"), "--out", str(steps), "--workers", "1"],
+                   check=True, capture_output=True, timeout=300)
+    run = tmp_path / "run"
+    proc = train_cli("--config", str(ROOT / "configs" / "tiny.yaml"), "--trajectories", str(steps), "--seed", "3",
+                     "--output-dir", str(run), "--max-steps", "2", *FAST, "--set", "sft_warmup_steps=0",
+                     "--set", "kl_coef=0.1", "--set", "loss_norm=token", "--set", "dynamic_sampling=false")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert (config["seed"], config["trajectories"], config["kl_coef"], config["loss_norm"]) == (
+        3, [str(steps)], 0.1, "token")
+    srl = [r for r in rows(run) if r.get("phase") == "srl"]
+    assert len(srl) == 2 and all(r["kl"] >= 0 and r["update_tokens"] > 0 for r in srl)
+    png = tmp_path / "curves.png"
+    plot = subprocess.run([sys.executable, "-m", "srl_agent.cli", "plot", str(run), "--out", str(png)],
+                          capture_output=True, text=True, timeout=120)
+    assert plot.returncode == 0, plot.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_trl_grpo_trainer_runs_two_steps_with_our_reward(tmp_path):
@@ -256,15 +322,48 @@ class RecordingEngine:
         self.calls.append("sync")
 
 
-def test_a_colocated_engine_sleeps_during_updates_and_gets_the_new_weights(tmp_path):
+def tiny_trainer(run_dir: Path, **settings: str):
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    for key, value in (("output_dir", str(tmp_path)), ("sft_warmup_steps", "0"), ("batch_size", "2"),
-                       ("group_size", "4"), ("max_new_tokens", "8"), ("dynamic_sampling", "false"),
-                       ("tiny_model.hidden_size", "32"), ("tiny_model.intermediate_size", "64")):
+    base = {"output_dir": str(run_dir), "sft_warmup_steps": "0", "batch_size": "2", "group_size": "4",
+            "max_new_tokens": "8", "dynamic_sampling": "false", "tiny_model.hidden_size": "32",
+            "tiny_model.intermediate_size": "64"}
+    for key, value in {**base, **settings}.items():
         cfg.set(key, value)
-    trainer = Trainer(cfg, log=lambda _: None)
+    return Trainer(cfg, log=lambda _: None)
+
+
+@pytest.mark.parametrize("loss_norm", ["sequence", "token"])
+def test_gradient_accumulation_matches_one_batch_and_the_norm_is_clipped(tmp_path, loss_norm):
+    import torch
+
+    from srl_agent.policy import Completion
+    from srl_agent.train.trainer import Rollout
+
+    trainer = tiny_trainer(tmp_path, loss_norm=loss_norm, max_grad_norm="1e9")
+    torch.manual_seed(0)
+    rollouts = [Rollout(ex, trainer.prompt_ids(ex)[-48:],
+                        [Completion("", torch.randint(10, 500, (n,)).tolist()) for n in (3, 5, 8, 13)],
+                        [0.1, 0.5, -1.0, 0.9]) for ex in trainer.train_examples[:2]]
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    grads = []
+    trainer.optimizer.step = lambda: grads.append(torch.cat([p.grad.flatten() for p in params]))  # weights stay
+    norms = {}
+    for micro in (8, 3, 1):  # one padded batch, uneven chunks, one sequence at a time
+        trainer.cfg.micro_batch_size = micro
+        norms[micro] = trainer.grpo_update(rollouts)["grad_norm"]
+    assert grads[0].abs().sum() > 0
+    for g in grads[1:]:
+        assert torch.allclose(g, grads[0], rtol=1e-4, atol=1e-7)
+    trainer.cfg.max_grad_norm = norms[8] / 10
+    assert trainer.grpo_update(rollouts)["grad_norm"] == pytest.approx(norms[8], rel=1e-4)  # reported unclipped
+    assert grads[-1].norm() == pytest.approx(norms[8] / 10, rel=1e-3)  # applied clipped
+    assert torch.allclose(grads[-1] * 10, grads[0], rtol=1e-3, atol=1e-7)  # same direction
+
+
+def test_a_colocated_engine_sleeps_during_updates_and_gets_the_new_weights(tmp_path):
+    trainer = tiny_trainer(tmp_path)
     engine = trainer.rollout = RecordingEngine(trainer.policy)
     for _ in range(2):
         trainer.train_step()

@@ -3,7 +3,7 @@
 Twelve small Python tasks, each a one-line bug with a failing test. A scripted expert solves each one
 with the steps a SWE agent takes (look around, read the code, reproduce, edit, re-run, submit), and
 every step is executed for real in a sandbox, so the observations are what the tools print.
-It is the training default until the swe-mini benchmark ships its scripted-expert trajectories.
+Part of the default training data, beside the swe-mini expert's runs (swe-mini.jsonl).
 
     python trajectories/make_seed.py [--sandbox auto|docker|bwrap]
 """

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..agent import AgentConfig, run_agent, save_run
+from ..agent import AgentConfig, fits_context, run_agent, save_run
 from ..errors import FormatViolation, UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
-from ..policy import Policy, SamplingParams
+from ..policy import ContextWindowExceeded, Policy, SamplingParams
 from .harness import grade, instance_verdict, require_docker_for_grading
 from .oracle import oracle_patch, oracle_prompt, touched_files
 
@@ -183,14 +183,21 @@ def solve_instance(instance: dict, policy: Policy | None, cfg: EvalConfig, run_d
                 with contextlib.suppress(FileNotFoundError):  # a file the gold patch creates
                     files[path] = sandbox.read_file(f"{sandbox.config.workdir}/{path}").decode("utf-8", "replace")
         params = SamplingParams(n=1, temperature=cfg.agent.temperature, max_new_tokens=cfg.agent.max_new_tokens)
-        completion = policy.generate([oracle_prompt(instance["problem_statement"], files)], None, params)[0][0]
+        prompt = oracle_prompt(instance["problem_statement"], files)
         try:
-            row.update(model_patch=oracle_patch(completion.text, files), status="submitted")
-        except FormatViolation as e:
-            row.update(model_patch="", status="format_errors", error=str(e))
-        row.update(steps=1, completion_tokens=len(completion.token_ids))
-        with atomic_writer(run_dir / "answers" / f"{instance['instance_id']}.txt") as f:
-            f.write(completion.text)
+            if not fits_context(policy, prompt, None, cfg.agent):
+                raise ContextWindowExceeded("the issue and the files are longer than the context limit")
+            completion = policy.generate([prompt], None, params)[0][0]
+        except ContextWindowExceeded as e:
+            row.update(model_patch="", status="context_limit", error=str(e), steps=0)
+        else:
+            try:
+                row.update(model_patch=oracle_patch(completion.text, files), status="submitted")
+            except FormatViolation as e:
+                row.update(model_patch="", status="format_errors", error=str(e))
+            row.update(steps=1, completion_tokens=completion.num_tokens)
+            with atomic_writer(run_dir / "answers" / f"{instance['instance_id']}.txt") as f:
+                f.write(completion.text)
     row["seconds"] = round(time.monotonic() - start, 2)
     return row
 

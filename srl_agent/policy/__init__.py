@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -27,6 +29,16 @@ class Completion:
     token_ids: list[int]
     logprobs: list[float] | None = None
     finish_reason: str = "stop"  # "stop" (end of turn) or "length"
+    served_tokens: int | None = None
+    """The server's count of generated tokens, for served models that return no token ids."""
+
+    @property
+    def num_tokens(self) -> int:
+        return self.served_tokens if self.served_tokens is not None else len(self.token_ids)
+
+
+class ContextWindowExceeded(UserError):
+    """The prompt does not fit the model's context window (a served model answered so)."""
 
 
 Messages = list[dict[str, Any]]

@@ -20,9 +20,16 @@ class HFPolicy:
     def from_pretrained(cls, path: str, device: str | None = None, dtype: torch.dtype | None = None) -> HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..train.model import from_pretrained
+
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto").to(device)
-        return cls(model.eval(), AutoTokenizer.from_pretrained(path), device)
+        model = from_pretrained(AutoModelForCausalLM, path, dtype=dtype or "auto").to(device)
+        return cls(model.eval(), from_pretrained(AutoTokenizer, path), device)
+
+    @property
+    def context_window(self) -> int:
+        """Prompt plus completion tokens the model takes."""
+        return self.model.config.max_position_embeddings
 
     def render(self, messages: Messages, tools: list[dict] | None) -> str:
         return self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 
 from ..actions import assistant_text
 from ..errors import UserError
-from . import Completion, Messages, SamplingParams
+from . import Completion, ContextWindowExceeded, Messages, SamplingParams
+
+# How vLLM, SGLang, TGI and OpenAI word a prompt that is too long (an HTTP 400).
+CONTEXT_ERROR = re.compile(r"context length|context_length_exceeded|context window|too many tokens|"
+                           r"longer than the model", re.IGNORECASE)
 
 
 class OpenAIPolicy:
@@ -25,7 +30,11 @@ class OpenAIPolicy:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as e:
-            raise UserError(f"{self.base_url}{path}: HTTP {e.code}: {e.read()[:300]!r}") from None
+            body = e.read()[:2000].decode(errors="replace")
+            if e.code == 400 and CONTEXT_ERROR.search(body):
+                raise ContextWindowExceeded(f"{self.base_url}{path}: the prompt exceeds the model's context: "
+                                            f"{body[:300]}") from None
+            raise UserError(f"{self.base_url}{path}: HTTP {e.code}: {body[:300]!r}") from None
         except (urllib.error.URLError, TimeoutError) as e:
             raise UserError(f"{self.base_url}: cannot reach the model server ({e})") from None
 
@@ -45,10 +54,15 @@ class OpenAIPolicy:
             if tools and tools[i]:
                 body["tools"] = tools[i]
             reply = self._request("/chat/completions", body)
-            out.append([_completion(choice) for choice in reply["choices"]])
+            choices = reply["choices"]
+            # usage counts all n choices together: an even share each (exact for n=1, the agent's case)
+            used = (reply.get("usage") or {}).get("completion_tokens")
+            share = round(used / len(choices)) if isinstance(used, int) and choices else None
+            out.append([_completion(choice, share) for choice in choices])
         return out
 
 
-def _completion(choice: dict) -> Completion:
+def _completion(choice: dict, tokens: int | None) -> Completion:
     """A chat choice as text in our answer format (tool calls a server parsed out are put back)."""
-    return Completion(assistant_text(choice.get("message") or {}), [], None, choice.get("finish_reason") or "stop")
+    return Completion(assistant_text(choice.get("message") or {}), [], None, choice.get("finish_reason") or "stop",
+                      served_tokens=tokens)

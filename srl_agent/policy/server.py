@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat server backed by an HFPolicy (`srl-agent serve`).
 
 It speaks `GET /v1/models` and `POST /v1/chat/completions` (messages, tools, n, temperature,
-top_p, max_tokens); answers carry the raw assistant text, as vLLM does without a tool parser.
+top_p, max_tokens); answers carry the raw assistant text, as vLLM does without a tool parser, and a
+prompt too long for the model is refused with vLLM's HTTP 400.
 """
 
 from __future__ import annotations
@@ -47,14 +48,23 @@ def make_server(policy: HFPolicy, model_name: str, host: str = "127.0.0.1", port
             except (ValueError, KeyError, TypeError) as e:
                 self._reply(400, {"error": {"message": f"bad request: {e}"}})
                 return
+            tools = request.get("tools") or []
             with lock:
-                (completions,) = policy.generate([messages], [request.get("tools") or []], params)
+                prompt_tokens = len(policy.encode_prompts([policy.render(messages, tools)])[0])
+                if prompt_tokens + params.max_new_tokens > policy.context_window:
+                    self._reply(400, {"error": {"type": "BadRequestError", "code": 400, "message": (
+                        f"This model's maximum context length is {policy.context_window} tokens. However, you "
+                        f"requested {prompt_tokens + params.max_new_tokens} tokens ({prompt_tokens} in the "
+                        f"messages, {params.max_new_tokens} in the completion).")}})
+                    return
+                (completions,) = policy.generate([messages], [tools], params)
             self._reply(200, {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
                 "model": model_name,
                 "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
                              "finish_reason": c.finish_reason} for i, c in enumerate(completions)],
-                "usage": {"completion_tokens": sum(len(c.token_ids) for c in completions)}})
+                "usage": {"prompt_tokens": prompt_tokens,
+                          "completion_tokens": sum(len(c.token_ids) for c in completions)}})
 
         def log_message(self, *args):  # quiet: the CLI prints its own lines
             pass

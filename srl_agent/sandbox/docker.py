@@ -96,6 +96,20 @@ def close_all() -> None:
         sandbox.close()
 
 
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# SWE-bench's images keep each repository's dependencies in this conda env; its commands run inside it.
+SWEBENCH_CONDA_ENV = "/opt/miniconda3/envs/testbed"
+
+
+def _how_to_get(image: str) -> str:
+    if image.startswith("srl-agent/swe-mini:"):
+        return "build the swe-mini images with `srl-agent env build swe-mini`"
+    if image.startswith("srl-agent/"):
+        return "build it with `srl-agent env build swe`"
+    return "pull it where a registry is reachable (`docker pull`, then `docker save`/`docker load` to bring it here)"
+
+
 class DockerSandbox(SandboxBase):
     def __init__(self, config: SandboxConfig, repo: str | None = None, base_commit: str | None = None,
                  client=None):
@@ -131,7 +145,7 @@ class DockerSandbox(SandboxBase):
                 self.client.images.pull(image)
             except docker.errors.APIError as e:
                 raise UserError(f"image {image!r} is not here and cannot be pulled ({e.explanation}); "
-                                "build it with `srl-agent env build swe`") from None
+                                f"{_how_to_get(image)}") from None
         return image
 
     def _start(self) -> None:
@@ -147,10 +161,19 @@ class DockerSandbox(SandboxBase):
                   '[ -n "$c" ] && break; sleep 0.1; done; echo keeper $c')
         ids = f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; " if cfg.user else ""
         tools = f"[ -x {TOOLS_DIR_IN_SANDBOX}/submit ] || echo no-tools; "
-        probe = self._exec(["sh", "-c", ids + tools + keeper], user="root", timeout=30)
+        conda = f"[ -x {SWEBENCH_CONDA_ENV}/bin/python ] && echo conda-env; "
+        probe = self._exec(["sh", "-c", ids + tools + conda + keeper], user="root", timeout=30)
         lines = probe.output.split()
+        path: list[str] = []
         if "no-tools" in lines:
             self._install_tools()
+            path.append(TOOLS_DIR_IN_SANDBOX)
+        if "conda-env" in lines:  # what `conda activate testbed` in the harness's eval script does
+            path.append(f"{SWEBENCH_CONDA_ENV}/bin")
+            self.extra_env.update(CONDA_PREFIX=SWEBENCH_CONDA_ENV, CONDA_DEFAULT_ENV="testbed")
+        if path:
+            image_env = dict(e.split("=", 1) for e in self.container.attrs["Config"].get("Env") or [] if "=" in e)
+            self.extra_env["PATH"] = ":".join([*path, image_env.get("PATH", DEFAULT_PATH)])
         if "keeper" not in lines[:-1]:
             raise RuntimeError(f"cannot find the container's keeper process: {probe.output!r}")
         self.keeper = lines[lines.index("keeper") + 1]
@@ -169,9 +192,6 @@ class DockerSandbox(SandboxBase):
         with tempfile.TemporaryDirectory(prefix="srl-tools-") as tmp:
             collect_tool_executables(Path(tmp))
             self.api.put_archive(self.container.id, "/", folder_tarball(tmp, TOOLS_DIR_IN_SANDBOX))
-        image_env = dict(e.split("=", 1) for e in self.container.attrs["Config"].get("Env") or [] if "=" in e)
-        path = image_env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        self.extra_env = {"PATH": f"{TOOLS_DIR_IN_SANDBOX}:{path}"}
 
     def _copy_repo(self, repo: str) -> None:
         self.api.put_archive(self.container.id, "/", repo_tarball(repo, self.config.workdir, self.uid, self.gid))

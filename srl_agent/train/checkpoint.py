@@ -5,12 +5,15 @@
     RUN_DIR/best/                      the checkpoint with the best validation reward so far
 
 Each folder is written under a temporary name and renamed into place; `latest` is replaced
-atomically after the rename, so it always names a complete checkpoint.
+atomically after the rename, so it always names a complete checkpoint. A folder being replaced
+(`best/`) is first renamed aside to `NAME.old`; `recover_run_dir` puts it back if a kill came between
+the two renames.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +26,45 @@ STATE_FILE = "trainer_state.pt"
 KEEP_LAST = 2
 
 
-def _write_dir(final: Path, fill) -> None:
-    tmp = final.with_name(final.name + ".tmp")
+# What a training run writes into its folder; `--overwrite` removes exactly these.
+RUN_ARTIFACTS = ("checkpoints", "latest", "best", "best.old", "best.tmp", "metrics.jsonl", "tensorboard",
+                 "curves.png", "config.json", "rollout-weights", "wandb")
+
+
+def replace_dir(final: Path, fill: Callable[[Path], None]) -> None:
+    """Make `final` a folder that `fill` wrote, replacing any old one; a failure or kill loses neither."""
+    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     fill(tmp)
     if final.exists():
-        shutil.rmtree(final)
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
     tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_run_dir(run_dir: Path) -> None:
+    """Undo what a kill during `replace_dir` left: an old folder renamed aside, a half-written new one."""
+    for old in run_dir.glob("*.old"):
+        final = old.with_suffix("")
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(final)
+    for tmp in [*run_dir.glob("*.tmp"), *run_dir.glob("checkpoints/*.tmp")]:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def previous_run(run_dir: Path) -> list[str]:
+    """The artifacts of an earlier run in `run_dir` (empty for a new or empty folder)."""
+    return [name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
+
+
+def remove_previous_run(run_dir: Path) -> None:
+    for name in previous_run(run_dir):
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any]) -> Path:
@@ -40,7 +74,7 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
         save_model(model, tokenizer, tmp)
         torch.save(state, tmp / STATE_FILE)
 
-    _write_dir(final, fill)
+    replace_dir(final, fill)
     with atomic_writer(run_dir / "latest") as f:
         f.write(final.name)
     old = sorted(p for p in (run_dir / "checkpoints").glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
@@ -56,7 +90,7 @@ def save_best(run_dir: Path, model, tokenizer, info: dict[str, Any]) -> Path:
         save_model(model, tokenizer, tmp)
         (tmp / "best.json").write_text(json.dumps(info))
 
-    _write_dir(run_dir / "best", fill)
+    replace_dir(run_dir / "best", fill)
     return run_dir / "best"
 
 

@@ -19,11 +19,17 @@ class TinyModelConfig:
     """A small Qwen2-architecture model built from scratch (no weights to download)."""
 
     hidden_size: int = 64
+    """Width of the residual stream."""
     intermediate_size: int = 192
+    """Width of the MLP."""
     num_hidden_layers: int = 2
+    """Transformer blocks."""
     num_attention_heads: int = 4
+    """Query heads."""
     num_key_value_heads: int = 2
+    """Key/value heads (grouped-query attention, as Qwen2)."""
     max_position_embeddings: int = 4096
+    """Context window in tokens (prompt plus completion)."""
 
 
 @dataclass
@@ -37,17 +43,23 @@ class TrainConfig:
     tokenizer: str | None = None
     """Defaults to the model's own (the shipped tiny tokenizer for `tiny`)."""
     tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    """The shape of the `tiny` model (ignored for other models)."""
     init_from: str | None = None
     """A checkpoint to start from (chains stages: SFT -> SRL)."""
     trajectories: list[str] = field(default_factory=lambda: ["trajectories"])
     """Trajectory sources (any supported format), or a steps.jsonl from `srl-agent data build`."""
     output_dir: str = "runs/srl"
+    """The run folder: checkpoints, best/, metrics.jsonl, tensorboard/, curves.png."""
     seed: int = 0
+    """Seeds the initial weights, the data order, the held-out split and sampling."""
 
     # data
     history: str = "last-2"
+    """Earlier steps shown in each prompt: `last-N`, `N` or `full`."""
     max_observation_chars: int = 4000
+    """Tool outputs in the prompt are cut in the middle to this many characters."""
     max_prompt_tokens: int | None = 4096
+    """Examples with longer prompts are dropped (null: keep all)."""
     val_trajectories: int = 2
     """Whole trajectories held out for validation (the paper held out 30)."""
     val_examples: int = 64
@@ -55,19 +67,28 @@ class TrainConfig:
 
     # optimisation
     max_steps: int = 100
+    """Optimiser steps in all (SFT warm-up included)."""
     batch_size: int = 8
     """Prompts per optimiser step (after dynamic sampling)."""
     group_size: int = 8
     """Rollouts per prompt (G)."""
     lr: float = 5e-7
+    """AdamW learning rate (the paper's 5e-7 is for a 7B model; the tiny one wants far more)."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm before each step."""
     micro_batch_size: int = 16
     """Sequences per forward/backward; gradients accumulate over the micro-batches of a step."""
     ppo_epochs: int = 1
+    """Passes over each batch of rollouts; >1 makes the ratio (and its clipping) matter."""
     clip_low: float = 0.2
+    """The ratio is clipped below at 1 - clip_low."""
     clip_high: float = 0.2
+    """The ratio is clipped above at 1 + clip_high (DAPO raises it to 0.28)."""
     loss_norm: Literal["sequence", "token"] = "sequence"
+    """`sequence`: mean over each sequence's tokens, then over sequences (GRPO, the paper);
+    `token`: mean over all tokens of the batch (DAPO)."""
     kl_coef: float = 0.0
     """KL to the initial model (k3 estimator); 0 as in the paper."""
     sft_warmup_lr: float | None = None
@@ -81,33 +102,48 @@ class TrainConfig:
     """Who samples rollouts: the trained model itself (`hf`) or a colocated vLLM engine that gets
     the trainer's weights after every update (`vllm`, needs the vllm extra and a GPU)."""
     vllm_gpu_memory_utilization: float = 0.4
+    """Share of GPU memory the colocated vLLM engine may take (the rest trains)."""
     call_style: Literal["hermes", "xml"] = "hermes"
     """How the policy writes its tool call (and how examples render history calls)."""
     generation_batch_size: int = 64
     """Sequences per generate() call: bounds the memory of one sampling pass."""
     temperature: float = 1.0
+    """Rollout sampling temperature (validation is greedy)."""
     top_p: float = 1.0
+    """Rollout nucleus sampling."""
     max_new_tokens: int = 256
+    """Longest answer (monologue plus tool call) sampled per step."""
     dynamic_sampling: bool = True
+    """Drop groups whose rewards are all equal (no signal) and refill the batch."""
     std_eps: float = 1e-6
+    """A group is kept when the std of its rewards exceeds this; also the epsilon of the advantages."""
     max_sample_rounds: int = 4
     """Dynamic sampling over-samples up to this many batches of prompts to fill one batch."""
 
     # reward
     metric: Literal["difflib", "lcs"] = "difflib"
+    """Similarity of the answer's call to the expert's: difflib's ratio (the paper) or the exact LCS ratio."""
     granularity: Literal["string", "fields"] = "string"
+    """Compare the rendered calls as one string, or the tool name and each argument separately."""
     autojunk: bool = True
+    """difflib's autojunk heuristic (on by default in Python; the paper does not say)."""
 
     # model options
     lora: bool = False
+    """Train LoRA adapters (peft) instead of all weights; checkpoints also hold the merged model."""
     lora_r: int = 16
+    """LoRA rank."""
     lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
     lora_dropout: float = 0.0
+    """Dropout on the LoRA branch."""
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                     "gate_proj", "up_proj", "down_proj"])
+    """Modules that get adapters (all of Qwen2's linear layers)."""
     bf16: bool | None = None
     """bf16 weights and compute; default on CUDA, off on CPU."""
     gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more compute."""
     attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
     """Attention kernels (flash_attention_2 needs the flash-attn package and a GPU)."""
     padding_free: bool | None = None
@@ -117,7 +153,9 @@ class TrainConfig:
 
     # bookkeeping
     eval_every: int = 10
+    """Steps between validations (and best-checkpoint updates)."""
     save_every: int = 10
+    """Steps between resumable checkpoints (the last two are kept)."""
     wandb: bool = False
     """Also log metrics to Weights & Biases (needs `pip install wandb`)."""
 
@@ -162,6 +200,7 @@ class TrainConfig:
             value = TinyModelConfig(**value)
         elif isinstance(value, str):
             value = _parse(value, hints[name], key, source)
+        value = _checked(value, hints[name], key, source)
         if typing.get_origin(hints[name]) is Literal and value not in typing.get_args(hints[name]):
             raise UserError(f"{source}: {key} must be one of {', '.join(typing.get_args(hints[name]))}, not {value!r}")
         setattr(target, name, value)
@@ -197,3 +236,24 @@ def _parse(text: str, hint: Any, key: str, source: str) -> Any:
     if origin is list and not isinstance(value, list):
         value = [value]
     return value
+
+
+def _checked(value: Any, hint: Any, key: str, source: str) -> Any:
+    """`value` if it has the field's type (an int is taken for a float), else a clear error."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal or dataclasses.is_dataclass(hint):
+        return value  # Literal values are checked by the caller, tiny_model was built from its fields
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is list and isinstance(value, list) and all(isinstance(v, args[0]) for v in value):
+        return value
+    if hint in (int, float, str, bool) and type(value) is hint:
+        return value
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    expected = "a list of strings" if origin is list else names.get(hint, str(hint))
+    raise UserError(f"{source}: {key} must be {expected}, not {value!r}")

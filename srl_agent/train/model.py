@@ -7,12 +7,26 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..tokenizer import TINY_TOKENIZER, load_tokenizer
 from .config import TrainConfig
 
 ADAPTER_DIR = "adapter"
 CONFIG_PREFIX = "config:"
 """`model: config:FOLDER` builds a randomly initialised model from FOLDER/config.json (no weights, no hub)."""
+
+
+def from_pretrained(auto_class, source: str, **kwargs):
+    """`auto_class.from_pretrained(source)`, or a clear error when `source` is neither a checkpoint folder
+    nor a hub id that can be reached (transformers raises OSError or ValueError, with a traceback)."""
+    if source.startswith(("/", ".")) and not Path(source).exists():
+        raise UserError(f"{source}: no such checkpoint folder")
+    try:
+        return auto_class.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{source}: cannot load it as a {auto_class.__name__.removeprefix('Auto')} "
+                        f"({reason}); give a checkpoint folder or a hub id this machine can reach") from None
 
 
 def pick_device() -> torch.device:
@@ -45,7 +59,7 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
     shape_only = source is not None and source.startswith(CONFIG_PREFIX)  # random weights, a real shape
     tokenizer_source = cfg.tokenizer or (None if shape_only else source) or TINY_TOKENIZER
     tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source == TINY_TOKENIZER else \
-        AutoTokenizer.from_pretrained(tokenizer_source)
+        from_pretrained(AutoTokenizer, tokenizer_source)
     bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
     dtype = torch.bfloat16 if bf16 else torch.float32
     if source is None:
@@ -54,10 +68,10 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
         from transformers import AutoConfig
 
         torch.manual_seed(cfg.seed)
-        config = AutoConfig.from_pretrained(source[len(CONFIG_PREFIX):])
+        config = from_pretrained(AutoConfig, source[len(CONFIG_PREFIX):])
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=cfg.attn_implementation)
     else:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=cfg.attn_implementation)
+        model = from_pretrained(AutoModelForCausalLM, source, dtype=dtype, attn_implementation=cfg.attn_implementation)
     if cfg.lora:
         from peft import LoraConfig, PeftModel, get_peft_model
 

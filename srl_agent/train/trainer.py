@@ -37,7 +37,15 @@ from ..reward import RewardConfig, srl_rewards
 from ..types import StepExample
 from . import grpo
 from .batching import make_batch
-from .checkpoint import latest_checkpoint, load_state, save_best, save_checkpoint
+from .checkpoint import (
+    latest_checkpoint,
+    load_state,
+    previous_run,
+    recover_run_dir,
+    remove_previous_run,
+    save_best,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory
 from .model import ADAPTER_DIR, load_model, save_model
@@ -60,19 +68,22 @@ def chunks(items: list, size: int) -> list[list]:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print):
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+                 log: Callable[[str], None] = print):
         cfg.validate()
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.output_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = latest_checkpoint(self.run_dir) if resume else None
-        if resume and checkpoint is None:
-            log(f"no checkpoint in {self.run_dir}: starting from scratch")
         # One process, or one of several started by `accelerate launch` / torchrun: each samples its own
         # share of the prompts; gradients are summed across processes before every optimiser step.
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.main = self.accelerator.is_main_process
+        if self.main:
+            self._prepare_run_dir(resume, overwrite)
+        self.accelerator.wait_for_everyone()
+        checkpoint = latest_checkpoint(self.run_dir) if resume else None
+        if resume and checkpoint is None:
+            log(f"no checkpoint in {self.run_dir}: starting from scratch")
         if cfg.batch_size % self.world:
             raise UserError(f"batch_size {cfg.batch_size} must divide among {self.world} processes")
         self.local_batch = cfg.batch_size // self.world
@@ -112,6 +123,17 @@ class Trainer:
             self._write_config()
 
     # --- setup --------------------------------------------------------------------------------
+
+    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """A new run never mixes with an old one: its checkpoints would be pruned by name, its metrics appended."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            recover_run_dir(self.run_dir)
+        elif overwrite:
+            remove_previous_run(self.run_dir)
+        elif found := previous_run(self.run_dir):
+            raise UserError(f"{self.run_dir} already holds a run ({', '.join(found)}): pass --resume to continue "
+                            "it, --overwrite to start it over, or another --output-dir")
 
     def _vllm_rollout(self):
         """A colocated vLLM engine started from the trainer's current weights (synced after each update)."""
@@ -280,7 +302,7 @@ class Trainer:
             with torch.no_grad():
                 for chunk in chunks(seqs, cfg.micro_batch_size):
                     old.append(self._logprobs(self.model, self._batch([(p, c) for p, c, _ in chunk])))
-        losses, norms = [], []
+        losses, norms, kl = [], [], 0.0
         for _ in range(cfg.ppo_epochs):
             epoch_loss = 0.0
             for i, chunk in enumerate(chunks(seqs, cfg.micro_batch_size)):
@@ -295,13 +317,18 @@ class Trainer:
                 if self.ref_model is not None:
                     with torch.no_grad():
                         ref = self._logprobs(self.ref_model, batch)
-                    loss = loss + cfg.kl_coef * grpo.kl_penalty(logp, ref, mask) * weight
+                    chunk_kl = grpo.kl_penalty(logp, ref, mask) * weight
+                    loss = loss + cfg.kl_coef * chunk_kl
+                    kl += chunk_kl.item() / cfg.ppo_epochs
                 loss.backward()
                 epoch_loss += loss.item()
             norms.append(self._optimizer_step())
             losses.append(epoch_loss)
-        return {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": int(total_tokens),
-                "forward_tokens": sum(len(p) + len(c) for p, c, _ in seqs) * cfg.ppo_epochs}
+        row = {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": int(total_tokens),
+               "forward_tokens": sum(len(p) + len(c) for p, c, _ in seqs) * cfg.ppo_epochs}
+        if self.ref_model is not None:
+            row["kl"] = kl  # to the starting model, normalised as the loss is
+        return row
 
     def sft_target(self, ex: StepExample) -> list[int]:
         text = render_completion(ex.expert_thought, ex.expert, self.cfg.call_style)
@@ -401,5 +428,6 @@ class Trainer:
             self.writer.close()
         if self.wandb:
             self.wandb.finish()
+        best = self.run_dir / "best"
         return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
-                "best": str(self.run_dir / "best"), "latest": str(latest_checkpoint(self.run_dir))}
+                "best": str(best) if best.exists() else None, "latest": str(latest_checkpoint(self.run_dir))}
