@@ -2,7 +2,8 @@
 
 Reports examples/s (prompts per second of step time; an SRL prompt costs G rollouts) and the share of
 step time spent in generation, reward and update. The SRL run starts from an SFT-warmed model so its
-rollouts are partly well formed, as in a real run after warm-up.
+rollouts are partly well formed, as in a real run after the default config's warm-up. `fill` is the
+share of each SRL batch that dynamic sampling filled with groups whose rewards differ.
 Run: python benchmarks/train_step.py [--steps 10]
 """
 
@@ -23,19 +24,23 @@ def measure(cfg: TrainConfig, steps: int) -> dict[str, float]:
     trainer = Trainer(cfg, log=lambda _: None)
     rows = [trainer.train_step() for _ in range(steps)]
     total = sum(r["seconds"] for r in rows)
+    fills = [r["fill_ratio"] for r in rows if "fill_ratio" in r]
     return {"examples_per_s": sum(len(r["batch"]) for r in rows) / total,
             "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in rows),
             **{k: sum(r[f"time_{k}"] for r in rows) / total for k in ("generate", "reward", "update")},
-            "step_s": total / steps}
+            "step_s": total / steps,
+            "fill": statistics.mean(fills) if fills else None}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup-steps", type=int, default=200, help="SFT steps before the SRL measurement")
+    parser.add_argument("--warmup-steps", type=int, help="SFT steps before the SRL measurement "
+                                                              "(default: the built-in config's sft_warmup_steps)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     base = TrainConfig.builtin()
+    args.warmup_steps = args.warmup_steps or base.sft_warmup_steps
     with tempfile.TemporaryDirectory() as tmp:
         warm = TrainConfig(**{**base.__dict__, "method": "sft", "lr": base.sft_warmup_lr or base.lr,
                               "max_steps": args.warmup_steps, "output_dir": f"{tmp}/warm", "eval_every": 10**9,
@@ -49,10 +54,12 @@ def main() -> None:
             results[method] = measure(cfg, args.steps)
     print(f"\nbatch {base.batch_size} prompts, G = {base.group_size}, up to {base.max_new_tokens} new tokens, "
           f"{args.steps} steps each")
-    print(f"{'':6} {'examples/s':>11} {'s/step':>8} {'tokens/s':>9} {'generate':>9} {'reward':>8} {'update':>8}")
+    print(f"{'':6} {'examples/s':>11} {'s/step':>8} {'tokens/s':>9} {'generate':>9} {'reward':>8} {'update':>8} "
+          f"{'fill':>6}")
     for method, r in results.items():
+        fill = "-" if r["fill"] is None else f"{r['fill']:.2f}"
         print(f"{method:6} {r['examples_per_s']:11.2f} {r['step_s']:8.2f} {r['tokens_per_s']:9.0f} "
-              f"{r['generate']:9.1%} {r['reward']:8.1%} {r['update']:8.1%}")
+              f"{r['generate']:9.1%} {r['reward']:8.1%} {r['update']:8.1%} {fill:>6}")
 
 
 if __name__ == "__main__":

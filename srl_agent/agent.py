@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .actions import parse_completion, render_command_line
-from .errors import FormatViolation
+from .errors import FormatViolation, UserError
 from .execute import execute
 from .jsonio import atomic_writer
 from .policy import Completion, ContextWindowExceeded, Policy, SamplingParams
@@ -65,20 +65,26 @@ class AgentRun:
     """Every raw answer of the policy, format errors included (the .traj `response`s)."""
 
 
-def _context_tokens(policy: Policy, messages: list[dict], tools: list[dict]) -> int | None:
-    if hasattr(policy, "render") and hasattr(policy, "encode_prompts"):
-        return len(policy.encode_prompts([policy.render(messages, tools)])[0])
-    return None
+def context_limit(policy: Policy, cfg: AgentConfig) -> int | None:
+    """Prompt tokens allowed: `cfg.max_context_tokens`, else the model's window less the answer's tokens;
+    None for policies that cannot count (a served model refuses a long prompt itself)."""
+    if cfg.max_context_tokens is not None:
+        limit, why = cfg.max_context_tokens, "--max-context-tokens"
+    elif getattr(policy, "context_window", None) and hasattr(policy, "count_prompt_tokens"):
+        limit = policy.context_window - cfg.max_new_tokens
+        why = f"the model's {policy.context_window}-token context window less --max-new-tokens {cfg.max_new_tokens}"
+    else:
+        return None
+    if limit <= 0:
+        raise UserError(f"no room for a prompt: {why} leaves {limit} tokens")
+    return limit
 
 
 def fits_context(policy: Policy, messages: list[dict], tools: list[dict] | None, cfg: AgentConfig) -> bool:
-    """Whether the prompt is within `cfg.max_context_tokens` (default: the model's window less the answer).
-    True for policies that cannot count tokens: a served model refuses a long prompt itself."""
-    limit = cfg.max_context_tokens
-    if not limit and getattr(policy, "context_window", None):
-        limit = policy.context_window - cfg.max_new_tokens
-    used = _context_tokens(policy, messages, tools) if limit else None
-    return used is None or used <= limit
+    limit = context_limit(policy, cfg)
+    if limit is None or not hasattr(policy, "count_prompt_tokens"):
+        return True
+    return policy.count_prompt_tokens(messages, tools) <= limit
 
 
 def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance_id: str,

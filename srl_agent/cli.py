@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--init-from", help="start from this checkpoint (SFT -> SRL, SRL -> RLVR)")
-    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
-    train.add_argument("--overwrite", action="store_true",
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    again.add_argument("--overwrite", action="store_true",
                        help="remove an earlier run's checkpoints and metrics from --output-dir and start over")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
     train.add_argument("--no-plot", action="store_true", help="do not write curves.png at the end")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import multiprocessing.pool
 import os
 import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,28 +67,30 @@ def build_steps(sources: list[str], out: str | Path, cfg: StepConfig, *, tokeniz
     return report
 
 
-def _worker_pool(workers: int, init_args: tuple) -> multiprocessing.pool.Pool:
+def _worker_pool(workers: int, init_args: tuple) -> ProcessPoolExecutor:
     # forkserver, not fork: a fork copies locks other threads (the progress bar's) hold at that moment,
-    # and a worker that then waits on one never returns.
+    # and a worker that then waits on one never returns. A worker that dies raises BrokenProcessPool.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no nested thread pools in the workers
     ctx = multiprocessing.get_context("forkserver")
+    # Imported once by the fork server, not by every worker. The setting is per process and only counts
+    # before the server starts (reward.py's pool shares it), where it is harmless.
     ctx.set_forkserver_preload([__name__])
-    return ctx.Pool(workers, initializer=_init_worker, initargs=init_args)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init_args)
 
 
-def _in_order(pool: multiprocessing.pool.Pool, trajs: Iterable[Trajectory],
+def _in_order(pool: ProcessPoolExecutor, trajs: Iterable[Trajectory],
               window: int) -> Iterator[tuple[list[str], int]]:
     """Results of `_build_lines` in input order, at most `window` in flight.
 
     Trajectories are read here, in the calling thread, so a bad file or an unreachable dataset raises
-    at once instead of travelling through the pool's feeder thread and a worker."""
-    pending: deque[multiprocessing.pool.AsyncResult] = deque()
+    at once instead of travelling through a pool thread and a worker."""
+    pending: deque[Future] = deque()
     for traj in trajs:
-        pending.append(pool.apply_async(_build_lines, (traj,)))
+        pending.append(pool.submit(_build_lines, traj))
         if len(pending) >= window:
-            yield pending.popleft().get()
+            yield pending.popleft().result()
     while pending:
-        yield pending.popleft().get()
+        yield pending.popleft().result()
 
 
 def _write(results: Iterable[tuple[list[str], int]], f, report: BuildReport,

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from srl_agent.agent import AgentConfig, ReplayPolicy, run_agent, save_run
+from srl_agent.errors import UserError
 from srl_agent.formats import load_trajectories
 from srl_agent.replay import patches_match
 from srl_agent.types import Step, ToolCall, Trajectory
@@ -59,6 +60,8 @@ def test_format_errors_are_told_and_capped(sandbox_factory, calc_repo):
         long_issue = "Fix it. " * policy.context_window
         run = run_agent(policy, sb, long_issue, "t", AgentConfig(max_new_tokens=8))
         assert run.exit_status == "context_limit" and policy.prompts == []
+        with pytest.raises(UserError, match="no room for a prompt: the model's 4096-token context window"):
+            run_agent(policy, sb, "Fix it.", "t", AgentConfig(max_new_tokens=policy.context_window))
 
 
 class RecordingPolicy:

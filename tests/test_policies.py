@@ -57,6 +57,7 @@ def served(tiny_policy):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
+    server.server_close()
 
 
 def test_openai_client_against_a_local_server(tiny_policy, served):

@@ -239,6 +239,7 @@ def test_an_image_without_our_tools_gets_them_copied_in(swe_image):
 def test_a_swebench_style_image_runs_commands_in_its_testbed_env(swe_image):
     """SWE-bench's images keep the repository's dependencies in a conda env the harness activates."""
     import io
+    import uuid
 
     from srl_agent.images import build_offline_base
     from srl_agent.sandbox import SandboxConfig, open_sandbox
@@ -249,8 +250,8 @@ def test_a_swebench_style_image_runs_commands_in_its_testbed_env(swe_image):
     dockerfile = (f"FROM {build_offline_base(client)}\n"
                   f"RUN mkdir -p {env_bin} && printf '#!/bin/sh\\necho testbed python\\n' > {env_bin}/python "
                   f"&& chmod +x {env_bin}/python\n")
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="srl-agent/test-conda-env:latest",
-                                   rm=True, forcerm=True)
+    tag = f"srl-agent/test-conda-env:{uuid.uuid4().hex[:8]}"
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
     try:
         with open_sandbox(SandboxConfig(image=image.tags[0]), kind="docker") as sb:
             obs = sb.run("python; echo $CONDA_DEFAULT_ENV; command -v submit")

@@ -40,6 +40,9 @@ def test_config_yaml_and_overrides(tmp_path):
             cfg.set(key, value)
     with pytest.raises(UserError, match=r"x\.yaml: batch_size must be an integer, not 'big'"):
         TrainConfig.from_dict({"batch_size": "big"}, source="x.yaml")
+    with pytest.raises(UserError, match=r"x\.yaml: tiny_model\.hidden_size must be an integer"):
+        TrainConfig.from_dict({"tiny_model": {"hidden_size": "big"}}, source="x.yaml")
+    assert TrainConfig.from_dict({"tiny_model": {"hidden_size": 32}}).tiny_model.hidden_size == 32
     cfg.set("lr", "1")  # an integer is a number
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     paper = TrainConfig.from_yaml(ROOT / "configs" / "swe-paper.yaml")
@@ -322,7 +325,7 @@ class RecordingEngine:
         self.calls.append("sync")
 
 
-def tiny_trainer(run_dir: Path, **settings: str):
+def tiny_trainer(run_dir: Path, resume: bool = False, overwrite: bool = False, **settings: str):
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
@@ -331,7 +334,25 @@ def tiny_trainer(run_dir: Path, **settings: str):
             "tiny_model.intermediate_size": "64"}
     for key, value in {**base, **settings}.items():
         cfg.set(key, value)
-    return Trainer(cfg, log=lambda _: None)
+    return Trainer(cfg, resume=resume, overwrite=overwrite, log=lambda _: None)
+
+
+def test_a_folder_holding_a_run_is_continued_or_started_over_never_mixed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 0, "val_reward": -1.0}\n')  # killed before its first checkpoint
+    (run / "best").mkdir()
+    (run / "notes.old").write_text("the user's")
+    with pytest.raises(UserError, match=r"already holds a run \(best, metrics\.jsonl\): pass --resume"):
+        tiny_trainer(run)
+    with pytest.raises(UserError, match="pass one of them"):
+        tiny_trainer(run, resume=True, overwrite=True)
+    with pytest.raises(UserError, match="--overwrite would delete init_from"):
+        tiny_trainer(run, overwrite=True, init_from=str(run / "best"))
+    assert (run / "metrics.jsonl").exists()  # refusals touch nothing
+    tiny_trainer(run, resume=True)  # no checkpoint: from scratch, without the old run's rows
+    assert not (run / "metrics.jsonl").exists() and not (run / "best").exists()
+    assert (run / "notes.old").read_text() == "the user's" and (run / "config.json").exists()
 
 
 @pytest.mark.parametrize("loss_norm", ["sequence", "token"])

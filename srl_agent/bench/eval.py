@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..agent import AgentConfig, fits_context, run_agent, save_run
+from ..agent import AgentConfig, context_limit, fits_context, run_agent, save_run
 from ..errors import FormatViolation, UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
 from ..policy import ContextWindowExceeded, Policy, SamplingParams
@@ -261,6 +261,8 @@ def run_eval(cfg: EvalConfig, policy: Policy | None, instances: list[dict], run_
              on_solved: Callable[[dict], None] = lambda row: None,
              on_graded: Callable[[int], None] | None = None, log=print) -> dict[str, Any]:
     """Solve what is not solved yet, grade, and write results.jsonl and summary.json into `run_dir`."""
+    if policy is not None:
+        context_limit(policy, cfg.agent)  # a budget with no room for a prompt fails here, not per instance
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions = PredictionLog(run_dir / "predictions.jsonl")
     finished = predictions.finished(cfg.retry_errors)

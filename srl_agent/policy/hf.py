@@ -20,16 +20,19 @@ class HFPolicy:
     def from_pretrained(cls, path: str, device: str | None = None, dtype: torch.dtype | None = None) -> HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..train.model import from_pretrained
+        from ..pretrained import from_pretrained
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = from_pretrained(AutoModelForCausalLM, path, dtype=dtype or "auto").to(device)
         return cls(model.eval(), from_pretrained(AutoTokenizer, path), device)
 
     @property
-    def context_window(self) -> int:
-        """Prompt plus completion tokens the model takes."""
-        return self.model.config.max_position_embeddings
+    def context_window(self) -> int | None:
+        """Prompt plus completion tokens the model takes (None when its config does not say)."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    def count_prompt_tokens(self, messages: Messages, tools: list[dict] | None) -> int:
+        return len(self.encode_prompts([self.render(messages, tools)])[0])
 
     def render(self, messages: Messages, tools: list[dict] | None) -> str:
         return self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,

@@ -50,10 +50,11 @@ def make_server(policy: HFPolicy, model_name: str, host: str = "127.0.0.1", port
                 return
             tools = request.get("tools") or []
             with lock:
-                prompt_tokens = len(policy.encode_prompts([policy.render(messages, tools)])[0])
-                if prompt_tokens + params.max_new_tokens > policy.context_window:
+                prompt_tokens = policy.count_prompt_tokens(messages, tools)
+                window = policy.context_window
+                if window and prompt_tokens + params.max_new_tokens > window:
                     self._reply(400, {"error": {"type": "BadRequestError", "code": 400, "message": (
-                        f"This model's maximum context length is {policy.context_window} tokens. However, you "
+                        f"This model's maximum context length is {window} tokens. However, you "
                         f"requested {prompt_tokens + params.max_new_tokens} tokens ({prompt_tokens} in the "
                         f"messages, {params.max_new_tokens} in the completion).")}})
                     return

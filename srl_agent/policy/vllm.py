@@ -42,6 +42,14 @@ class VLLMPolicy:
                                     self._vllm.SamplingParams(**kwargs), use_tqdm=False)
         return [[_completion(o) for o in out.outputs] for out in outputs]
 
+    @property
+    def context_window(self) -> int | None:
+        return getattr(getattr(self.llm.llm_engine, "model_config", None), "max_model_len", None)
+
+    def count_prompt_tokens(self, messages: Messages, tools: list[dict] | None) -> int:
+        return len(self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True,
+                                                      add_generation_prompt=True))
+
     def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
                  params: SamplingParams) -> list[list[Completion]]:
         texts = [self.tokenizer.apply_chat_template(m, tools=(tools[i] if tools else None) or None, tokenize=False,

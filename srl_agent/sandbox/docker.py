@@ -96,7 +96,6 @@ def close_all() -> None:
         sandbox.close()
 
 
-
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # SWE-bench's images keep each repository's dependencies in this conda env; its commands run inside it.
 SWEBENCH_CONDA_ENV = "/opt/miniconda3/envs/testbed"

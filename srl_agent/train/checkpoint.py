@@ -12,6 +12,7 @@ the two renames.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +27,16 @@ STATE_FILE = "trainer_state.pt"
 KEEP_LAST = 2
 
 
+WANDB_ID_FILE = "wandb-id"
 # What a training run writes into its folder; `--overwrite` removes exactly these.
 RUN_ARTIFACTS = ("checkpoints", "latest", "best", "best.old", "best.tmp", "metrics.jsonl", "tensorboard",
-                 "curves.png", "config.json", "rollout-weights", "wandb")
+                 "curves.png", "config.json", "rollout-weights", "wandb", WANDB_ID_FILE)
+STEP_DIR = re.compile(r"step-\d+")
 
 
 def replace_dir(final: Path, fill: Callable[[Path], None]) -> None:
-    """Make `final` a folder that `fill` wrote, replacing any old one; a failure or kill loses neither."""
+    """Make `final` a folder that `fill` wrote, replacing any old one. A failure leaves the old one; a kill
+    between the two renames leaves it as `NAME.old`, which `recover_run_dir` (run by --resume) puts back."""
     tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -46,13 +50,13 @@ def replace_dir(final: Path, fill: Callable[[Path], None]) -> None:
 
 def recover_run_dir(run_dir: Path) -> None:
     """Undo what a kill during `replace_dir` left: an old folder renamed aside, a half-written new one."""
-    for old in run_dir.glob("*.old"):
+    for old in [*run_dir.glob("best.old"), *run_dir.glob("checkpoints/step-*.old")]:
         final = old.with_suffix("")
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
         else:
             old.rename(final)
-    for tmp in [*run_dir.glob("*.tmp"), *run_dir.glob("checkpoints/*.tmp")]:
+    for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob("checkpoints/step-*.tmp")]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -77,7 +81,7 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
     replace_dir(final, fill)
     with atomic_writer(run_dir / "latest") as f:
         f.write(final.name)
-    old = sorted(p for p in (run_dir / "checkpoints").glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
+    old = sorted(p for p in (run_dir / "checkpoints").iterdir() if STEP_DIR.fullmatch(p.name))
     for stale in old[:-KEEP_LAST]:
         shutil.rmtree(stale, ignore_errors=True)
     return final

@@ -194,11 +194,13 @@ class TrainConfig:
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name not in fields:
             raise UserError(f"{source}: unknown setting {key!r}; the settings are the fields of "
-                            "srl_agent/train/config.py:TrainConfig")
+                            f"srl_agent/train/config.py:{type(target).__name__}")
         hints = typing.get_type_hints(type(target))
-        if name == "tiny_model" and isinstance(value, dict):
-            value = TinyModelConfig(**value)
-        elif isinstance(value, str):
+        if name == "tiny_model" and isinstance(value, dict):  # a YAML mapping: each field set (and checked)
+            for sub_key, sub_value in value.items():
+                self.set(f"tiny_model.{sub_key}", sub_value, source)
+            return
+        if isinstance(value, str):
             value = _parse(value, hints[name], key, source)
         value = _checked(value, hints[name], key, source)
         if typing.get_origin(hints[name]) is Literal and value not in typing.get_args(hints[name]):
@@ -246,8 +248,8 @@ def _checked(value: Any, hint: Any, key: str, source: str) -> Any:
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal or dataclasses.is_dataclass(hint):
-        return value  # Literal values are checked by the caller, tiny_model was built from its fields
+    if origin is Literal:
+        return value  # checked against its choices by the caller
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if origin is list and isinstance(value, list) and all(isinstance(v, args[0]) for v in value):
@@ -255,5 +257,5 @@ def _checked(value: Any, hint: Any, key: str, source: str) -> Any:
     if hint in (int, float, str, bool) and type(value) is hint:
         return value
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    expected = "a list of strings" if origin is list else names.get(hint, str(hint))
+    expected = "a list of strings" if origin is list else names.get(hint, "a mapping of its fields")
     raise UserError(f"{source}: {key} must be {expected}, not {value!r}")

@@ -7,26 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..pretrained import from_pretrained
 from ..tokenizer import TINY_TOKENIZER, load_tokenizer
 from .config import TrainConfig
 
 ADAPTER_DIR = "adapter"
 CONFIG_PREFIX = "config:"
 """`model: config:FOLDER` builds a randomly initialised model from FOLDER/config.json (no weights, no hub)."""
-
-
-def from_pretrained(auto_class, source: str, **kwargs):
-    """`auto_class.from_pretrained(source)`, or a clear error when `source` is neither a checkpoint folder
-    nor a hub id that can be reached (transformers raises OSError or ValueError, with a traceback)."""
-    if source.startswith(("/", ".")) and not Path(source).exists():
-        raise UserError(f"{source}: no such checkpoint folder")
-    try:
-        return auto_class.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{source}: cannot load it as a {auto_class.__name__.removeprefix('Auto')} "
-                        f"({reason}); give a checkpoint folder or a hub id this machine can reach") from None
 
 
 def pick_device() -> torch.device:

@@ -38,6 +38,7 @@ from ..types import StepExample
 from . import grpo
 from .batching import make_batch
 from .checkpoint import (
+    WANDB_ID_FILE,
     latest_checkpoint,
     load_state,
     previous_run,
@@ -78,8 +79,9 @@ class Trainer:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.main = self.accelerator.is_main_process
-        if self.main:
-            self._prepare_run_dir(resume, overwrite)
+        self._check_run_dir(resume, overwrite)  # every process reads the same folder, so all agree
+        if resume and self.main:
+            recover_run_dir(self.run_dir)
         self.accelerator.wait_for_everyone()
         checkpoint = latest_checkpoint(self.run_dir) if resume else None
         if resume and checkpoint is None:
@@ -98,12 +100,17 @@ class Trainer:
         self.model.train()
         self.device = next(self.model.parameters()).device
         self.policy = HFPolicy(self.model, self.tokenizer, self.device)
+        examples = load_examples(cfg, self.tokenizer)
+        # An old run goes only now that the model and data have loaded: a typo costs nothing.
+        if checkpoint is None and self.main and (overwrite or resume):
+            remove_previous_run(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator.wait_for_everyone()
         self.padding_free = cfg.padding_free if cfg.padding_free is not None else \
             cfg.attn_implementation == "flash_attention_2"
         self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
         self.rollout_stale = False
         self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
-        examples = load_examples(cfg, self.tokenizer)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
         self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
@@ -124,14 +131,16 @@ class Trainer:
 
     # --- setup --------------------------------------------------------------------------------
 
-    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
         """A new run never mixes with an old one: its checkpoints would be pruned by name, its metrics appended."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            recover_run_dir(self.run_dir)
-        elif overwrite:
-            remove_previous_run(self.run_dir)
-        elif found := previous_run(self.run_dir):
+        if resume and overwrite:
+            raise UserError("--resume continues a run and --overwrite starts it over: pass one of them")
+        if overwrite:
+            for name in ("model", "init_from", "tokenizer"):
+                source = getattr(self.cfg, name)
+                if source and Path(source).exists() and Path(source).resolve().is_relative_to(self.run_dir.resolve()):
+                    raise UserError(f"--overwrite would delete {name} {source}, which lies in {self.run_dir}")
+        elif not resume and (found := previous_run(self.run_dir)):
             raise UserError(f"{self.run_dir} already holds a run ({', '.join(found)}): pass --resume to continue "
                             "it, --overwrite to start it over, or another --output-dir")
 
@@ -153,8 +162,12 @@ class Trainer:
             import wandb
         except ImportError:
             raise UserError("wandb is not installed: pip install wandb, or set wandb=false") from None
+        id_file = self.run_dir / WANDB_ID_FILE
+        if not id_file.exists():  # a new run, or one started over: a new W&B run too
+            with atomic_writer(id_file) as f:
+                f.write(f"{self.run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         return wandb.init(project="srl-agent", dir=str(self.run_dir), config=self.cfg.to_dict(), resume="allow",
-                          id=self.run_dir.name)
+                          id=id_file.read_text().strip())
 
     def _tensorboard(self):
         try:
@@ -324,10 +337,12 @@ class Trainer:
                 epoch_loss += loss.item()
             norms.append(self._optimizer_step())
             losses.append(epoch_loss)
-        row = {"loss": sum(losses) / len(losses), "grad_norm": norms[-1], "update_tokens": int(total_tokens),
+        # each process's loss is its share of the global mean (weights divide by global totals): sum the shares
+        row = {"loss": self._global_sum(sum(losses) / len(losses)), "grad_norm": norms[-1],
+               "update_tokens": int(total_tokens),
                "forward_tokens": sum(len(p) + len(c) for p, c, _ in seqs) * cfg.ppo_epochs}
         if self.ref_model is not None:
-            row["kl"] = kl  # to the starting model, normalised as the loss is
+            row["kl"] = self._global_sum(kl)  # to the starting model, normalised as the loss is
         return row
 
     def sft_target(self, ex: StepExample) -> list[int]:
@@ -343,7 +358,8 @@ class Trainer:
             loss = -(batch.token_logprobs(self.model) * batch.target_mask).sum() / total_tokens
             loss.backward()
             total += loss.item()
-        return {"loss": total, "grad_norm": self._optimizer_step(), "update_tokens": int(total_tokens)}
+        return {"loss": self._global_sum(total), "grad_norm": self._optimizer_step(),
+                "update_tokens": int(total_tokens)}
 
     # --- validation ---------------------------------------------------------------------------
 
