@@ -86,7 +86,7 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
     generate = sum(r["time_generate"] for r in rows)
     update = sum(r["time_update"] for r in rows)
     gen_tokens = sum(r.get("completion_tokens", 0) for r in rows)
-    update_tokens = sum(r.get("forward_tokens", 0) for r in rows)  # prompt + completion, forward and backward
+    update_tokens = sum(r.get("forward_tokens", 0) for r in rows)  # what the layout runs (a shared prompt once)
     _, peak = card_peak()
     # 6 FLOPs per matmul parameter per token (forward + backward); attention's own FLOPs not counted
     update_flops = 6 * matmul_params(trainer.model) * update_tokens / update if update else 0.0

@@ -1,4 +1,5 @@
-"""Training throughput on CPU with the tiny model: SRL (GRPO) against the SFT baseline, same data.
+"""Training throughput on CPU with the tiny model: SRL (GRPO) against the SFT baseline, same data,
+and SRL's update with each group's prompt run once (shared_prefix) against one padded row per rollout.
 
 Reports examples/s (prompts per second of step time; an SRL prompt costs G rollouts) and the share of
 step time spent in generation, reward and update. The SRL run starts from an SFT-warmed model so its
@@ -47,19 +48,24 @@ def main() -> None:
                               "save_every": 10**9})
         Trainer(warm, log=lambda _: None).run()
         results = {}
-        for method in ("srl", "sft"):
-            cfg = TrainConfig(**{**base.__dict__, "method": method, "sft_warmup_steps": 0,
+        for name, method, layout in (("srl padded", "srl", "padded"), ("srl shared", "srl", "shared_prefix"),
+                                     ("sft", "sft", "padded")):
+            cfg = TrainConfig(**{**base.__dict__, "method": method, "sft_warmup_steps": 0, "update_layout": layout,
                                  "init_from": f"{tmp}/warm/checkpoints/step-{args.warmup_steps:06d}",
-                                 "output_dir": f"{tmp}/{method}"})
-            results[method] = measure(cfg, args.steps)
+                                 "output_dir": f"{tmp}/{name.replace(' ', '-')}"})
+            results[name] = measure(cfg, args.steps)
     print(f"\nbatch {base.batch_size} prompts, G = {base.group_size}, up to {base.max_new_tokens} new tokens, "
           f"{args.steps} steps each")
-    print(f"{'':6} {'examples/s':>11} {'s/step':>8} {'tokens/s':>9} {'generate':>9} {'reward':>8} {'update':>8} "
+    print(f"{'':10} {'examples/s':>11} {'s/step':>8} {'tokens/s':>9} {'generate':>9} {'reward':>8} {'update':>8} "
           f"{'fill':>6}")
     for method, r in results.items():
         fill = "-" if r["fill"] is None else f"{r['fill']:.2f}"
-        print(f"{method:6} {r['examples_per_s']:11.2f} {r['step_s']:8.2f} {r['tokens_per_s']:9.0f} "
+        print(f"{method:10} {r['examples_per_s']:11.2f} {r['step_s']:8.2f} {r['tokens_per_s']:9.0f} "
               f"{r['generate']:9.1%} {r['reward']:8.1%} {r['update']:8.1%} {fill:>6}")
+    padded, shared = results["srl padded"], results["srl shared"]
+    speedup = (padded["update"] * padded["step_s"]) / (shared["update"] * shared["step_s"])
+    print(f"\nSRL update time, shared_prefix vs padded (baseline): {speedup:.2f}x faster; "
+          f"examples/s {shared['examples_per_s'] / padded['examples_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -102,22 +102,28 @@ def test_dynamic_fill_stops_at_the_cap():
     assert len(kept) == 4 and rounds == 1
 
 
-def test_padding_free_batches_give_the_padded_logprobs_and_gradients():
-    """One packed row with restarting position ids = one padded row per sequence (sdpa's block mask)."""
+def test_every_update_layout_gives_the_padded_logprobs_and_gradients():
+    """Packed rows with restarting position ids (sdpa's block mask), and a group's prompt run once with
+    its KV cache repeated for each completion, against one padded row per sequence."""
     from srl_agent.train.batching import make_batch
     from srl_agent.train.config import TrainConfig
     from srl_agent.train.model import load_model
 
     model, tokenizer = load_model(TrainConfig(), device=torch.device("cpu"))
-    sequences = [([5, 6, 7, 8], [9, 10]), ([11, 12], [13, 14, 15, 16, 17]), ([18], [19])]
-    results = []
-    for padding_free in (False, True):
-        batch = make_batch(sequences, tokenizer.pad_token_id, "cpu", padding_free)
+    group = list(range(20, 31))  # two groups share a prompt, as GRPO's rollouts do; one stands alone
+    sequences = [(group, [9, 10]), (group, [13, 14, 15, 16, 17]), (group, [40]), ([18], [19]),
+                 ([5, 6, 7, 8], [50, 51, 52]), ([5, 6, 7, 8], [53])]
+    results = {}
+    for layout in ("padded", "padding_free", "shared_prefix"):
+        batch = make_batch(sequences, tokenizer.pad_token_id, "cpu", layout)
         logp = batch.token_logprobs(model) * batch.target_mask
-        assert logp.shape == (3, 6)
+        assert logp.shape == (6, 15)
         model.zero_grad()
         logp.sum().backward()
-        results.append((logp.detach(), model.model.embed_tokens.weight.grad.clone()))
-    (padded, g_padded), (packed, g_packed) = results
-    assert torch.allclose(padded, packed, atol=1e-5)
-    assert torch.allclose(g_padded, g_packed, atol=1e-5)
+        results[layout] = (logp.detach(), model.model.embed_tokens.weight.grad.clone(),
+                           model.model.layers[0].self_attn.k_proj.weight.grad.clone())
+    padded = results.pop("padded")
+    assert padded[0].count_nonzero() == 2 + 5 + 1 + 1 + 3 + 1  # one log-prob per completion token
+    for layout, result in results.items():
+        for ours, reference in zip(result, padded, strict=True):
+            assert torch.allclose(ours, reference, atol=1e-5), layout

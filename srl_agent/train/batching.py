@@ -1,25 +1,32 @@
-"""Update batches: (prompt, completion) token sequences laid out for one forward pass.
+"""Update batches: (prompt, completion) token sequences laid out for the forward pass.
 
-Two layouts give the same per-token log-probs (a test checks it):
+Three layouts give the same per-token log-probs and gradients (a test checks it):
 
 - padded: one row per sequence, right-padded to the longest, with an attention mask;
 - padding-free: every sequence of the micro-batch concatenated into one row, with position ids that
   restart at 0 for each; transformers then keeps attention inside each sequence (flash-attention's
   variable-length kernels, or a block mask for sdpa/eager). No compute is spent on padding, which
   is what GRPO's mix of long and short completions otherwise wastes.
+- shared-prefix: the G rollouts of a group share one prompt, so the prompt runs once and its KV
+  cache is repeated for the G completions. An SRL prompt (the history so far) is far longer than a
+  step's answer, so this cuts the update's tokens from G·(P+C) to P + G·C. The cache keeps its
+  autograd graph: the prompt's gradient is the sum over the completions, as in the padded layout.
+  Not with gradient checkpointing (transformers then returns no cache).
 
-Either way `token_logprobs` hands back a padded [N, W-1] tensor, so the loss math never sees the layout.
+Every layout's `token_logprobs` hands back a padded [N, W-1] tensor, so the loss math never sees it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from . import grpo
 
 Sequence = tuple[list[int], list[int]]  # (prompt ids, completion ids)
+Layout = Literal["padded", "padding_free", "shared_prefix"]
 
 
 @dataclass
@@ -32,9 +39,13 @@ class Batch:
     position_ids: torch.Tensor | None = None
     lengths: list[int] | None = None
     """Padding-free only: each sequence's length, in order."""
+    groups: list[tuple[list[int], list[list[int]]]] | None = None
+    """Shared-prefix only: (prompt, its completions) for each run of sequences with one prompt."""
 
     def token_logprobs(self, model, temperature: float = 1.0) -> torch.Tensor:
         """[N, W-1] log-probs of each next token (zeros past a sequence's end)."""
+        if self.groups is not None:
+            return self._shared_prefix_logprobs(model, temperature)
         if self.lengths is None:
             logits = model(input_ids=self.ids, attention_mask=self.attention_mask).logits[:, :-1]
             return grpo.token_logprobs(logits, self.ids[:, 1:], temperature)
@@ -47,6 +58,29 @@ class Batch:
             start += n
         return torch.stack(rows)
 
+    def _shared_prefix_logprobs(self, model, temperature: float) -> torch.Tensor:
+        width, device = self.target_mask.shape[1], self.target_mask.device
+        rows = []
+        for prompt, completions in self.groups:
+            n, longest = len(completions), max(len(c) for c in completions)
+            out = model(input_ids=torch.tensor([prompt], device=device), use_cache=True, logits_to_keep=1)
+            cache_arg = "cache" if "cache" in out else "past_key_values"  # renamed in transformers 5.x
+            if out.get(cache_arg) is None:
+                raise RuntimeError("the model returned no KV cache (gradient checkpointing?): use another layout")
+            ids = torch.zeros((n, longest), dtype=torch.long, device=device)
+            for i, c in enumerate(completions):
+                ids[i, : len(c)] = torch.tensor(c)
+            logits = out.logits[:, -1:].expand(n, 1, -1)  # the prompt's last position predicts token 0
+            if longest > 1:
+                cache = out[cache_arg]
+                cache.batch_repeat_interleave(n)
+                logits = torch.cat([logits, model(input_ids=ids[:, :-1], **{cache_arg: cache}).logits], dim=1)
+            logp = grpo.token_logprobs(logits, ids, temperature)
+            # completion token j follows a prompt of P tokens: position P-1+j of the [N, W-1] layout
+            start = len(prompt) - 1
+            rows.append(torch.nn.functional.pad(logp, (start, width - start - longest)))
+        return torch.cat(rows) * self.target_mask
+
 
 def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
     mask = torch.zeros((len(sequences), width), dtype=torch.float)
@@ -55,10 +89,29 @@ def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
     return mask[:, 1:]  # position t predicts token t+1
 
 
-def make_batch(sequences: list[Sequence], pad_id: int, device, padding_free: bool = False) -> Batch:
+def _prompt_runs(sequences: list[Sequence]) -> list[tuple[list[int], list[list[int]]]]:
+    runs: list[tuple[list[int], list[list[int]]]] = []
+    for prompt, completion in sequences:
+        if runs and runs[-1][0] == prompt:
+            runs[-1][1].append(completion)
+        else:
+            runs.append((prompt, [completion]))
+    return runs
+
+
+def forward_tokens(sequences: list[Sequence], layout: Layout) -> int:
+    """Tokens the model runs on for these sequences (padding not counted): a shared prompt counts once."""
+    if layout == "shared_prefix":
+        return sum(len(p) + sum(len(c) for c in cs) for p, cs in _prompt_runs(sequences))
+    return sum(len(p) + len(c) for p, c in sequences)
+
+
+def make_batch(sequences: list[Sequence], pad_id: int, device, layout: Layout = "padded") -> Batch:
     width = max(len(p) + len(c) for p, c in sequences)
     mask = _target_mask(sequences, width).to(device)
-    if padding_free:
+    if layout == "shared_prefix":
+        return Batch(torch.empty(0), mask, groups=_prompt_runs(sequences))
+    if layout == "padding_free":
         tokens = [p + c for p, c in sequences]
         ids = torch.tensor([t for seq in tokens for t in seq]).unsqueeze(0)
         positions = torch.cat([torch.arange(len(seq)) for seq in tokens]).unsqueeze(0)

@@ -146,10 +146,11 @@ class TrainConfig:
     """Recompute activations in the backward pass: less memory, about a third more compute."""
     attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
     """Attention kernels (flash_attention_2 needs the flash-attn package and a GPU)."""
-    padding_free: bool | None = None
-    """Updates on each micro-batch's sequences packed into one row, no padding (see train/batching.py).
-    Default: on with flash_attention_2 (variable-length kernels); off otherwise, because sdpa then needs
-    a dense block mask over the packed row, which costs more than the padding it saves."""
+    update_layout: Literal["auto", "padded", "padding_free", "shared_prefix"] = "auto"
+    """How a GRPO update lays out its sequences (see train/batching.py): `padding_free` packs a
+    micro-batch into one row; `shared_prefix` runs each group's prompt once for its G completions.
+    `auto`: padding_free with flash_attention_2 (variable-length kernels); else shared_prefix, or padded
+    with gradient checkpointing (which drops the KV cache that shared_prefix needs)."""
 
     # bookkeeping
     eval_every: int = 10
@@ -217,6 +218,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.group_size < 2 and self.method == "srl":
             raise UserError("group_size must be at least 2: GRPO compares rollouts within a group")
+        if self.update_layout == "shared_prefix" and self.gradient_checkpointing:
+            raise UserError("update_layout shared_prefix needs the KV cache, which gradient checkpointing drops")
 
 
 def _parse(text: str, hint: Any, key: str, source: str) -> Any:

@@ -36,7 +36,7 @@ from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
 from ..types import StepExample
 from . import grpo
-from .batching import make_batch
+from .batching import Layout, forward_tokens, make_batch
 from .checkpoint import (
     WANDB_ID_FILE,
     latest_checkpoint,
@@ -62,6 +62,14 @@ class Rollout:
 
 def key(ex: StepExample) -> str:
     return f"{ex.trajectory_id}:{ex.step_index}"
+
+
+def update_layout(cfg: TrainConfig) -> Layout:
+    if cfg.update_layout != "auto":
+        return cfg.update_layout
+    if cfg.attn_implementation == "flash_attention_2":
+        return "padding_free"
+    return "padded" if cfg.gradient_checkpointing else "shared_prefix"
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -106,8 +114,7 @@ class Trainer:
             remove_previous_run(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
-        self.padding_free = cfg.padding_free if cfg.padding_free is not None else \
-            cfg.attn_implementation == "flash_attention_2"
+        self.layout = update_layout(cfg)
         self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
         self.rollout_stale = False
         self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
@@ -274,8 +281,8 @@ class Trainer:
 
     # --- updates ------------------------------------------------------------------------------
 
-    def _batch(self, sequences: list[tuple[list[int], list[int]]]):
-        return make_batch(sequences, self.policy.pad_id, self.device, self.padding_free)
+    def _batch(self, sequences: list[tuple[list[int], list[int]]], layout: Layout | None = None):
+        return make_batch(sequences, self.policy.pad_id, self.device, layout or self.layout)
 
     def _logprobs(self, model, batch) -> torch.Tensor:
         return batch.token_logprobs(model, max(self.cfg.temperature, 1e-5))
@@ -340,7 +347,8 @@ class Trainer:
         # each process's loss is its share of the global mean (weights divide by global totals): sum the shares
         row = {"loss": self._global_sum(sum(losses) / len(losses)), "grad_norm": norms[-1],
                "update_tokens": int(total_tokens),
-               "forward_tokens": sum(len(p) + len(c) for p, c, _ in seqs) * cfg.ppo_epochs}
+               "forward_tokens": cfg.ppo_epochs * sum(forward_tokens([(p, c) for p, c, _ in chunk], self.layout)
+                                                      for chunk in chunks(seqs, cfg.micro_batch_size))}
         if self.ref_model is not None:
             row["kl"] = self._global_sum(kl)  # to the starting model, normalised as the loss is
         return row
@@ -353,8 +361,9 @@ class Trainer:
         seqs = [(self.prompt_ids(ex), self.sft_target(ex)) for ex in examples]
         total_tokens = self._global_sum(sum(len(c) for _, c in seqs))
         total = 0.0
+        layout = "padded" if self.layout == "shared_prefix" else self.layout  # one answer per prompt: no sharing
         for chunk in chunks(seqs, self.cfg.micro_batch_size):
-            batch = self._batch(chunk)
+            batch = self._batch(chunk, layout)
             loss = -(batch.token_logprobs(self.model) * batch.target_mask).sum() / total_tokens
             loss.backward()
             total += loss.item()
