@@ -110,20 +110,53 @@ def test_every_update_layout_gives_the_padded_logprobs_and_gradients():
     from srl_agent.train.model import load_model
 
     model, tokenizer = load_model(TrainConfig(), device=torch.device("cpu"))
-    group = list(range(20, 31))  # two groups share a prompt, as GRPO's rollouts do; one stands alone
+    group = list(range(20, 31))  # groups share a prompt, as GRPO's rollouts do; one stands alone, and
     sequences = [(group, [9, 10]), (group, [13, 14, 15, 16, 17]), (group, [40]), ([18], [19]),
-                 ([5, 6, 7, 8], [50, 51, 52]), ([5, 6, 7, 8], [53])]
+                 ([5, 6, 7, 8], [50, 51, 52]), ([5, 6, 7, 8], [53]), (group, [60, 61])]  # a prompt comes back
     results = {}
     for layout in ("padded", "padding_free", "shared_prefix"):
         batch = make_batch(sequences, tokenizer.pad_token_id, "cpu", layout)
         logp = batch.token_logprobs(model) * batch.target_mask
-        assert logp.shape == (6, 15)
+        assert logp.shape == (7, 15)
         model.zero_grad()
         logp.sum().backward()
-        results[layout] = (logp.detach(), model.model.embed_tokens.weight.grad.clone(),
+        with torch.no_grad():  # as for the old policy's and the reference model's log-probs
+            cold = batch.token_logprobs(model, temperature=0.7) * batch.target_mask
+        results[layout] = (logp.detach(), cold, model.model.embed_tokens.weight.grad.clone(),
                            model.model.layers[0].self_attn.k_proj.weight.grad.clone())
     padded = results.pop("padded")
-    assert padded[0].count_nonzero() == 2 + 5 + 1 + 1 + 3 + 1  # one log-prob per completion token
+    assert padded[0].count_nonzero() == 2 + 5 + 1 + 1 + 3 + 1 + 2  # one log-prob per completion token
+    assert not torch.allclose(padded[0], padded[1])  # the temperature is applied
     for layout, result in results.items():
         for ours, reference in zip(result, padded, strict=True):
             assert torch.allclose(ours, reference, atol=1e-5), layout
+
+
+def test_micro_batches_keep_a_prompt_s_rollouts_together():
+    from srl_agent.train.batching import group_chunks
+
+    a, b, c = [1, 2], [3], [4, 5]
+    items = [(a, 1), (a, 2), (a, 3), (b, 1), (c, 1), (c, 2), (a, 4)]
+    assert group_chunks(items, 4) == [[(a, 1), (a, 2), (a, 3), (b, 1)], [(c, 1), (c, 2), (a, 4)]]
+    assert group_chunks(items, 2) == [[(a, 1), (a, 2), (a, 3)], [(b, 1)], [(c, 1), (c, 2)], [(a, 4)]]
+    assert [len(chunk) for chunk in group_chunks(items, 100)] == [7]
+
+
+def test_shared_prefix_only_for_attention_only_models():
+    from transformers import Qwen2Config
+
+    from srl_agent.errors import UserError
+    from srl_agent.train.batching import supports_shared_prefix
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.trainer import update_layout
+
+    qwen, hybrid = Qwen2Config(), Qwen2Config()
+    hybrid.layer_types = ["linear_attention", "full_attention"]
+    assert supports_shared_prefix(qwen) and not supports_shared_prefix(hybrid)
+    cfg = TrainConfig()
+    assert update_layout(cfg, qwen) == "shared_prefix" and update_layout(cfg, hybrid) == "padded"
+    cfg.gradient_checkpointing = True
+    assert update_layout(cfg, qwen) == "padded"
+    cfg.update_layout = "shared_prefix"
+    with pytest.raises(UserError, match="needs an attention-only model and no gradient checkpointing"):
+        update_layout(cfg, qwen)

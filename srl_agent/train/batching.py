@@ -9,15 +9,18 @@ Three layouts give the same per-token log-probs and gradients (a test checks it)
   is what GRPO's mix of long and short completions otherwise wastes.
 - shared-prefix: the G rollouts of a group share one prompt, so the prompt runs once and its KV
   cache is repeated for the G completions. An SRL prompt (the history so far) is far longer than a
-  step's answer, so this cuts the update's tokens from G·(P+C) to P + G·C. The cache keeps its
-  autograd graph: the prompt's gradient is the sum over the completions, as in the padded layout.
-  Not with gradient checkpointing (transformers then returns no cache).
+  step's answer, so this cuts the update's tokens from G·(P+C) to P + G·C (`group_chunks` keeps a
+  group in one micro-batch). The cache keeps its autograd graph: the prompt's gradient is the sum over
+  the completions, as in the padded layout. The numbers match only without dropout (one mask then
+  serves all G completions), for attention-only models, and without gradient checkpointing (which
+  returns no cache); the trainer's `auto` picks it only then.
 
 Every layout's `token_logprobs` hands back a padded [N, W-1] tensor, so the loss math never sees it.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,20 +62,23 @@ class Batch:
         return torch.stack(rows)
 
     def _shared_prefix_logprobs(self, model, temperature: float) -> torch.Tensor:
+        from transformers import DynamicCache
+
         width, device = self.target_mask.shape[1], self.target_mask.device
+        cache_arg = _cache_argument(model)
         rows = []
         for prompt, completions in self.groups:
             n, longest = len(completions), max(len(c) for c in completions)
-            out = model(input_ids=torch.tensor([prompt], device=device), use_cache=True, logits_to_keep=1)
-            cache_arg = "cache" if "cache" in out else "past_key_values"  # renamed in transformers 5.x
-            if out.get(cache_arg) is None:
-                raise RuntimeError("the model returned no KV cache (gradient checkpointing?): use another layout")
-            ids = torch.zeros((n, longest), dtype=torch.long, device=device)
+            ids = torch.zeros((n, longest), dtype=torch.long)
             for i, c in enumerate(completions):
                 ids[i, : len(c)] = torch.tensor(c)
+            ids = ids.to(device)
+            # our own cache: some models make none in training mode, or a fixed-size one for batch 1
+            cache = DynamicCache()
+            out = model(input_ids=torch.tensor([prompt], device=device), use_cache=True, logits_to_keep=1,
+                        **{cache_arg: cache})
             logits = out.logits[:, -1:].expand(n, 1, -1)  # the prompt's last position predicts token 0
             if longest > 1:
-                cache = out[cache_arg]
                 cache.batch_repeat_interleave(n)
                 logits = torch.cat([logits, model(input_ids=ids[:, :-1], **{cache_arg: cache}).logits], dim=1)
             logp = grpo.token_logprobs(logits, ids, temperature)
@@ -80,6 +86,42 @@ class Batch:
             start = len(prompt) - 1
             rows.append(torch.nn.functional.pad(logp, (start, width - start - longest)))
         return torch.cat(rows) * self.target_mask
+
+
+def _cache_argument(model) -> str:
+    """The forward() argument that takes a KV cache: `cache` since transformers 5.x, `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
+def supports_shared_prefix(config) -> bool:
+    """Attention-only models (full or sliding window): their KV cache is all a prompt leaves behind.
+    Hybrid models with linear-attention or recurrent layers keep other state, which is not repeated."""
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+    return set(layer_types) <= {"full_attention", "sliding_attention"} and not hasattr(config, "layers_block_type")
+
+
+def _runs(items: list) -> list[list]:
+    """Consecutive items with the same first element (a prompt's token ids)."""
+    runs: list[list] = []
+    for item in items:
+        if runs and runs[-1][0][0] == item[0]:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def group_chunks(items: list, size: int) -> list[list]:
+    """Micro-batches of at most `size` (prompt, completion, ...) items that never split a run of one
+    prompt (a run longer than `size` goes alone), so the shared-prefix layout runs each prompt once."""
+    out: list[list] = []
+    for run in _runs(items):
+        if out and len(out[-1]) + len(run) <= size:
+            out[-1].extend(run)
+        else:
+            out.append(list(run))
+    return out
 
 
 def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
@@ -90,13 +132,7 @@ def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
 
 
 def _prompt_runs(sequences: list[Sequence]) -> list[tuple[list[int], list[list[int]]]]:
-    runs: list[tuple[list[int], list[list[int]]]] = []
-    for prompt, completion in sequences:
-        if runs and runs[-1][0] == prompt:
-            runs[-1][1].append(completion)
-        else:
-            runs.append((prompt, [completion]))
-    return runs
+    return [(run[0][0], [c for _, c in run]) for run in _runs(sequences)]
 
 
 def forward_tokens(sequences: list[Sequence], layout: Layout) -> int:

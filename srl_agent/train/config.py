@@ -149,8 +149,9 @@ class TrainConfig:
     update_layout: Literal["auto", "padded", "padding_free", "shared_prefix"] = "auto"
     """How a GRPO update lays out its sequences (see train/batching.py): `padding_free` packs a
     micro-batch into one row; `shared_prefix` runs each group's prompt once for its G completions.
-    `auto`: padding_free with flash_attention_2 (variable-length kernels); else shared_prefix, or padded
-    with gradient checkpointing (which drops the KV cache that shared_prefix needs)."""
+    `auto`: padding_free with flash_attention_2 (variable-length kernels); else shared_prefix, except
+    with gradient checkpointing (which drops the KV cache), LoRA dropout (one mask would serve all G
+    completions) or a model with non-attention layers, which get padded."""
 
     # bookkeeping
     eval_every: int = 10
@@ -218,8 +219,6 @@ class TrainConfig:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.group_size < 2 and self.method == "srl":
             raise UserError("group_size must be at least 2: GRPO compares rollouts within a group")
-        if self.update_layout == "shared_prefix" and self.gradient_checkpointing:
-            raise UserError("update_layout shared_prefix needs the KV cache, which gradient checkpointing drops")
 
 
 def _parse(text: str, hint: Any, key: str, source: str) -> Any:

@@ -36,7 +36,7 @@ from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
 from ..types import StepExample
 from . import grpo
-from .batching import Layout, forward_tokens, make_batch
+from .batching import Layout, forward_tokens, group_chunks, make_batch, supports_shared_prefix
 from .checkpoint import (
     WANDB_ID_FILE,
     latest_checkpoint,
@@ -64,12 +64,17 @@ def key(ex: StepExample) -> str:
     return f"{ex.trajectory_id}:{ex.step_index}"
 
 
-def update_layout(cfg: TrainConfig) -> Layout:
+def update_layout(cfg: TrainConfig, model_config) -> Layout:
+    """`auto`: padding-free with flash-attention; else shared-prefix where it gives the padded numbers
+    (an attention-only model, no checkpointing dropping the cache, no LoRA dropout differing per row)."""
+    shareable = supports_shared_prefix(model_config) and not cfg.gradient_checkpointing
+    if cfg.update_layout == "shared_prefix" and not shareable:
+        raise UserError("update_layout shared_prefix needs an attention-only model and no gradient checkpointing")
     if cfg.update_layout != "auto":
         return cfg.update_layout
     if cfg.attn_implementation == "flash_attention_2":
         return "padding_free"
-    return "padded" if cfg.gradient_checkpointing else "shared_prefix"
+    return "shared_prefix" if shareable and not (cfg.lora and cfg.lora_dropout > 0) else "padded"
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -114,7 +119,7 @@ class Trainer:
             remove_previous_run(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
-        self.layout = update_layout(cfg)
+        self.layout = update_layout(cfg, self.model.config)
         self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
         self.rollout_stale = False
         self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
@@ -317,15 +322,16 @@ class Trainer:
         total_tokens = self._global_sum(sum(len(s[1]) for s in seqs))
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
+        micro_batches = group_chunks(seqs, cfg.micro_batch_size)  # a group's rollouts stay together
         old: list[torch.Tensor] = []
         if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
-                for chunk in chunks(seqs, cfg.micro_batch_size):
+                for chunk in micro_batches:
                     old.append(self._logprobs(self.model, self._batch([(p, c) for p, c, _ in chunk])))
         losses, norms, kl = [], [], 0.0
         for _ in range(cfg.ppo_epochs):
             epoch_loss = 0.0
-            for i, chunk in enumerate(chunks(seqs, cfg.micro_batch_size)):
+            for i, chunk in enumerate(micro_batches):
                 batch = self._batch([(p, c) for p, c, _ in chunk])
                 mask = batch.target_mask
                 logp = self._logprobs(self.model, batch)
@@ -348,7 +354,7 @@ class Trainer:
         row = {"loss": self._global_sum(sum(losses) / len(losses)), "grad_norm": norms[-1],
                "update_tokens": int(total_tokens),
                "forward_tokens": cfg.ppo_epochs * sum(forward_tokens([(p, c) for p, c, _ in chunk], self.layout)
-                                                      for chunk in chunks(seqs, cfg.micro_batch_size))}
+                                                      for chunk in micro_batches)}
         if self.ref_model is not None:
             row["kl"] = self._global_sum(kl)  # to the starting model, normalised as the loss is
         return row
