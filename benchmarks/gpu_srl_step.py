@@ -68,7 +68,8 @@ def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
         batch_size=args.batch, group_size=args.group, max_new_tokens=args.completion_tokens,
         max_prompt_tokens=args.prompt_tokens, temperature=1.0, lr=1e-6, micro_batch_size=args.micro_batch,
         generation_batch_size=args.batch * args.group, max_steps=10**6, eval_every=10**6, save_every=10**6,
-        val_trajectories=1, val_examples=1, bf16=cuda, gradient_checkpointing=cuda,
+        val_trajectories=1, val_examples=1, bf16=cuda, update_layout=args.update_layout,
+        gradient_checkpointing=cuda and args.update_layout != "shared_prefix",  # which needs the KV cache
         attn_implementation="flash_attention_2" if flash else "sdpa",
         rollout_backend="vllm" if cuda and importlib.util.find_spec("vllm") else "hf")
 
@@ -159,6 +160,8 @@ def main() -> None:
     parser.add_argument("--completion-tokens", type=int, default=512)
     parser.add_argument("--micro-batch", type=int, default=8, help="sequences per forward/backward in the update")
     parser.add_argument("--steps", type=int, default=3, help="measured steps (after one warm-up step)")
+    parser.add_argument("--update-layout", default="auto", choices=["auto", "padded", "padding_free", "shared_prefix"],
+                        help="our update's layout (shared_prefix turns gradient checkpointing off)")
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
     parser.add_argument("--smoke", action="store_true", help="CPU check: the tiny model and short lengths")
     parser.add_argument("--json", help="also write the results here")
