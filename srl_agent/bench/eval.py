@@ -152,7 +152,7 @@ class SharedPolicy:
                 raise Interrupted
             return self.policy.generate(prompts, tools, params)
 
-    def __getattr__(self, name: str) -> Any:  # render / encode_prompts, for the agent's context count
+    def __getattr__(self, name: str) -> Any:  # context_window / count_prompt_tokens, for the context limit
         return getattr(self.policy, name)
 
 

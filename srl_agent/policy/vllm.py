@@ -46,14 +46,16 @@ class VLLMPolicy:
     def context_window(self) -> int | None:
         return getattr(getattr(self.llm.llm_engine, "model_config", None), "max_model_len", None)
 
+    def render(self, messages: Messages, tools: list[dict] | None) -> str:
+        return self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                                  add_generation_prompt=True)
+
     def count_prompt_tokens(self, messages: Messages, tools: list[dict] | None) -> int:
-        return len(self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True,
-                                                      add_generation_prompt=True))
+        return len(self.tokenizer.encode(self.render(messages, tools), add_special_tokens=False))
 
     def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
                  params: SamplingParams) -> list[list[Completion]]:
-        texts = [self.tokenizer.apply_chat_template(m, tools=(tools[i] if tools else None) or None, tokenize=False,
-                                                    add_generation_prompt=True) for i, m in enumerate(prompts)]
+        texts = [self.render(m, tools[i] if tools else None) for i, m in enumerate(prompts)]
         outputs = self.llm.generate(texts, self._vllm.SamplingParams(**vllm_sampling_kwargs(params)), use_tqdm=False)
         return [[_completion(o) for o in out.outputs] for out in outputs]
 

@@ -323,16 +323,16 @@ class Trainer:
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
         micro_batches = group_chunks(seqs, cfg.micro_batch_size)  # a group's rollouts stay together
+        pairs = [[(p, c) for p, c, _ in chunk] for chunk in micro_batches]
+        batches = [self._batch(chunk_pairs) for chunk_pairs in pairs]  # laid out once, reused every epoch
         old: list[torch.Tensor] = []
         if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
-                for chunk in micro_batches:
-                    old.append(self._logprobs(self.model, self._batch([(p, c) for p, c, _ in chunk])))
+                old = [self._logprobs(self.model, batch) for batch in batches]
         losses, norms, kl = [], [], 0.0
         for _ in range(cfg.ppo_epochs):
             epoch_loss = 0.0
-            for i, chunk in enumerate(micro_batches):
-                batch = self._batch([(p, c) for p, c, _ in chunk])
+            for i, (chunk, batch) in enumerate(zip(micro_batches, batches, strict=True)):
                 mask = batch.target_mask
                 logp = self._logprobs(self.model, batch)
                 adv = torch.tensor([a for _, _, a in chunk], device=self.device)
@@ -353,8 +353,7 @@ class Trainer:
         # each process's loss is its share of the global mean (weights divide by global totals): sum the shares
         row = {"loss": self._global_sum(sum(losses) / len(losses)), "grad_norm": norms[-1],
                "update_tokens": int(total_tokens),
-               "forward_tokens": cfg.ppo_epochs * sum(forward_tokens([(p, c) for p, c, _ in chunk], self.layout)
-                                                      for chunk in micro_batches)}
+               "forward_tokens": cfg.ppo_epochs * sum(forward_tokens(chunk, self.layout) for chunk in pairs)}
         if self.ref_model is not None:
             row["kl"] = self._global_sum(kl)  # to the starting model, normalised as the loss is
         return row
