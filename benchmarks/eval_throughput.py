@@ -20,11 +20,12 @@ from pathlib import Path
 
 from _common import machine
 
-from srl_agent.agent import AgentConfig, ReplayPolicy, run_agent
+from srl_agent.agent import AgentConfig, run_agent
 from srl_agent.bench.eval import EvalConfig, instance_sandbox, run_eval
 from srl_agent.bench.swe_mini import load_instances
 from srl_agent.execute import command_for
 from srl_agent.formats import load_trajectories
+from srl_agent.policy.replay import ReplayPolicy
 
 EXPERT = Path(__file__).resolve().parents[1] / "trajectories" / "swe-mini.jsonl"
 

@@ -1,11 +1,19 @@
 """Action text: the policy's answer format and SWE-agent's command-line form of a tool call.
 
-The policy answers with an inner monologue and exactly one tool call, in one of two styles:
+The policy answers with an inner monologue and exactly one tool call, in one of three styles:
 
-    hermes (default)  <think>...</think>
+    hermes (default)  <think>...</think>                   Qwen2.5(-Coder), Qwen3, the shipped template
                       <tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call>
-    xml               <think>...</think>
+    xml               <think>...</think>                   SWE-agent / SWE-smith's text calls
                       <function=bash><parameter=command>ls</parameter></function>
+    llama             <think>...</think>                   Llama 3.1's JSON calls
+                      {"name": "bash", "parameters": {"command": "ls"}}
+
+In chat messages a call is written once, by `assistant_message`: a Hermes call is a `tool_calls` entry
+whose `arguments` is an object (the chat template encodes it; a JSON string would come out encoded
+twice), and the monologue sits in the content, or in `reasoning_content` for templates with a native
+reasoning block (Qwen3). XML and Llama calls are part of the content, since Llama 3.1's template drops
+the content of a turn with `tool_calls`.
 
 The command-line form (`str_replace_editor view /testbed/x.py --view_range 1 20`) is what SWE-agent
 records as `action`; the paper's reward compares actions in that form.
@@ -23,8 +31,14 @@ from .errors import FormatViolation
 from .tools import coerce_text_argument, load_tools, normalise_call, validate_call
 from .types import ToolCall
 
-CallStyle = Literal["hermes", "xml"]
-CALL_STYLES: tuple[str, ...] = ("hermes", "xml")
+CallStyle = Literal["hermes", "xml", "llama"]
+CALL_STYLES: tuple[str, ...] = ("hermes", "xml", "llama")
+Reasoning = Literal["content", "native"]
+"""Where the monologue goes in a chat message: `<think>` in the content, or the template's own field."""
+# How each style writes a call, for the line that tells a model its answer broke the format.
+CALL_FORMATS = {"hermes": '<tool_call>{"name": ..., "arguments": {...}}</tool_call>',
+                "xml": "<function=NAME><parameter=ARG>value</parameter></function>",
+                "llama": '{"name": ..., "parameters": {...}}'}
 
 _THINK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -124,10 +138,14 @@ def find_xml_calls(text: str) -> list[tuple[re.Match[str], ToolCall]]:
     return [(m, parse_xml_call(m[1], m[2], raw=m[0])) for m in _XML_FUNCTION.finditer(text)]
 
 
+def _xml_value(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, list | bool) else str(value)
+    # the parser strips one newline at each end (multi-line values sit on their own lines): keep the value's own
+    return f"\n{text}\n" if text.startswith("\n") or text.endswith("\n") else text
+
+
 def render_xml_call(call: ToolCall) -> str:
-    params = "".join(
-        f"<parameter={k}>{json.dumps(v) if isinstance(v, list | bool) else v}</parameter>\n"
-        for k, v in call.arguments.items())
+    params = "".join(f"<parameter={k}>{_xml_value(v)}</parameter>\n" for k, v in call.arguments.items())
     return f"<function={call.name}>\n{params}</function>"
 
 
@@ -138,22 +156,76 @@ def render_hermes_call(call: ToolCall) -> str:
     return f"<tool_call>\n{body}\n</tool_call>"
 
 
+def render_llama_call(call: ToolCall) -> str:
+    return json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False)
+
+
+_RENDER = {"hermes": render_hermes_call, "xml": render_xml_call, "llama": render_llama_call}
+
+
+def think_block(thought: str) -> str:
+    return f"<think>\n{thought.strip()}\n</think>"
+
+
 def render_completion(thought: str, call: ToolCall, style: CallStyle = "hermes") -> str:
     """The answer an ideal policy gives: the monologue, then the call in `style`."""
-    rendered = render_hermes_call(call) if style == "hermes" else render_xml_call(call)
-    return f"<think>\n{thought.strip()}\n</think>\n{rendered}"
+    return f"{think_block(thought)}\n{_RENDER[style](call)}"
+
+
+def chat_tool_call(call: ToolCall) -> dict[str, Any]:
+    """An OpenAI-shaped `tool_calls` entry; `arguments` stays an object for the chat template to encode."""
+    return {"type": "function", "function": {"name": call.name, "arguments": dict(call.arguments)}}
+
+
+def assistant_message(thought: str, call: ToolCall, style: CallStyle = "hermes",
+                      reasoning: Reasoning = "content") -> dict[str, Any]:
+    """The chat turn of one step: the only place a call becomes a message (prompts' history, the SFT
+    target, the agent). The chat template renders it as `render_completion` writes the answer."""
+    if style != "hermes":
+        return {"role": "assistant", "content": render_completion(thought, call, style)}
+    if reasoning == "native":
+        return {"role": "assistant", "content": "", "reasoning_content": thought.strip(),
+                "tool_calls": [chat_tool_call(call)]}
+    return {"role": "assistant", "content": think_block(thought), "tool_calls": [chat_tool_call(call)]}
+
+
+def wire_messages(messages: list[dict[str, Any]], encode: bool) -> list[dict[str, Any]]:
+    """Chat messages as the OpenAI API carries them (`encode`: tool-call arguments as JSON strings) or back
+    as chat templates take them (arguments as objects), as vLLM does before rendering."""
+    out = []
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = []
+            for tc in message["tool_calls"]:
+                fn = dict(tc.get("function", tc))
+                args = fn.get("arguments") or {}
+                if encode and not isinstance(args, str):
+                    fn["arguments"] = json.dumps(args, ensure_ascii=False)
+                elif not encode and isinstance(args, str):
+                    fn["arguments"] = json.loads(args)
+                calls.append({**tc, "function": fn} if "function" in tc else fn)
+            message = {**message, "tool_calls": calls}
+        out.append(message)
+    return out
 
 
 def assistant_text(message: dict[str, Any]) -> str:
-    """A chat assistant message as answer text: its content, plus any tool calls that a server or
-    trainer parsed out of it, written back in the Hermes form."""
+    """A chat assistant message as answer text: any reasoning a server split off (`reasoning_content`) as a
+    <think> block, its content, and any tool calls a server or trainer parsed out of it in the Hermes form."""
     text = message.get("content") or ""
+    if isinstance(message.get("reasoning_content"), str):
+        text = f"{think_block(message['reasoning_content'])}\n{text.lstrip()}"
     for tc in message.get("tool_calls") or []:
         fn = tc.get("function", tc)
         args = fn.get("arguments") or {}
         text += "\n" + render_hermes_call(ToolCall(fn.get("name", ""), json.loads(args) if isinstance(args, str)
                                                    else args))
     return text
+
+
+def format_help(style: CallStyle) -> str:
+    """What a well-formed answer looks like in `style`."""
+    return f"your reasoning inside <think>...</think>, then exactly one tool call: {CALL_FORMATS[style]}"
 
 
 @dataclass(frozen=True)
@@ -175,7 +247,8 @@ def parse_completion(text: str, style: CallStyle = "hermes",
         opened = rest.count("<tool_call>")
         calls = _TOOL_CALL.findall(rest)
         if opened != 1 or len(calls) != 1:
-            raise FormatViolation(f"expected exactly one <tool_call>...</tool_call>, found {opened}")
+            raise FormatViolation(f"expected exactly one <tool_call>...</tool_call>, found {opened} opened and "
+                                  f"{len(calls)} closed")
         if _TOOL_CALL.sub("", rest).strip():
             raise FormatViolation("text outside the <think> block and the tool call")
         try:
@@ -193,6 +266,8 @@ def parse_completion(text: str, style: CallStyle = "hermes",
         if not isinstance(args, dict):
             raise FormatViolation("tool call 'arguments' must be a JSON object")
         call = ToolCall(obj["name"], args)
+    elif style == "llama":
+        call = _parse_llama_call(rest)
     else:
         found = find_xml_calls(rest)
         opened = rest.count("<function=")
@@ -204,3 +279,19 @@ def parse_completion(text: str, style: CallStyle = "hermes",
         call = ToolCall(match[1], _xml_arguments(match[1], match[2]))
     validate_call(call, allowed_tools)
     return ParsedCompletion(thought, call)
+
+
+def _parse_llama_call(rest: str) -> ToolCall:
+    text = rest.strip()
+    try:
+        obj, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as e:
+        raise FormatViolation(f"expected one JSON call {{\"name\": ..., \"parameters\": {{...}}}}: {e.msg}") from None
+    if text[end:].strip():
+        raise FormatViolation("text after the tool call")
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        raise FormatViolation("tool call JSON needs a string 'name'")
+    args = obj.get("parameters", obj.get("arguments", {}))
+    if not isinstance(args, dict):
+        raise FormatViolation("tool call 'parameters' must be a JSON object")
+    return ToolCall(obj["name"], args)

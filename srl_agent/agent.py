@@ -1,38 +1,46 @@
 """The agent loop: the policy acts, one tool call at a time, in a sandbox.
 
-    messages = [system (role, format, tools), task]
     loop:
-        completion = policy(messages)                 -> <think>...</think> + one tool call
+        prompt = steps.build_prompt(the run so far)    the system turn, the task, the last k steps
+        completion = policy(prompt)                    -> <think>...</think> + one tool call
         format error?  tell the model what was wrong (counted, capped), ask again
-        observation = the call run in the sandbox      -> a tool message
+        observation = the call run in the sandbox      -> the next step
     until `submit`, the step limit, the context limit or the time limit.
 
-The run is kept as a canonical Trajectory and can be written as a SWE-agent `.traj`.
+The prompt is built exactly as training examples are (`AgentConfig.rendering`, by default the
+checkpoint's rendering record): the same history window, observation cap, call style, system prompt
+and tools. The run is kept as a canonical Trajectory and can be written as a SWE-agent `.traj`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .actions import parse_completion, render_command_line
+from .actions import format_help, parse_completion, render_command_line
 from .errors import FormatViolation, UserError
 from .execute import execute
 from .jsonio import atomic_writer
 from .policy import Completion, ContextWindowExceeded, Policy, SamplingParams
+from .policy.replay import ReplayPolicy
 from .sandbox import Sandbox
-from .steps import SYSTEM_PROMPT, truncate_middle
-from .tools import STANDARD_TOOLS, tool_schemas
+from .steps import (
+    SYSTEM_PROMPT,
+    StepConfig,
+    build_prompt,
+    load_rendering,
+    parse_history,
+    prompt_tools,
+    template_rendering,
+    truncate_middle,
+)
 from .types import Step, Trajectory
 
-_ISSUE = re.compile(r"<issue>\n(.*)\n</issue>", re.DOTALL)
-FORMAT_HELP = ("Your answer broke the required format: {error}. Answer with your reasoning inside "
-               "<think>...</think>, then exactly one tool call: "
-               '<tool_call>{{"name": ..., "arguments": {{...}}}}</tool_call>.')
+FORMAT_HELP = "Your answer broke the required format: {error}. Answer with {how}."
 
 
 @dataclass
@@ -49,9 +57,12 @@ class AgentConfig:
     time_limit: float = 1800.0
     step_timeout: float = 120.0
     max_observation_chars: int = 10_000
+    """Tool output kept in the saved run; the prompt shows `rendering.max_observation_chars` of it."""
     max_new_tokens: int = 1024
     temperature: float = 0.0
     """0: greedy, as the paper evaluates."""
+    rendering: StepConfig = field(default_factory=StepConfig)
+    """How prompts are built: a checkpoint's rendering record (see `rendering_for`), else training's defaults."""
 
 
 @dataclass
@@ -90,11 +101,10 @@ def fits_context(policy: Policy, messages: list[dict], tools: list[dict] | None,
 def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance_id: str,
               cfg: AgentConfig | None = None) -> AgentRun:
     cfg = cfg or AgentConfig()
-    tools = tool_schemas()
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Resolve this issue in the repository:\n\n<issue>\n{problem_statement}\n</issue>"}]
+    rendering = cfg.rendering
+    tools = prompt_tools(rendering.tools, rendering)
     steps: list[Step] = []
+    retry: list[dict[str, Any]] = []  # the broken answers since the last step, each with what was wrong
     responses: list[str] = []
     format_errors = tokens = 0
     start = time.monotonic()
@@ -104,6 +114,8 @@ def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance
         if time.monotonic() - start > cfg.time_limit:
             status = "time_limit"
             break
+        run = Trajectory(instance_id, problem_statement, steps)
+        messages = build_prompt(run, len(steps), rendering, rendering.tools) + retry
         if not fits_context(policy, messages, tools, cfg):
             status = "context_limit"
             break
@@ -115,39 +127,72 @@ def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance
         tokens += completion.num_tokens
         responses.append(completion.text)
         try:
-            parsed = parse_completion(completion.text, "hermes", set(STANDARD_TOOLS))
+            parsed = parse_completion(completion.text, rendering.call_style, set(rendering.tools))
         except FormatViolation as e:
             format_errors += 1
             if format_errors > cfg.max_format_errors:
                 status = "format_errors"
                 break
-            messages += [{"role": "assistant", "content": completion.text},
-                         {"role": "user", "content": FORMAT_HELP.format(error=e)}]
+            retry += [{"role": "assistant", "content": completion.text},
+                      {"role": "user", "content": FORMAT_HELP.format(error=e, how=format_help(rendering.call_style))}]
             continue
+        retry = []
         obs = execute(sandbox, parsed.call, timeout=cfg.step_timeout)
         output = truncate_middle(obs.output, cfg.max_observation_chars)
         if obs.timed_out:
             output += f"\n[the command was killed after {cfg.step_timeout:g} seconds]"
         steps.append(Step(parsed.thought, parsed.call, output,
                           {"exit_code": obs.exit_code, "timed_out": obs.timed_out, "seconds": round(obs.duration, 3)}))
-        messages += [{"role": "assistant", "content": f"<think>\n{parsed.thought}\n</think>",
-                      "tool_calls": [{"type": "function", "function": {
-                          "name": parsed.call.name, "arguments": json.dumps(parsed.call.arguments)}}]},
-                     {"role": "tool", "content": output}]
         if parsed.call.name == "submit":
             status = "submitted"
             break
     patch = sandbox.diff()
     traj = Trajectory(instance_id, problem_statement, steps, patch=patch, resolved=None, source_format="canonical",
-                      metadata={"exit_status": status, "format_errors": format_errors, "completion_tokens": tokens})
+                      metadata={"exit_status": status, "format_errors": format_errors, "completion_tokens": tokens,
+                                "rendering": rendering.to_dict()})
     return AgentRun(traj, status, patch, format_errors, tokens, responses)
+
+
+def rendering_for(model: str, policy: Policy | None = None, log: Callable[[str], None] = print,
+                  history: str | None = None, max_observation_chars: int | None = None,
+                  call_style: str | None = None, base: StepConfig | None = None) -> StepConfig:
+    """How the agent builds prompts for `model`: `base` if given, else the rendering record saved beside a
+    checkpoint's weights, else training's defaults (said in one line, with the call style the policy's chat
+    template implies); the arguments given override any of them."""
+    record = base or (load_rendering(model) if Path(model).is_dir() else None)
+    tokenizer = getattr(policy, "tokenizer", None)
+    if record is None:
+        record = StepConfig()
+        if tokenizer is not None:  # also gives a tokenizer without a usable chat template srl-agent's own
+            record.call_style, record.reasoning = template_rendering(tokenizer, "auto", log, model)
+        if not model.startswith("replay:"):
+            log(f"{model} has no rendering record (rendering.json, written by srl-agent train): assuming "
+                f"training's defaults: the last {record.history} steps, observations cut at "
+                f"{record.max_observation_chars} characters, {record.call_style} calls "
+                "(--history, --max-observation-chars and --call-style override)")
+    overrides: dict[str, Any] = {}
+    if history is not None:
+        try:
+            overrides["history"] = parse_history(history)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    if max_observation_chars is not None:
+        overrides["max_observation_chars"] = max_observation_chars
+    if call_style is not None and call_style != record.call_style:
+        overrides["call_style"], overrides["reasoning"] = (template_rendering(tokenizer, call_style, log, model)
+                                                           if tokenizer is not None else (call_style, "content"))
+    rendering = replace(record, **overrides)
+    if isinstance(policy, ReplayPolicy):  # a replayed expert answers in the run's call style
+        policy.call_style = rendering.call_style
+    return rendering
 
 
 def to_swe_agent_traj(run: AgentRun) -> dict[str, Any]:
     """The run as a SWE-agent `.traj` (function-calling style), so SWE-agent's viewers open it."""
     traj = run.trajectory
     history: list[dict[str, Any]] = [
-        {"role": "system", "content": SYSTEM_PROMPT, "agent": "main", "message_type": "system_prompt"},
+        {"role": "system", "content": traj.metadata.get("rendering", {}).get("system_prompt", SYSTEM_PROMPT),
+         "agent": "main", "message_type": "system_prompt"},
         {"role": "user", "content": traj.problem_statement, "agent": "main", "message_type": "observation"}]
     entries = []
     for i, step in enumerate(traj.steps):
@@ -176,35 +221,3 @@ def save_run(run: AgentRun, folder: str | Path) -> tuple[Path, Path]:
     with atomic_writer(swe_agent) as f:
         json.dump(to_swe_agent_traj(run), f, ensure_ascii=False, indent=1)
     return canonical, swe_agent
-
-
-class ReplayPolicy:
-    """A policy that answers with expert trajectories' steps (scripted experts, eval tests).
-
-    Stateless, so eval workers can share it: the trajectory is the one whose problem statement is
-    the prompt's issue, and the step is the number of answers already in the prompt (the last step
-    repeats past the end).
-    """
-
-    def __init__(self, trajectories: Trajectory | list[Trajectory]):
-        self.trajectories = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
-
-    def _trajectory_for(self, messages: list[dict]) -> Trajectory:
-        task = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
-        issue = _ISSUE.search(task)
-        wanted = (issue[1] if issue else task).strip()
-        for trajectory in self.trajectories:
-            if trajectory.problem_statement.strip() == wanted:
-                return trajectory
-        raise ValueError(f"no replayed trajectory has this task's problem statement ({wanted[:60]!r}...)")
-
-    def generate(self, prompts: list[list[dict]], tools: list[list[dict]] | None,
-                 params: SamplingParams) -> list[list[Completion]]:
-        from .actions import render_completion
-
-        out = []
-        for messages in prompts:
-            steps = self._trajectory_for(messages).steps
-            step = steps[min(sum(m.get("role") == "assistant" for m in messages), len(steps) - 1)]
-            out.append([Completion(render_completion(step.thought, step.action), [], None)] * params.n)
-        return out

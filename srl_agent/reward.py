@@ -4,11 +4,18 @@
     r = -1                                         otherwise (no think block, zero or several
                                                    calls, unparsable arguments, unknown tool)
 
+A policy may call any tool its prompt offers, legacy tools included; any other tool breaks the format.
+
 Metrics (both in [0, 1]):
 - `difflib`: `difflib.SequenceMatcher(None, a, b, autojunk).ratio()`, the paper's 2M/T. Computed
   with cydifflib (a compiled copy of difflib, identical results); batches reuse the expert side's
   index across the G rollouts of a prompt and spread over worker processes.
 - `lcs`: the exact 2·LCS/(|a|+|b|) (rapidfuzz's Indel similarity), far faster.
+
+autojunk is off by default: measured on the real fixtures (benchmarks/reward_autojunk.py, table in
+the README), it ranks a call with one line changed above an unrelated call of the same tool at least
+as often as autojunk on, and never scores such a near-miss below 0.85 where autojunk on goes down to
+0.52. autojunk on (`SequenceMatcher(None, a, b)` as the paper writes it) is the paper-literal option.
 
 Granularity:
 - `string` (paper): compare the two calls rendered as SWE-agent command lines.
@@ -22,7 +29,7 @@ import atexit
 import json
 import multiprocessing
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,8 +59,9 @@ class RewardConfig:
     """`difflib` (the paper's SequenceMatcher ratio) or `lcs` (exact 2·LCS/(|a|+|b|))."""
     granularity: Granularity = "string"
     """`string` compares rendered command lines (paper); `fields` compares argument by argument."""
-    autojunk: bool = True
-    """difflib's autojunk heuristic (on by default in Python; the paper does not say)."""
+    autojunk: bool = False
+    """difflib's autojunk heuristic. Off: measured to rank near-misses better; on is Python's default and
+    so the paper-literal `SequenceMatcher(None, a, b)` (the paper does not say which it used)."""
     call_style: CallStyle = "hermes"
     """The completion's tool-call syntax: `hermes` (<tool_call> JSON) or `xml` (<function=...>)."""
 
@@ -68,7 +76,7 @@ class RewardConfig:
 
 # --- string similarity ------------------------------------------------------------------------
 
-def similarity(a: str, b: str, metric: Metric = "difflib", autojunk: bool = True) -> float:
+def similarity(a: str, b: str, metric: Metric = "difflib", autojunk: bool = False) -> float:
     if metric == "difflib":
         return cydifflib.SequenceMatcher(None, a, b, autojunk).ratio()
     return Indel.normalized_similarity(a, b)
@@ -103,7 +111,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return _POOL
 
 
-def similarities(pairs: Sequence[tuple[str, str]], metric: Metric = "difflib", autojunk: bool = True,
+def similarities(pairs: Sequence[tuple[str, str]], metric: Metric = "difflib", autojunk: bool = False,
                  workers: int = 1) -> list[float]:
     """Similarity of every (a, b) pair; identical to calling `similarity` on each."""
     if not pairs:
@@ -160,34 +168,39 @@ def action_similarity(policy: ToolCall, expert: ToolCall, cfg: RewardConfig = Re
 
 # --- the reward -------------------------------------------------------------------------------
 
-def allowed_tools_for(expert: ToolCall) -> set[str]:
-    """The tools a prompt offers: the standard set plus a legacy tool the expert used there."""
-    return set(STANDARD_TOOLS) | {expert.name}
+def allowed_tools_for(expert: ToolCall, offered: Collection[str] | None = None) -> set[str]:
+    """The tools a prompt offers (`offered`, the example's `tool_names`); without that list, the
+    standard set plus the expert's tool."""
+    return set(offered) if offered else set(STANDARD_TOOLS) | {expert.name}
 
 
-def explain_reward(completion: str, expert: ToolCall, cfg: RewardConfig = RewardConfig()) -> tuple[float, str]:
+def explain_reward(completion: str, expert: ToolCall, cfg: RewardConfig = RewardConfig(),
+                   offered: Collection[str] | None = None) -> tuple[float, str]:
     """The reward and a one-line reason (the format violation, or what was compared)."""
     try:
-        parsed = parse_completion(completion, cfg.call_style, allowed_tools_for(expert))
+        parsed = parse_completion(completion, cfg.call_style, allowed_tools_for(expert, offered))
     except FormatViolation as e:
         return FORMAT_PENALTY, f"format violation: {e}"
     score = action_similarity(parsed.call, expert, cfg)
     return score, f"{cfg.metric}/{cfg.granularity} similarity of {parsed.call.name} to expert {expert.name}"
 
 
-def srl_reward(completion: str, expert: ToolCall, cfg: RewardConfig = RewardConfig()) -> float:
-    return explain_reward(completion, expert, cfg)[0]
+def srl_reward(completion: str, expert: ToolCall, cfg: RewardConfig = RewardConfig(),
+               offered: Collection[str] | None = None) -> float:
+    return explain_reward(completion, expert, cfg, offered)[0]
 
 
 def srl_rewards(completions: Sequence[str], experts: Sequence[ToolCall], cfg: RewardConfig = RewardConfig(),
-                workers: int = 1) -> list[float]:
-    """Rewards for a batch; equal to `srl_reward` on each pair, computed in one batched pass."""
+                workers: int = 1, offered: Sequence[Collection[str] | None] | None = None) -> list[float]:
+    """Rewards for a batch; equal to `srl_reward` on each pair, computed in one batched pass.
+    `offered[i]`: the tools completion i's prompt offered (default: the standard set and the expert's tool)."""
     rewards: list[float] = [FORMAT_PENALTY] * len(completions)
     spans: list[tuple[int, int, int, int]] = []  # (completion, first pair, pair count, mean over)
     pairs: list[tuple[str, str]] = []
-    for i, (text, expert) in enumerate(zip(completions, experts, strict=True)):
+    offered = offered or [None] * len(completions)
+    for i, (text, expert, tools) in enumerate(zip(completions, experts, offered, strict=True)):
         try:
-            call = parse_completion(text, cfg.call_style, allowed_tools_for(expert)).call
+            call = parse_completion(text, cfg.call_style, allowed_tools_for(expert, tools)).call
         except FormatViolation:
             continue
         found, count = comparisons(call, expert, cfg.granularity)
@@ -224,18 +237,19 @@ class TRLRewardFunction:
     def __init__(self, cfg: RewardConfig = RewardConfig(), workers: int = 1):
         self.cfg, self.workers = cfg, workers
 
-    def __call__(self, prompts=None, completions=None, expert_action=None, **kwargs) -> list[float]:
+    def __call__(self, prompts=None, completions=None, expert_action=None, tool_names=None, **kwargs) -> list[float]:
         if expert_action is None:
             raise ValueError("the dataset needs an 'expert_action' column (srl-agent data build writes it)")
         texts = [_completion_text(c) for c in completions]
-        return srl_rewards(texts, [expert_from(e) for e in expert_action], self.cfg, self.workers)
+        return srl_rewards(texts, [expert_from(e) for e in expert_action], self.cfg, self.workers, tool_names)
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None) -> float:
     """verl's custom reward entry point (`custom_reward_function.path` = this module).
 
     `ground_truth` is the expert action (JSON string or dict); `extra_info` may override
-    `metric`, `granularity`, `autojunk` and `call_style`.
+    `metric`, `granularity`, `autojunk` and `call_style`, and give the prompt's `tool_names`.
     """
     overrides = {k: v for k, v in (extra_info or {}).items() if k in RewardConfig.__dataclass_fields__}
-    return srl_reward(solution_str, expert_from(ground_truth), RewardConfig(**overrides))
+    return srl_reward(solution_str, expert_from(ground_truth), RewardConfig(**overrides),
+                      (extra_info or {}).get("tool_names"))

@@ -12,16 +12,24 @@ and its target is step k's tool call. The prompt holds:
 Long observations are truncated deterministically in the middle: the first half and the last half
 of the character budget are kept, joined by a marker that says how many characters were left out
 (the start of an output names what ran, the end holds errors and results).
+
+The agent builds its prompts with the same `build_prompt`, and a checkpoint records its `StepConfig`
+beside the weights (`rendering.json`), so a model is evaluated on the context shape it was trained on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .actions import CallStyle, render_xml_call
+from .actions import CALL_STYLES, CallStyle, Reasoning, assistant_message
+from .errors import UserError
+from .jsonio import atomic_writer
 from .tools import STANDARD_TOOLS, load_tools, tool_schemas
 from .types import StepExample, ToolCall, Trajectory
 
@@ -37,18 +45,56 @@ XML_FORMAT = (
 )
 
 
+RENDERING_FILE = "rendering.json"
+
+
 @dataclass
 class StepConfig:
-    """How trajectories are cut into examples."""
+    """How trajectories are cut into examples and written as chat: a checkpoint's rendering record."""
 
     history: int | None = 2
-    """Previous expert steps in the prompt; None keeps them all (`--history full`)."""
+    """Previous steps in the prompt; None keeps them all (`--history full`)."""
     max_observation_chars: int = 4000
     """Observations longer than this are cut in the middle (see the module docstring)."""
     max_problem_chars: int = 12000
     """The problem statement is cut the same way beyond this."""
     call_style: CallStyle = "hermes"
-    """How tool calls are written: `hermes` (<tool_call> JSON) or `xml` (<function=...>)."""
+    """How tool calls are written: `hermes` (<tool_call> JSON), `xml` (<function=...>) or `llama`."""
+    reasoning: Reasoning = "content"
+    """Where a history turn's monologue goes: `content` (<think>) or `native` (the template's
+    `reasoning_content`, Qwen3)."""
+    system_prompt: str = SYSTEM_PROMPT
+    """The system turn's text (the call format and, for `xml`, the tool schemas follow it)."""
+    tools: list[str] = field(default_factory=lambda: list(STANDARD_TOOLS))
+    """Tools every prompt offers; a trajectory's prompts add the legacy tools its expert used."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = RENDERING_FILE) -> StepConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or set(data) - known or data.get("call_style", "hermes") not in CALL_STYLES:
+            raise UserError(f"{source}: not a rendering record (fields: {', '.join(sorted(known))})")
+        return cls(**data)
+
+
+def save_rendering(cfg: StepConfig, folder: str | Path) -> None:
+    """Write the rendering record beside a checkpoint's weights."""
+    with atomic_writer(Path(folder) / RENDERING_FILE) as f:
+        json.dump(cfg.to_dict(), f, indent=2, ensure_ascii=False)
+
+
+def load_rendering(folder: str | Path) -> StepConfig | None:
+    """A checkpoint's rendering record; None when it has none (runs from before the record existed)."""
+    path = Path(folder) / RENDERING_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: cannot read the rendering record ({e})") from None
+    return StepConfig.from_dict(data, str(path))
 
 
 def parse_history(value: str) -> int | None:
@@ -71,9 +117,9 @@ def truncate_middle(text: str, max_chars: int) -> str:
     return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:] if tail else ''}"
 
 
-def tools_for(traj: Trajectory) -> list[str]:
-    """The standard tools, plus any legacy tool the expert used (in order of first use)."""
-    names = list(STANDARD_TOOLS)
+def tools_for(traj: Trajectory, cfg: StepConfig | None = None) -> list[str]:
+    """The offered tools (`cfg.tools`), plus any legacy tool the expert used (in order of first use)."""
+    names = list(cfg.tools if cfg else STANDARD_TOOLS)
     specs = load_tools()
     for step in traj.steps:
         name = step.action.name
@@ -82,20 +128,19 @@ def tools_for(traj: Trajectory) -> list[str]:
     return names
 
 
-def _assistant_turn(thought: str, call: ToolCall, style: CallStyle) -> dict[str, Any]:
-    think = f"<think>\n{thought.strip()}\n</think>"
-    if style == "xml":
-        return {"role": "assistant", "content": f"{think}\n{render_xml_call(call)}"}
-    return {"role": "assistant", "content": think, "tool_calls": [{
-        "type": "function",
-        "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}]}
+def prompt_tools(tool_names: list[str], cfg: StepConfig) -> list[dict[str, Any]]:
+    """The schemas handed to the chat template; none for `xml`, whose system turn lists them itself."""
+    return tool_schemas(tool_names) if cfg.call_style != "xml" else []
 
 
-def _system_turn(tool_names: list[str], style: CallStyle) -> dict[str, Any]:
-    if style == "hermes":
-        return {"role": "system", "content": SYSTEM_PROMPT}
+def _system_turn(tool_names: list[str], cfg: StepConfig) -> dict[str, Any]:
+    if cfg.call_style != "xml":
+        return {"role": "system", "content": cfg.system_prompt}
     schemas = "\n".join(json.dumps(s["function"], ensure_ascii=False) for s in tool_schemas(tool_names))
-    return {"role": "system", "content": SYSTEM_PROMPT + XML_FORMAT + schemas}
+    return {"role": "system", "content": cfg.system_prompt + XML_FORMAT + schemas}
+
+
+_OMITTED = re.compile(r"\n\n\((\d+) earlier steps? not shown\.\)$")
 
 
 def _task_turn(problem: str, omitted: int) -> dict[str, Any]:
@@ -105,30 +150,108 @@ def _task_turn(problem: str, omitted: int) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
+def steps_taken(messages: list[dict[str, Any]]) -> int:
+    """How many steps came before this prompt: those left out of the window plus the assistant turns shown."""
+    task = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+    omitted = _OMITTED.search(task)
+    return (int(omitted[1]) if omitted else 0) + sum(m.get("role") == "assistant" for m in messages)
+
+
 def build_prompt(traj: Trajectory, k: int, cfg: StepConfig, tool_names: list[str],
                  history: int | None = None) -> list[dict[str, Any]]:
     """The chat messages before step k, with `history` previous steps (default: cfg.history)."""
     keep = cfg.history if history is None else history
     start = 0 if keep is None else max(0, k - keep)
     problem = truncate_middle(traj.problem_statement, cfg.max_problem_chars)
-    messages = [_system_turn(tool_names, cfg.call_style), _task_turn(problem, start)]
+    messages = [_system_turn(tool_names, cfg), _task_turn(problem, start)]
     for step in traj.steps[start:k]:
-        messages.append(_assistant_turn(step.thought, step.action, cfg.call_style))
+        messages.append(assistant_message(step.thought, step.action, cfg.call_style, cfg.reasoning))
         messages.append({"role": "tool", "content": truncate_middle(step.observation, cfg.max_observation_chars)})
     return messages
 
 
 def examples_from_trajectory(traj: Trajectory, cfg: StepConfig) -> list[StepExample]:
     """One example per step (without token counts; see ExampleBuilder)."""
-    tool_names = tools_for(traj)
-    schemas = tool_schemas(tool_names) if cfg.call_style == "hermes" else []
+    tool_names = tools_for(traj, cfg)
+    schemas = prompt_tools(tool_names, cfg)
     n = len(traj.steps)
     out = []
     for k, step in enumerate(traj.steps):
         prompt = build_prompt(traj, k, cfg, tool_names)
         out.append(StepExample(traj.id, k, n, prompt, schemas, step.action.to_json(),
-                               history_steps=(len(prompt) - 2) // 2, expert_thought=step.thought))
+                               history_steps=(len(prompt) - 2) // 2, expert_thought=step.thought,
+                               tool_names=tool_names))
     return out
+
+
+# --- chat templates ---------------------------------------------------------------------------
+
+def render_prompt(tokenizer, messages: list[dict[str, Any]], tools: list[dict] | None,
+                  generation: bool = True) -> str:
+    """The text the model reads: `messages` through the tokenizer's chat template."""
+    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                         add_generation_prompt=generation)
+
+
+def expert_answer(tokenizer, prompt: list[dict[str, Any]], tools: list[dict] | None, thought: str, call: ToolCall,
+                  cfg: StepConfig) -> tuple[str, str]:
+    """(answer, end of turn): the expert's turn as the chat template writes it, split into what a perfect
+    policy generates and the special token that ends it; prompt + answer + end tokenize as the whole
+    conversation does (the SFT target)."""
+    head = render_prompt(tokenizer, prompt, tools)
+    turn = assistant_message(thought, call, cfg.call_style, cfg.reasoning)
+    tail = render_prompt(tokenizer, [*prompt, turn], tools, generation=False)
+    ends = [t for t in tokenizer.get_added_vocab() if tail.rstrip().endswith(t)] if tail.startswith(head) else []
+    if not ends:
+        raise UserError("the chat template does not render an answer as a continuation of its prompt ending in a "
+                        "special token (appending a turn changes the text before it): use a prefix-preserving template")
+    end = max(ends, key=len)
+    return tail[len(head):].rstrip()[:-len(end)], end
+
+
+def _template_text(tokenizer) -> str | None:
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # several named templates: the one for tools
+        template = template.get("tool_use") or template.get("default")
+    return template
+
+
+def detect_call_style(template: str | None) -> tuple[CallStyle, Reasoning] | None:
+    """The call style and monologue placement a chat template's tool calls imply; None for a template
+    that renders no tools (or no template); UserError for tool calls in a syntax srl-agent does not know."""
+    if not template or "tools" not in template:
+        return None
+    if "<tool_call>" in template and '"arguments": ' in template and "<function=" not in template:
+        return "hermes", "native" if "reasoning_content" in template else "content"  # Qwen2.5(-Coder), Qwen3
+    if '"parameters": ' in template and "<|start_header_id|>" in template:  # Llama 3.1 / 3.2
+        return "llama", "content"
+    raise UserError("the chat template writes tool calls in a syntax srl-agent cannot tell apart (it knows "
+                    "Hermes <tool_call> JSON and Llama 3.1 JSON): set call_style to hermes, xml or llama")
+
+
+def template_rendering(tokenizer, call_style: str = "auto", log: Callable[[str], None] = print,
+                       name: str = "the tokenizer") -> tuple[CallStyle, Reasoning]:
+    """(call style, monologue placement) for a tokenizer; `call_style` other than `auto` wins.
+
+    A tokenizer without a chat template, or with one that cannot render tools, gets srl-agent's own
+    (Hermes-style) template, with a warning.
+    """
+    from .tokenizer import CHAT_TEMPLATE_PATH
+
+    template = _template_text(tokenizer)
+    detected = detect_call_style(template) if call_style == "auto" else None
+    if not template or "tools" not in template:
+        what = "no chat template" if not template else "a chat template without tool calls"
+        log(f"warning: {name} has {what}: using srl-agent's own template (Hermes <tool_call> calls, "
+            "<|im_start|> turns); train with it before evaluating")
+        tokenizer.chat_template = CHAT_TEMPLATE_PATH.read_text()
+        detected = ("hermes", "content")
+    if call_style == "auto":
+        return detected
+    if call_style not in CALL_STYLES:
+        raise UserError(f"unknown call style {call_style!r}; choose auto or one of {', '.join(CALL_STYLES)}")
+    native = call_style == "hermes" and "reasoning_content" in (_template_text(tokenizer) or "")
+    return call_style, "native" if native else "content"
 
 
 class TokenCounter:
@@ -189,8 +312,7 @@ class ExampleBuilder:
         self.dropped = 0
 
     def render(self, ex: StepExample) -> str:
-        return self.tokenizer.apply_chat_template(ex.prompt, tools=ex.tools or None, tokenize=False,
-                                                  add_generation_prompt=True)
+        return render_prompt(self.tokenizer, ex.prompt, ex.tools)
 
     def count_tokens(self, examples: list[StepExample]) -> list[int]:
         return self.counter.count([self.render(ex) for ex in examples])
@@ -203,7 +325,7 @@ class ExampleBuilder:
         if self.max_prompt_tokens is None:
             return examples
         kept = []
-        tool_names = tools_for(traj)
+        tool_names = tools_for(traj, self.cfg)
         for ex in examples:
             while ex.prompt_tokens > self.max_prompt_tokens and ex.history_steps > 0:
                 shorter = build_prompt(traj, ex.step_index, self.cfg, tool_names, ex.history_steps - 1)

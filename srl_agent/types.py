@@ -97,7 +97,7 @@ class StepExample:
     """One SRL training instance: the chat prompt before expert step `step_index`, and that step's call.
 
     `prompt` is a list of chat messages (TRL's conversational `prompt` column); assistant tool
-    calls in it carry their arguments as JSON strings, as the OpenAI chat format does.
+    calls in it carry their arguments as objects, which chat templates encode (once).
     `expert_action` is the expert's ToolCall serialised as JSON, so the column has one type
     whatever the tool, which Arrow-backed datasets need.
     """
@@ -112,6 +112,8 @@ class StepExample:
     history_steps: int = 0
     expert_thought: str = ""
     """The expert's monologue at this step: the SFT baseline imitates it; the SRL reward ignores it."""
+    tool_names: list[str] = field(default_factory=list)
+    """The tools the prompt offers (the reward accepts exactly these); empty in rows from before it existed."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from srl_agent.agent import AgentConfig, ReplayPolicy, run_agent, save_run
+from srl_agent.agent import AgentConfig, run_agent, save_run
 from srl_agent.errors import UserError
 from srl_agent.formats import load_trajectories
+from srl_agent.policy.replay import ReplayPolicy
 from srl_agent.replay import patches_match
 from srl_agent.types import Step, ToolCall, Trajectory
 
@@ -102,3 +103,47 @@ def test_replay_policy_picks_the_trajectory_by_the_exact_issue():
     assert '"ls"' in answer("Fix the parser.") and '"cat x"' in answer("Fix the parser. Also the lexer.")
     with pytest.raises(ValueError, match="no replayed trajectory"):
         answer("Something else.")
+
+
+@pytest.mark.parametrize("style", ["hermes", "xml", "llama"])
+def test_agent_prompts_are_its_own_runs_training_examples(style, swe_image, calc_repo, tmp_path):
+    # Train/eval parity: the agent's k-th prompt is example k of its own run, cut with the same window,
+    # observation cap and call style; a replayed expert answering in that style submits the same patch.
+    from srl_agent.sandbox import SandboxConfig, open_sandbox
+    from srl_agent.steps import StepConfig, examples_from_trajectory
+
+    expert = calc_trajectory(calc_repo, tmp_path)
+    rendering = StepConfig(history=2, max_observation_chars=40, call_style=style)
+    policy = RecordingPolicy(ReplayPolicy(expert, style))
+    with open_sandbox(SandboxConfig(image=swe_image), kind="docker", repo=str(calc_repo)) as sb:
+        run = run_agent(policy, sb, expert.problem_statement, "calc-mean", AgentConfig(rendering=rendering))
+    assert run.exit_status == "submitted" and run.format_errors == 0 and patches_match(run.patch, expert.patch)
+    examples = examples_from_trajectory(run.trajectory, rendering)
+    assert policy.prompts == [ex.prompt for ex in examples]
+    last = policy.prompts[-1]
+    assert "(4 earlier steps not shown.)" in last[1]["content"] and len(last) == 6
+    marker = len("\n[... 999 characters omitted ...]\n")
+    assert all(len(m["content"]) <= 40 + marker for m in last if m["role"] == "tool")
+    assert ("tool_calls" in last[2]) == (style == "hermes")
+
+
+def test_eval_reads_the_checkpoints_rendering_record(tmp_path):
+    from srl_agent.agent import rendering_for
+    from srl_agent.steps import RENDERING_FILE, StepConfig, save_rendering
+
+    lines = []
+    assumed = rendering_for(str(tmp_path), log=lines.append)  # a run from before the record existed
+    assert assumed == StepConfig() and len(lines) == 1
+    assert lines[0].startswith(f"{tmp_path} has no rendering record (rendering.json") and "last 2 steps" in lines[0]
+    trained = StepConfig(history=3, max_observation_chars=99, call_style="xml")
+    save_rendering(trained, tmp_path)
+    replayed = ReplayPolicy([])
+    assert rendering_for(str(tmp_path), replayed, lines.append) == trained and len(lines) == 1
+    assert replayed.call_style == "xml"  # a replayed expert answers as the run expects
+    changed = rendering_for(str(tmp_path), None, lines.append, history="full", max_observation_chars=5,
+                            call_style="hermes")
+    assert (changed.history, changed.max_observation_chars, changed.call_style) == (None, 5, "hermes")
+    assert changed.system_prompt == trained.system_prompt
+    (tmp_path / RENDERING_FILE).write_text('{"history": 2, "colour": "red"}')
+    with pytest.raises(UserError, match=r"rendering\.json: not a rendering record"):
+        rendering_for(str(tmp_path))

@@ -71,6 +71,27 @@ def test_openai_client_against_a_local_server(tiny_policy, served):
     assert out[0][0].num_tokens == len(local[0].token_ids)  # counted from the server's usage
 
 
+def test_a_history_call_crosses_the_api_as_a_string_and_renders_as_an_object(tiny_policy, served):
+    # The OpenAI API carries tool-call arguments as JSON strings; the server hands the chat template
+    # objects again, so the served prompt is the one the model renders locally (arguments encoded once).
+    from srl_agent.actions import assistant_message, wire_messages
+    from srl_agent.types import ToolCall
+
+    call = ToolCall("bash", {"command": 'grep -n "def f" a.py'})
+    history = [*PROMPT, assistant_message("look", call), {"role": "tool", "content": "3:def f():"}]
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=8)
+    (remote,) = OpenAIPolicy(served, model="tiny").generate([history], None, params)
+    (local,) = tiny_policy.generate([history], None, params)
+    assert remote[0].text == local[0].text
+    reply = OpenAIPolicy(served)._request("/chat/completions", {"messages": wire_messages(history, encode=True),
+                                                                "max_tokens": 1})
+    assert reply["usage"]["prompt_tokens"] == tiny_policy.count_prompt_tokens(history, None)
+    wire = wire_messages(history, encode=True)
+    assert wire[2]["tool_calls"][0]["function"]["arguments"] == '{"command": "grep -n \\"def f\\" a.py"}'
+    assert wire_messages(wire, encode=False) == history
+    assert '"arguments": {"command": "grep -n \\"def f\\" a.py"}' in tiny_policy.render(history, None)
+
+
 def test_a_served_model_refuses_a_prompt_longer_than_its_context(tiny_policy, served):
     too_long = [{"role": "user", "content": "fix " * tiny_policy.context_window}]
     with pytest.raises(ContextWindowExceeded, match="maximum context length is"):

@@ -179,3 +179,19 @@ def test_reward_cli_batch(tmp_path):
     src.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"completion": "x"}) + "\n")
     proc = run_cli("reward", "--batch", str(src))
     assert proc.returncode == 2 and f"{src}: row 2: needs 'completion' and 'expert_action'" in proc.stderr
+
+
+def test_a_legacy_tool_the_prompt_offers_is_scored_like_any_other(all_trajectories):
+    from srl_agent.steps import StepConfig, examples_from_trajectory
+
+    # marshmallow's expert used SWE-agent's windowed tools, so its prompts offer them at every step
+    examples = examples_from_trajectory(all_trajectories["marshmallow-code__marshmallow-1867"], StepConfig())
+    ex = next(e for e in examples if e.expert.name == "bash")
+    assert "open" in ex.tool_names
+    legacy = render_completion("t", ToolCall("open", {"path": "src/marshmallow/fields.py"}))
+    score = srl_reward(legacy, ex.expert, offered=ex.tool_names)
+    assert 0 <= score < 1 and score == action_similarity(ToolCall("open", {"path": "src/marshmallow/fields.py"}),
+                                                         ex.expert)
+    assert srl_rewards([legacy], [ex.expert], offered=[ex.tool_names]) == [score]
+    assert srl_reward(legacy, ex.expert) == -1.0  # a prompt that did not offer it (no tool list: standard tools)
+    assert srl_reward(legacy, ex.expert, offered=["bash", "submit"]) == -1.0

@@ -43,8 +43,7 @@ def test_one_example_per_step_with_the_last_two_steps(all_trajectories):
     assert "(1 earlier step not shown.)" in examples[3].prompt[1]["content"]
     assert "not shown" not in examples[2].prompt[1]["content"]
     ex = examples[5]
-    call = json.loads(ex.prompt[-2]["tool_calls"][0]["function"]["arguments"])
-    assert call == traj.steps[4].action.arguments
+    assert ex.prompt[-2]["tool_calls"][0]["function"]["arguments"] == traj.steps[4].action.arguments  # an object
     assert ex.prompt[-2]["content"] == f"<think>\n{traj.steps[4].thought.strip()}\n</think>"
     assert ex.prompt[-1]["content"] == truncate_middle(traj.steps[4].observation, 4000)
     assert [t["function"]["name"] for t in ex.tools] == ["bash", "str_replace_editor", "submit"]

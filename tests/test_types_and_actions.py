@@ -129,3 +129,17 @@ def test_command_line_errors_and_bash_fallback():
         parse_command_line("str_replace_editor create /a.py --file_text 'unterminated")
     with pytest.raises(FormatViolation):
         parse_command_line("str_replace_editor view /a.py --view_range one two")
+
+
+@pytest.mark.parametrize("style", ["hermes", "xml", "llama"])
+def test_every_fixture_call_survives_its_answer_form(style, all_trajectories):
+    from srl_agent.steps import tools_for
+
+    checked = 0
+    for traj in all_trajectories.values():
+        offered = set(tools_for(traj))
+        for step in traj.steps:
+            parsed = parse_completion(render_completion(step.thought, step.action, style), style, offered)
+            assert (parsed.call.name, parsed.call.arguments) == (step.action.name, step.action.arguments)
+            checked += 1
+    assert checked > 100

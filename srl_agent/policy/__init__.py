@@ -4,6 +4,7 @@
   prompt with token ids and log-probs (what training needs).
 - `VLLMPolicy` (vllm.py): the optional vLLM engine, imported lazily, with weight sync after updates.
 - `OpenAIPolicy` (openai.py): any OpenAI-compatible chat server (`http://host:port/v1`), for eval.
+- `ReplayPolicy` (replay.py): recorded expert steps as answers (the scripted expert, tests).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def load_policy(spec: str, **kwargs) -> Policy:
 
         return VLLMPolicy(spec[5:], **kwargs)
     if spec.startswith("replay:"):
-        from ..agent import ReplayPolicy
         from ..formats import load_trajectories
+        from .replay import ReplayPolicy
 
         return ReplayPolicy(list(load_trajectories([spec[7:]])))
     from .hf import HFPolicy

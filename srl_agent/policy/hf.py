@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import torch
 
+from ..steps import render_prompt
 from ..train.grpo import token_logprobs
 from . import Completion, Messages, SamplingParams
 
 
 class HFPolicy:
-    def __init__(self, model, tokenizer, device: str | torch.device | None = None):
+    def __init__(self, model, tokenizer, device: str | torch.device | None = None, synced_gpus: bool = False):
         self.model, self.tokenizer = model, tokenizer
+        self.synced_gpus = synced_gpus  # a sharded model: every process runs each generation step
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.eos_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
                                if isinstance(i, int) and i >= 0})
@@ -35,8 +37,7 @@ class HFPolicy:
         return len(self.encode_prompts([self.render(messages, tools)])[0])
 
     def render(self, messages: Messages, tools: list[dict] | None) -> str:
-        return self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
-                                                  add_generation_prompt=True)
+        return render_prompt(self.tokenizer, messages, tools)
 
     def encode_prompts(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -67,7 +68,7 @@ class HFPolicy:
             input_ids=ids, attention_mask=attention, do_sample=not greedy,
             temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
             max_new_tokens=params.max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-            return_dict_in_generate=True, output_logits=with_logprobs)
+            return_dict_in_generate=True, output_logits=with_logprobs, synced_gpus=self.synced_gpus)
         self.model.train(was_training)
         new = out.sequences[:, width:]
         logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, 1.0 if greedy else params.temperature).tolist() \

@@ -7,7 +7,7 @@ import re
 import urllib.error
 import urllib.request
 
-from ..actions import assistant_text
+from ..actions import assistant_text, wire_messages
 from ..errors import UserError
 from . import Completion, ContextWindowExceeded, Messages, SamplingParams
 
@@ -48,7 +48,7 @@ class OpenAIPolicy:
                  params: SamplingParams) -> list[list[Completion]]:
         out = []
         for i, messages in enumerate(prompts):
-            body = {"model": self.model_name(), "messages": messages, "n": params.n,
+            body = {"model": self.model_name(), "messages": wire_messages(messages, encode=True), "n": params.n,
                     "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
                     "max_tokens": params.max_new_tokens}
             if tools and tools[i]:

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat server backed by an HFPolicy (`srl-agent serve`).
 
 It speaks `GET /v1/models` and `POST /v1/chat/completions` (messages, tools, n, temperature,
-top_p, max_tokens); answers carry the raw assistant text, as vLLM does without a tool parser, and a
+top_p, max_tokens; tool-call arguments come as JSON strings, as the API has them, and reach the chat
+template as objects, as in vLLM); answers carry the raw assistant text, as vLLM does without a tool parser, and a
 prompt too long for the model is refused with vLLM's HTTP 400.
 """
 
@@ -13,6 +14,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ..actions import wire_messages
 from . import SamplingParams
 from .hf import HFPolicy
 
@@ -44,8 +46,8 @@ def make_server(policy: HFPolicy, model_name: str, host: str = "127.0.0.1", port
                 params = SamplingParams(n=int(request.get("n", 1)), temperature=float(request.get("temperature", 1.0)),
                                         top_p=float(request.get("top_p", 1.0)),
                                         max_new_tokens=int(request.get("max_tokens") or 256))
-                messages = request["messages"]
-            except (ValueError, KeyError, TypeError) as e:
+                messages = wire_messages(request["messages"], encode=False)  # tool-call arguments as objects
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 self._reply(400, {"error": {"message": f"bad request: {e}"}})
                 return
             tools = request.get("tools") or []
