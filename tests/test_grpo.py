@@ -102,18 +102,34 @@ def test_dynamic_fill_stops_at_the_cap():
     assert len(kept) == 4 and rounds == 1
 
 
-def test_every_update_layout_gives_the_padded_logprobs_and_gradients():
-    """Packed rows with restarting position ids (sdpa's block mask), and a group's prompt run once with
-    its KV cache repeated for each completion, against one padded row per sequence."""
+def test_every_update_layout_gives_the_full_logits_logprobs_and_gradients():
+    """The memory-safe log-probs (hidden states at completion positions only, the LM head and log-softmax
+    in chunks of 4 positions, each recomputed in the backward pass) for each layout: one padded row per
+    sequence, packed rows with restarting position ids (sdpa's block mask), and a group's prompt run once
+    with its KV cache repeated for each completion; against full-vocabulary logits at every position."""
     from srl_agent.train.batching import make_batch
     from srl_agent.train.config import TrainConfig
     from srl_agent.train.model import load_model
 
-    model, tokenizer = load_model(TrainConfig(), device=torch.device("cpu"))
+    cfg = TrainConfig()
+    cfg.logprob_chunk_tokens = 4  # several chunks per micro-batch
+    model, tokenizer = load_model(cfg, device=torch.device("cpu"))
     group = list(range(20, 31))  # groups share a prompt, as GRPO's rollouts do; one stands alone, and
     sequences = [(group, [9, 10]), (group, [13, 14, 15, 16, 17]), (group, [40]), ([18], [19]),
                  ([5, 6, 7, 8], [50, 51, 52]), ([5, 6, 7, 8], [53]), (group, [60, 61])]  # a prompt comes back
     results = {}
+
+    def grads() -> tuple[torch.Tensor, torch.Tensor]:
+        return model.model.embed_tokens.weight.grad.clone(), model.model.layers[0].self_attn.k_proj.weight.grad.clone()
+
+    padded = make_batch(sequences, tokenizer.pad_token_id, "cpu", "padded")
+    # the path before: logits [N, W, V] at every position, log-softmax over all of them in fp32
+    logits = model(input_ids=padded.ids, attention_mask=padded.attention_mask).logits[:, :-1]
+    logp = grpo.token_logprobs(logits, padded.ids[:, 1:]) * padded.target_mask
+    model.zero_grad()
+    logp.sum().backward()
+    cold = grpo.token_logprobs(logits.detach(), padded.ids[:, 1:], temperature=0.7) * padded.target_mask
+    results["full logits"] = (logp.detach(), cold, *grads())
     for layout in ("padded", "padding_free", "shared_prefix"):
         batch = make_batch(sequences, tokenizer.pad_token_id, "cpu", layout)
         logp = batch.token_logprobs(model) * batch.target_mask
@@ -122,14 +138,13 @@ def test_every_update_layout_gives_the_padded_logprobs_and_gradients():
         logp.sum().backward()
         with torch.no_grad():  # as for the old policy's and the reference model's log-probs
             cold = batch.token_logprobs(model, temperature=0.7) * batch.target_mask
-        results[layout] = (logp.detach(), cold, model.model.embed_tokens.weight.grad.clone(),
-                           model.model.layers[0].self_attn.k_proj.weight.grad.clone())
-    padded = results.pop("padded")
-    assert padded[0].count_nonzero() == 2 + 5 + 1 + 1 + 3 + 1 + 2  # one log-prob per completion token
-    assert not torch.allclose(padded[0], padded[1])  # the temperature is applied
+        results[layout] = (logp.detach(), cold, *grads())
+    reference = results.pop("full logits")
+    assert reference[0].count_nonzero() == 2 + 5 + 1 + 1 + 3 + 1 + 2  # one log-prob per completion token
+    assert not torch.allclose(reference[0], reference[1])  # the temperature is applied
     for layout, result in results.items():
-        for ours, reference in zip(result, padded, strict=True):
-            assert torch.allclose(ours, reference, atol=1e-5), layout
+        for ours, expected in zip(result, reference, strict=True):
+            assert torch.allclose(ours, expected, atol=1e-5), layout
 
 
 def test_micro_batches_keep_a_prompt_s_rollouts_together():
@@ -158,5 +173,11 @@ def test_shared_prefix_only_for_attention_only_models():
     cfg.gradient_checkpointing = True
     assert update_layout(cfg, qwen) == "padded"
     cfg.update_layout = "shared_prefix"
-    with pytest.raises(UserError, match="needs an attention-only model and no gradient checkpointing"):
+    with pytest.raises(UserError, match="needs an attention-only model, no gradient checkpointing and an unsharded"):
         update_layout(cfg, qwen)
+    cfg.gradient_checkpointing = False
+    assert update_layout(cfg, qwen) == "shared_prefix"
+    with pytest.raises(UserError, match="an unsharded engine"):
+        update_layout(cfg, qwen, sharded=True)
+    cfg.update_layout = "auto"
+    assert update_layout(cfg, qwen, sharded=True) == "padded"

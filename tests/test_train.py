@@ -153,6 +153,7 @@ def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from srl_agent.steps import StepConfig, load_rendering
     from srl_agent.tokenizer import load_tokenizer
 
     text = load_tokenizer().apply_chat_template([{"role": "user", "content": "Fix 12 bugs in /testbed/a.py!"}],
@@ -162,6 +163,8 @@ def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
         tokenizer = AutoTokenizer.from_pretrained(folder)  # loads as Qwen2Tokenizer: it must agree
         assert model.config.model_type == "qwen2" and tokenizer.chat_template
         assert tokenizer(text)["input_ids"] == load_tokenizer()(text)["input_ids"]
+        # how its examples were rendered, for eval to render the same way (configs/tiny.yaml's shape)
+        assert load_rendering(folder) == StepConfig(history=2, max_observation_chars=400, call_style="hermes")
 
 
 def test_a_steps_file_a_config_file_the_kl_term_and_token_loss(tmp_path):
@@ -214,8 +217,13 @@ def test_trl_grpo_trainer_runs_two_steps_with_our_reward(tmp_path):
     model, tokenizer = load_model(TrainConfig())
     args = GRPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, num_generations=4,
                       max_completion_length=16, max_steps=2, report_to=[], use_cpu=True, save_strategy="no")
-    result = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
-                         processing_class=tokenizer).train()
+    try:
+        result = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
+                             processing_class=tokenizer).train()
+    finally:  # TRL's accelerate state (bf16) is process-wide: later trainers in this process set their own
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(True)
     assert result.global_step == 2
     assert len(seen) == 2 and all(len(v) == 4 and all(-1.0 <= x <= 1.0 for x in v) for v in seen)
 
@@ -294,7 +302,7 @@ def test_two_processes_train_like_one(tmp_path):
                            "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(two), *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "(2 processes)" in proc.stderr
+    assert "(2 processes, DDP (gloo))" in proc.stderr
     a = load_file(one / "checkpoints" / "step-000003" / "model.safetensors")
     b = load_file(two / "checkpoints" / "step-000003" / "model.safetensors")
     assert a.keys() == b.keys()
@@ -306,23 +314,22 @@ def test_two_processes_train_like_one(tmp_path):
 
 
 class RecordingEngine:
-    """Stands in for a colocated vLLM engine (vLLM needs a GPU): samples with the HF policy, records calls."""
+    """Stands in for a colocated vLLM engine (vLLM needs a GPU): samples with the HF policy, records calls and
+    the weights it is handed at each wake."""
 
     def __init__(self, policy):
-        self.policy, self.calls = policy, []
+        self.policy, self.calls, self.weights = policy, [], []
 
     def generate_ids(self, *args, **kwargs):
         self.calls.append("generate")
         return self.policy.generate_ids(*args, **kwargs)
 
-    def wake_up(self):
+    def wake_up(self, named_tensors):
         self.calls.append("wake")
+        self.weights.append({name: tensor.clone() for name, tensor in named_tensors})
 
     def sleep(self):
         self.calls.append("sleep")
-
-    def sync_weights(self, model):
-        self.calls.append("sync")
 
 
 def tiny_trainer(run_dir: Path, resume: bool = False, overwrite: bool = False, **settings: str):
@@ -384,9 +391,18 @@ def test_gradient_accumulation_matches_one_batch_and_the_norm_is_clipped(tmp_pat
 
 
 def test_a_colocated_engine_sleeps_during_updates_and_gets_the_new_weights(tmp_path):
-    trainer = tiny_trainer(tmp_path)
+    import torch
+
+    trainer = tiny_trainer(tmp_path, sft_warmup_steps="1", val_examples="4")
     engine = trainer.rollout = RecordingEngine(trainer.policy)
-    for _ in range(2):
-        trainer.train_step()
-    # the engine holds memory only while it samples, and samples step 2 with step 1's weights
-    assert engine.calls == ["wake", "generate", "sleep", "wake", "sync", "generate", "sleep"]
+    trainer.evaluate()  # samples with the initial weights
+    trainer.train_step()  # an SFT step: new weights, no sampling
+    after_step_1 = {name: p.detach().clone() for name, p in trainer.unwrapped.named_parameters()}
+    trainer.step = 1
+    trainer.train_step()  # SRL: samples
+    # the engine holds memory only while it samples, and samples with the trainer's latest weights
+    assert engine.calls == ["wake", "generate", "sleep", "wake", "generate", "sleep"]
+    first, second = engine.weights
+    assert list(first) == list(second) == list(after_step_1)  # every weight, under its HF name
+    assert any(not torch.equal(first[n], second[n]) for n in first)  # the SFT step changed them...
+    assert all(torch.equal(second[n], after_step_1[n]) for n in second)  # ...and SRL sampled with them

@@ -1,19 +1,38 @@
-"""vLLM as a policy (the `vllm` extra): fast rollouts, with the trainer's weights synced in.
+"""vLLM as a policy (the `vllm` extra): fast rollouts, with the trainer's weights loaded in.
+
+Two uses. `vllm:PATH` (eval) is a plain engine. Colocated with training (`colocate=True`), each
+training process runs its own engine in its own process on its own GPU, through vLLM's external
+launcher (torchrun/accelerate already set the rank and device), the pattern of TRL's
+`vllm_mode="colocate"`. Between sampling phases it sleeps at level 2, which frees both its weights
+and its KV cache without copying the weights to CPU (fresh ones are loaded on every wake anyway):
+
+    wake_up(weights) -> load_weights, one parameter at a time -> reset_prefix_cache -> wake_up(kv_cache)
+    -> generate ... -> sleep(level=2)
 
 vLLM is imported only when this policy is built, so everything else works without it.
+Answers keep their special tokens (`skip_special_tokens=False`): the SRL format is made of them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
 
 from ..errors import UserError
 from . import Completion, Messages, SamplingParams
 
 
 def vllm_sampling_kwargs(params: SamplingParams) -> dict:
-    """Our SamplingParams as vllm.SamplingParams keyword arguments (log-probs of the sampled tokens)."""
+    """Our SamplingParams as vllm.SamplingParams keyword arguments (log-probs of the sampled tokens).
+
+    Special tokens stay in the text: the tiny tokenizer (and Qwen's) mark <think> and <tool_call> special,
+    and vLLM would strip them by default, so every answer would fail the format check.
+    """
     greedy = params.temperature <= 0
     return {"n": params.n, "temperature": 0.0 if greedy else params.temperature,
-            "top_p": 1.0 if greedy else params.top_p, "max_tokens": params.max_new_tokens, "logprobs": 0}
+            "top_p": 1.0 if greedy else params.top_p, "max_tokens": params.max_new_tokens, "logprobs": 0,
+            "skip_special_tokens": False}
 
 
 def import_vllm():
@@ -25,11 +44,14 @@ def import_vllm():
 
 
 class VLLMPolicy:
-    def __init__(self, model: str, gpu_memory_utilization: float = 0.5, dtype: str = "auto", **engine_kwargs):
+    def __init__(self, model: str, gpu_memory_utilization: float = 0.5, dtype: str = "auto", colocate: bool = False,
+                 seed: int = 0, **engine_kwargs):
         vllm = import_vllm()
         self._vllm = vllm
-        self.llm = vllm.LLM(model=model, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
-                            enable_sleep_mode=True, **engine_kwargs)
+        if colocate:  # in this process, on its GPU; each process samples its own prompts, so seeds differ
+            engine_kwargs.update(distributed_executor_backend="external_launcher", tensor_parallel_size=1, seed=seed,
+                                 enable_sleep_mode=True)
+        self.llm = vllm.LLM(model=model, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams, with_logprobs: bool = True,
@@ -59,30 +81,22 @@ class VLLMPolicy:
         outputs = self.llm.generate(texts, self._vllm.SamplingParams(**vllm_sampling_kwargs(params)), use_tqdm=False)
         return [[_completion(o) for o in out.outputs] for out in outputs]
 
-    def sync_weights(self, model) -> None:
-        """Load the trainer's current weights into the engine (before it samples after an update).
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Weights into the engine one tensor at a time (the trainer gathers each from its shards as it goes)."""
+        model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model  # in-process: external launcher
+        for name, tensor in named_tensors:
+            model.load_weights([(name, tensor)])
 
-        A LoRA model is merged for the copy and unmerged afterwards: the engine holds plain weights.
-        """
-        if not hasattr(model, "peft_config"):
-            self._load(model.state_dict())
-            return
-        model.merge_adapter()
-        try:
-            self._load({k.replace(".base_layer", ""): v for k, v in model.get_base_model().state_dict().items()
-                        if "lora_" not in k})
-        finally:
-            model.unmerge_adapter()
-
-    def _load(self, state: dict) -> None:
-        self.llm.collective_rpc(lambda worker: worker.model_runner.model.load_weights(state.items()))
+    def wake_up(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Ready to sample with these weights: the level-2 sleep discarded the old ones and the KV cache."""
+        self.llm.wake_up(tags=["weights"])
+        self.load_weights(named_tensors)
+        self.llm.reset_prefix_cache()  # cached prompts were computed with the old weights
+        self.llm.wake_up(tags=["kv_cache"])
 
     def sleep(self) -> None:
-        """Free the engine's GPU memory while the trainer updates (vLLM sleep mode)."""
-        self.llm.sleep(level=1)
-
-    def wake_up(self) -> None:
-        self.llm.wake_up()
+        """Free the engine's GPU memory (weights and KV cache) while the trainer updates."""
+        self.llm.sleep(level=2)
 
 
 def _completion(output) -> Completion:

@@ -7,26 +7,27 @@ Three layouts give the same per-token log-probs and gradients (a test checks it)
   restart at 0 for each; transformers then keeps attention inside each sequence (flash-attention's
   variable-length kernels, or a block mask for sdpa/eager). No compute is spent on padding, which
   is what GRPO's mix of long and short completions otherwise wastes.
-- shared-prefix: the G rollouts of a group share one prompt, so the prompt runs once and its KV
-  cache is repeated for the G completions. An SRL prompt (the history so far) is far longer than a
-  step's answer, so this cuts the update's tokens from G·(P+C) to P + G·C (`group_chunks` keeps a
-  group in one micro-batch). The cache keeps its autograd graph: the prompt's gradient is the sum over
-  the completions, as in the padded layout. The numbers match only without dropout (one mask then
-  serves all G completions), for attention-only models, and without gradient checkpointing (which
-  returns no cache); the trainer's `auto` picks it only then.
+- shared-prefix: the G rollouts of a group share one prompt, so the prompt (but its last token) runs
+  once and its KV cache is repeated for the G completion rows, each opened by the prompt's last token.
+  An SRL prompt (the history so far) is far longer than a step's answer, so this cuts the update's
+  tokens from G·(P+C) to P-1 + G·C (`group_chunks` keeps a group in one micro-batch). The cache keeps
+  its autograd graph: the prompt's gradient is the sum over the completions, as in the padded layout.
+  The numbers match only without dropout (one mask then serves all G completions), for
+  attention-only models, and without gradient checkpointing (which returns no cache); the trainer's
+  `auto` picks it only then.
 
-Every layout's `token_logprobs` hands back a padded [N, W-1] tensor, so the loss math never sees it.
+Every layout's `token_logprobs` hands back a padded [N, W-1] tensor, so the loss math never sees it; all
+go through the model's log-prob forward (train/logprobs.py), which scores completion positions only.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from . import grpo
+from .logprobs import IGNORE
 
 Sequence = tuple[list[int], list[int]]  # (prompt ids, completion ids)
 Layout = Literal["padded", "padding_free", "shared_prefix"]
@@ -46,52 +47,59 @@ class Batch:
     """Shared-prefix only: (prompt, its completions) for each run of sequences with one prompt."""
 
     def token_logprobs(self, model, temperature: float = 1.0) -> torch.Tensor:
-        """[N, W-1] log-probs of each next token (zeros past a sequence's end)."""
+        """[N, W-1] log-probs of each completion token (zeros elsewhere), through the model's log-prob
+        forward (train/logprobs.py): no logits for prompt positions, the head run in chunks."""
         if self.groups is not None:
             return self._shared_prefix_logprobs(model, temperature)
+        targets = _shifted_targets(self.ids, self.target_mask if self.lengths is None else self._flat_mask())
+        logp = model(input_ids=self.ids, attention_mask=self.attention_mask, position_ids=self.position_ids,
+                     use_cache=False, logprob_targets=targets, temperature=temperature)[:, :-1]
         if self.lengths is None:
-            logits = model(input_ids=self.ids, attention_mask=self.attention_mask).logits[:, :-1]
-            return grpo.token_logprobs(logits, self.ids[:, 1:], temperature)
-        logits = model(input_ids=self.ids, position_ids=self.position_ids, use_cache=False).logits[:, :-1]
-        flat = grpo.token_logprobs(logits, self.ids[:, 1:], temperature)[0]
+            return logp
         width = self.target_mask.shape[1]
         rows, start = [], 0
         for n in self.lengths:  # position start+t predicts token start+t+1 of the same sequence
-            rows.append(torch.nn.functional.pad(flat[start: start + n - 1], (0, width - (n - 1))))
+            rows.append(torch.nn.functional.pad(logp[0, start: start + n - 1], (0, width - (n - 1))))
             start += n
         return torch.stack(rows)
+
+    def _flat_mask(self) -> torch.Tensor:
+        """Padding-free: the [1, L-1] target mask of the packed row (no position predicts across sequences)."""
+        rows = [torch.nn.functional.pad(self.target_mask[i, : n - 1], (0, 1)) for i, n in enumerate(self.lengths)]
+        return torch.cat(rows)[:-1].unsqueeze(0)
 
     def _shared_prefix_logprobs(self, model, temperature: float) -> torch.Tensor:
         from transformers import DynamicCache
 
         width, device = self.target_mask.shape[1], self.target_mask.device
-        cache_arg = _cache_argument(model)
         rows = []
         for prompt, completions in self.groups:
             n, longest = len(completions), max(len(c) for c in completions)
+            # The prompt's last token opens every completion row, so all log-probs come from one pass.
             ids = torch.zeros((n, longest), dtype=torch.long)
+            targets = torch.full((n, longest), IGNORE, dtype=torch.long)
             for i, c in enumerate(completions):
-                ids[i, : len(c)] = torch.tensor(c)
-            ids = ids.to(device)
-            # our own cache: some models make none in training mode, or a fixed-size one for batch 1
-            cache = DynamicCache()
-            out = model(input_ids=torch.tensor([prompt], device=device), use_cache=True, logits_to_keep=1,
-                        **{cache_arg: cache})
-            logits = out.logits[:, -1:].expand(n, 1, -1)  # the prompt's last position predicts token 0
-            if longest > 1:
+                ids[i, : len(c)] = torch.tensor(prompt[-1:] + c[:-1])
+                targets[i, : len(c)] = torch.tensor(c)
+            cache = DynamicCache()  # our own: some models make none in training mode
+            if len(prompt) > 1:
+                no_targets = torch.full((1, len(prompt) - 1), IGNORE, device=device)
+                model(input_ids=torch.tensor([prompt[:-1]], device=device), cache=cache, use_cache=True,
+                      logprob_targets=no_targets)
                 cache.batch_repeat_interleave(n)
-                logits = torch.cat([logits, model(input_ids=ids[:, :-1], **{cache_arg: cache}).logits], dim=1)
-            logp = grpo.token_logprobs(logits, ids, temperature)
+            logp = model(input_ids=ids.to(device), cache=cache, use_cache=True, logprob_targets=targets.to(device),
+                         temperature=temperature)
             # completion token j follows a prompt of P tokens: position P-1+j of the [N, W-1] layout
             start = len(prompt) - 1
             rows.append(torch.nn.functional.pad(logp, (start, width - start - longest)))
-        return torch.cat(rows) * self.target_mask
+        return torch.cat(rows)
 
 
-def _cache_argument(model) -> str:
-    """The forward() argument that takes a KV cache: `cache` since transformers 5.x, `past_key_values` before."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model
-    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+def _shifted_targets(ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """[B, S] targets for the log-prob forward: token t+1 at each position t that predicts a completion token."""
+    targets = torch.full_like(ids, IGNORE)
+    targets[:, :-1] = torch.where(target_mask.bool(), ids[:, 1:], IGNORE)
+    return targets
 
 
 def supports_shared_prefix(config) -> bool:
@@ -138,7 +146,7 @@ def _prompt_runs(sequences: list[Sequence]) -> list[tuple[list[int], list[list[i
 def forward_tokens(sequences: list[Sequence], layout: Layout) -> int:
     """Tokens the model runs on for these sequences (padding not counted): a shared prompt counts once."""
     if layout == "shared_prefix":
-        return sum(len(p) + sum(len(c) for c in cs) for p, cs in _prompt_runs(sequences))
+        return sum(len(p) - 1 + sum(len(c) for c in cs) for p, cs in _prompt_runs(sequences))
     return sum(len(p) + len(c) for p, c in sequences)
 
 

@@ -71,11 +71,13 @@ def remove_previous_run(run_dir: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any]) -> Path:
+def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any],
+                    weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """`weights`: a sharded model's gathered state dict (default: the model's own)."""
     final = run_dir / "checkpoints" / f"step-{step:06d}"
 
     def fill(tmp: Path) -> None:
-        save_model(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp, weights)
         torch.save(state, tmp / STATE_FILE)
 
     replace_dir(final, fill)
@@ -87,11 +89,12 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
     return final
 
 
-def save_best(run_dir: Path, model, tokenizer, info: dict[str, Any]) -> Path:
+def save_best(run_dir: Path, model, tokenizer, info: dict[str, Any],
+              weights: dict[str, torch.Tensor] | None = None) -> Path:
     import json
 
     def fill(tmp: Path) -> None:
-        save_model(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp, weights)
         (tmp / "best.json").write_text(json.dumps(info))
 
     replace_dir(run_dir / "best", fill)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from ..errors import UserError
 
@@ -58,6 +60,9 @@ class TrainConfig:
     """Earlier steps shown in each prompt: `last-N`, `N` or `full`."""
     max_observation_chars: int = 4000
     """Tool outputs in the prompt are cut in the middle to this many characters."""
+    system_prompt: str | None = None
+    """The system turn's text (default: srl_agent/steps.py's SYSTEM_PROMPT); saved with the checkpoints, so
+    eval prompts the model the same way. configs/swe-paper.yaml adds a worked example of the format."""
     max_prompt_tokens: int | None = 4096
     """Examples with longer prompts are dropped (null: keep all)."""
     val_trajectories: int = 2
@@ -103,8 +108,10 @@ class TrainConfig:
     the trainer's weights after every update (`vllm`, needs the vllm extra and a GPU)."""
     vllm_gpu_memory_utilization: float = 0.4
     """Share of GPU memory the colocated vLLM engine may take (the rest trains)."""
-    call_style: Literal["hermes", "xml"] = "hermes"
-    """How the policy writes its tool call (and how examples render history calls)."""
+    call_style: Literal["auto", "hermes", "xml", "llama"] = "auto"
+    """How the policy writes its tool call (and how examples render history calls). `auto`: what the
+    tokenizer's chat template implies (Hermes <tool_call> for Qwen2.5/Qwen3 and the tiny model, Llama 3.1's
+    JSON); `hermes`, `xml` (<function=...>) or `llama` choose it."""
     generation_batch_size: int = 64
     """Sequences per generate() call: bounds the memory of one sampling pass."""
     temperature: float = 1.0
@@ -125,8 +132,9 @@ class TrainConfig:
     """Similarity of the answer's call to the expert's: difflib's ratio (the paper) or the exact LCS ratio."""
     granularity: Literal["string", "fields"] = "string"
     """Compare the rendered calls as one string, or the tool name and each argument separately."""
-    autojunk: bool = True
-    """difflib's autojunk heuristic (on by default in Python; the paper does not say)."""
+    autojunk: bool = False
+    """difflib's autojunk heuristic: off (measured to rank near-misses of long edits better, see
+    reward.py); true is the paper-literal `SequenceMatcher(None, a, b)` (the paper does not say)."""
 
     # model options
     lora: bool = False
@@ -141,7 +149,11 @@ class TrainConfig:
                                                                     "gate_proj", "up_proj", "down_proj"])
     """Modules that get adapters (all of Qwen2's linear layers)."""
     bf16: bool | None = None
-    """bf16 weights and compute; default on CUDA, off on CPU."""
+    """bf16 compute (autocast, or the FSDP2/DeepSpeed mixed-precision policy) with fp32 master weights and
+    optimizer state; default on CUDA, off on CPU. A LoRA model's frozen base weights are stored in bf16."""
+    logprob_chunk_tokens: int = 1024
+    """Completion positions per chunk through the LM head and log-softmax in the update: bounds the fp32
+    logits alive at once to chunk x vocabulary (see train/logprobs.py)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third more compute."""
     attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
@@ -204,60 +216,54 @@ class TrainConfig:
             return
         if isinstance(value, str):
             value = _parse(value, hints[name], key, source)
-        value = _checked(value, hints[name], key, source)
-        if typing.get_origin(hints[name]) is Literal and value not in typing.get_args(hints[name]):
-            raise UserError(f"{source}: {key} must be one of {', '.join(typing.get_args(hints[name]))}, not {value!r}")
-        setattr(target, name, value)
+        setattr(target, name, _checked(value, hints[name], key, source))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
         for name in ("max_steps", "batch_size", "group_size", "micro_batch_size", "ppo_epochs", "max_sample_rounds",
-                     "generation_batch_size", "eval_every", "save_every", "max_new_tokens"):
+                     "generation_batch_size", "eval_every", "save_every", "max_new_tokens",
+                     "logprob_chunk_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.group_size < 2 and self.method == "srl":
             raise UserError("group_size must be at least 2: GRPO compares rollouts within a group")
 
 
+def _members(hint: Any) -> tuple:
+    """The types a field takes: (int,) for `int`, (str, NoneType) for `str | None`."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
 def _parse(text: str, hint: Any, key: str, source: str) -> Any:
-    """A command-line string as the field's type (YAML syntax: 1e-6, true, [a, b], null)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    optional = origin in (typing.Union, types.UnionType) and type(None) in args
-    if hint is str or (optional and str in args and text.lower() not in ("null", "none")):
+    """A command-line string: as typed for a text field, else in YAML syntax (1e-6, true, [a, b], null)."""
+    if str in _members(hint) and text.lower() not in ("null", "none"):
         return text
-    for number in (int, float):  # YAML reads "1e-4" as a string
-        if hint is number or (optional and number in args):
-            try:
-                return number(text)
-            except ValueError:
-                pass
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise UserError(f"{source}: cannot parse {key}={text!r} ({e})") from None
-    if origin is list and not isinstance(value, list):
-        value = [value]
-    return value
+    return [value] if typing.get_origin(hint) is list and not isinstance(value, list) else value
+
+
+_EXPECTED = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list[str]: "a list of strings"}
+
+
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter:
+    return TypeAdapter(hint)
 
 
 def _checked(value: Any, hint: Any, key: str, source: str) -> Any:
-    """`value` if it has the field's type (an int is taken for a float), else a clear error."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        return value  # checked against its choices by the caller
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if origin is list and isinstance(value, list) and all(isinstance(v, args[0]) for v in value):
-        return value
-    if hint in (int, float, str, bool) and type(value) is hint:
-        return value
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    expected = "a list of strings" if origin is list else names.get(hint, "a mapping of its fields")
-    raise UserError(f"{source}: {key} must be {expected}, not {value!r}")
+    """`value` as the field's type (pydantic's lax conversions: "1e-4" or 1 for a float), else a clear error."""
+    try:
+        return _adapter(hint).validate_python(value)
+    except ValidationError:
+        kind = next(m for m in _members(hint) if m is not type(None))
+        if typing.get_origin(kind) is Literal:
+            raise UserError(f"{source}: {key} must be one of {', '.join(typing.get_args(kind))}, not {value!r}") \
+                from None
+        expected = _EXPECTED.get(kind, "a mapping of its fields")
+        raise UserError(f"{source}: {key} must be {expected}, not {value!r}") from None

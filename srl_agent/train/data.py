@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from ..data import read_examples
 from ..errors import UserError
 from ..formats import load_trajectories
-from ..steps import ExampleBuilder, StepConfig, parse_history
+from ..steps import ExampleBuilder, StepConfig, parse_history, template_rendering
 from ..types import StepExample
 from .config import TrainConfig
 
@@ -26,11 +27,24 @@ def _is_steps_file(path: str) -> bool:
         return False
 
 
-def load_examples(cfg: TrainConfig, tokenizer) -> list[StepExample]:
+def training_rendering(cfg: TrainConfig, tokenizer, log: Callable[[str], None] = print) -> StepConfig:
+    """How the run writes its prompts and answers (saved with every checkpoint as rendering.json)."""
+    try:
+        history = parse_history(cfg.history)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    call_style, reasoning = template_rendering(tokenizer, cfg.call_style, log, cfg.tokenizer or cfg.model)
+    rendering = StepConfig(history=history, max_observation_chars=cfg.max_observation_chars, call_style=call_style,
+                           reasoning=reasoning)
+    if cfg.system_prompt is not None:
+        rendering.system_prompt = cfg.system_prompt
+    return rendering
+
+
+def load_examples(cfg: TrainConfig, tokenizer, rendering: StepConfig | None = None) -> list[StepExample]:
     if len(cfg.trajectories) == 1 and _is_steps_file(cfg.trajectories[0]):
         return list(read_examples(cfg.trajectories[0]))
-    step_cfg = StepConfig(history=parse_history(cfg.history), max_observation_chars=cfg.max_observation_chars,
-                          call_style=cfg.call_style)
+    step_cfg = rendering or training_rendering(cfg, tokenizer)
     builder = ExampleBuilder(step_cfg, tokenizer, cfg.max_prompt_tokens)
     return [ex for traj in load_trajectories(cfg.trajectories) for ex in builder.build(traj)]
 

@@ -69,21 +69,33 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: flo
 
 
 def dynamic_fill(sample: Callable[[int], Sequence[G]], rewards_of: Callable[[G], Sequence[float]], batch_size: int,
-                 max_rounds: int, eps: float = 1e-6, enabled: bool = True) -> tuple[list[G], list[G], int]:
+                 max_rounds: int, eps: float = 1e-6, enabled: bool = True,
+                 gather: Callable[[int], list[int]] = lambda n: [n], rank: int = 0) -> tuple[list[G], list[G], int]:
     """Dynamic sampling with refill: sample groups for the missing prompts, keep the non-flat ones, repeat.
 
     `sample(k)` returns k new groups. Stops when `batch_size` groups are kept or after `max_rounds`
     rounds (the cap). Returns (kept groups, every sampled group, rounds used).
+
+    With several processes `batch_size` is the global batch and `gather(n)` returns every process's n
+    (process `rank` among them): each round, every process samples its share of the groups still
+    missing, and the kept groups beyond `batch_size` are cut in process order. All processes decide on
+    the same global counts, so they make the same number of rounds (and of sampling calls).
     """
     kept: list[G] = []
     sampled: list[G] = []
     rounds = 0
-    while len(kept) < batch_size and rounds < max_rounds:
+    while rounds < max_rounds:
+        counts = gather(len(kept))
+        missing = batch_size - sum(counts)
+        if missing <= 0:
+            break
         rounds += 1
-        groups = list(sample(batch_size - len(kept)))
+        groups = list(sample(-(-missing // len(counts))))
         sampled += groups
         if not enabled:
-            return groups, sampled, rounds
+            kept = groups
+            break
         keep = keep_groups(torch.tensor([list(rewards_of(g)) for g in groups]), eps).tolist()
         kept += [g for g, k in zip(groups, keep, strict=True) if k]
-    return kept[:batch_size], sampled, rounds
+    before = sum(gather(len(kept))[:rank])  # kept by the processes ahead of this one
+    return kept[:max(0, batch_size - before)], sampled, rounds

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..pretrained import from_pretrained
 from ..tokenizer import TINY_TOKENIZER, load_tokenizer
 from .config import TrainConfig
+from .logprobs import install_logprob_forward
 
 ADAPTER_DIR = "adapter"
 CONFIG_PREFIX = "config:"
@@ -18,6 +20,11 @@ CONFIG_PREFIX = "config:"
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def compute_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether forward and backward run in bf16 (`bf16`, by default on CUDA); weights stay fp32 either way."""
+    return cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
 
 
 def build_tiny_model(cfg: TrainConfig, tokenizer):
@@ -47,8 +54,10 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
     tokenizer_source = cfg.tokenizer or (None if shape_only else source) or TINY_TOKENIZER
     tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source == TINY_TOKENIZER else \
         from_pretrained(AutoTokenizer, tokenizer_source)
-    bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
-    dtype = torch.bfloat16 if bf16 else torch.float32
+    # Trained weights stay fp32 (the master copy; bf16 compute comes from autocast or FSDP2/DeepSpeed): an
+    # lr-5e-7 Adam step is ~100x smaller than a bf16 weight's rounding step. Frozen LoRA base weights
+    # take no update, so they may stay bf16.
+    dtype = torch.bfloat16 if cfg.lora and compute_bf16(cfg, device) else torch.float32
     if source is None:
         model = build_tiny_model(cfg, tokenizer).to(dtype)
     elif shape_only:
@@ -71,14 +80,20 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
+    install_logprob_forward(model, cfg.logprob_chunk_tokens)
     return model.to(device), tokenizer
 
 
-def save_model(model, tokenizer, path: Path) -> None:
-    """An HF-format checkpoint every tool loads: full weights (LoRA merged in), plus the adapter if any."""
+def save_model(model, tokenizer, path: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
+    """An HF-format checkpoint every tool loads: full weights (LoRA merged in), plus the adapter if any.
+
+    `weights`: the whole state dict of a sharded model, gathered (the model itself then holds shards)."""
     if hasattr(model, "peft_config"):
+        if weights is not None:
+            raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
+                            "process or DDP (configs/accelerate/ddp.yaml)")
         model.save_pretrained(path / ADAPTER_DIR)
         copy.deepcopy(model).merge_and_unload().save_pretrained(path)
     else:
-        model.save_pretrained(path)
+        model.save_pretrained(path, state_dict=weights)
     tokenizer.save_pretrained(path)

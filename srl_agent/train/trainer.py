@@ -24,19 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import gather_object
 
-from ..actions import render_completion
 from ..errors import UserError
 from ..jsonio import atomic_writer
 from ..plot import read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
+from ..steps import expert_answer, save_rendering
 from ..types import StepExample
 from . import grpo
-from .batching import Layout, forward_tokens, group_chunks, make_batch, supports_shared_prefix
+from .batching import Batch, Layout, forward_tokens, group_chunks, make_batch, supports_shared_prefix
 from .checkpoint import (
     WANDB_ID_FILE,
     latest_checkpoint,
@@ -48,7 +47,8 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .data import ExampleStream, load_examples, split_by_trajectory
+from .data import ExampleStream, load_examples, split_by_trajectory, training_rendering
+from .engine import check_memory_plan, full_parameters, is_sharded, make_accelerator
 from .model import ADAPTER_DIR, load_model, save_model
 
 
@@ -64,12 +64,15 @@ def key(ex: StepExample) -> str:
     return f"{ex.trajectory_id}:{ex.step_index}"
 
 
-def update_layout(cfg: TrainConfig, model_config) -> Layout:
+def update_layout(cfg: TrainConfig, model_config, sharded: bool = False) -> Layout:
     """`auto`: padding-free with flash-attention; else shared-prefix where it gives the padded numbers
-    (an attention-only model, no checkpointing dropping the cache, no LoRA dropout differing per row)."""
-    shareable = supports_shared_prefix(model_config) and not cfg.gradient_checkpointing
+    (an attention-only model, no checkpointing dropping the cache, no LoRA dropout differing per row).
+    A sharded model (FSDP2, ZeRO-3) needs the same forward passes on every process: one per micro-batch,
+    where shared-prefix makes two per group."""
+    shareable = supports_shared_prefix(model_config) and not cfg.gradient_checkpointing and not sharded
     if cfg.update_layout == "shared_prefix" and not shareable:
-        raise UserError("update_layout shared_prefix needs an attention-only model and no gradient checkpointing")
+        raise UserError("update_layout shared_prefix needs an attention-only model, no gradient checkpointing and "
+                        "an unsharded engine (one process or DDP)")
     if cfg.update_layout != "auto":
         return cfg.update_layout
     if cfg.attn_implementation == "flash_attention_2":
@@ -83,13 +86,16 @@ def chunks(items: list, size: int) -> list[list]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, check_memory: bool = True):
         cfg.validate()
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.output_dir)
         # One process, or one of several started by `accelerate launch` / torchrun: each samples its own
-        # share of the prompts; gradients are summed across processes before every optimiser step.
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        # share of the prompts; the engine (DDP, FSDP2, ZeRO-3: see engine.py) syncs the gradients.
+        self.accelerator = make_accelerator(cfg)
+        self.sharded = is_sharded(self.accelerator)
+        if check_memory:
+            check_memory_plan(cfg, self.accelerator)
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.main = self.accelerator.is_main_process
         self._check_run_dir(resume, overwrite)  # every process reads the same folder, so all agree
@@ -106,28 +112,31 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights everywhere
         adapter = checkpoint / ADAPTER_DIR if checkpoint and cfg.lora else None
         weights = str(checkpoint) if checkpoint and not cfg.lora else None
-        self.model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None,
-                                                device=self.accelerator.device)
+        model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None,
+                                           device=self.accelerator.device)
         if self.world > 1:
             torch.manual_seed(cfg.seed + self.rank)  # but each process samples its own rollouts
-        self.model.train()
-        self.device = next(self.model.parameters()).device
-        self.policy = HFPolicy(self.model, self.tokenizer, self.device)
-        examples = load_examples(cfg, self.tokenizer)
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.device = self.accelerator.device
+        # Rollouts and validation generate with the unwrapped model (sharded engines still gather its weights).
+        self.unwrapped = self.accelerator.unwrap_model(self.model)
+        self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1)
+        self.rendering = training_rendering(cfg, self.tokenizer, log)  # saved beside every checkpoint's weights
+        examples = load_examples(cfg, self.tokenizer, self.rendering)
         # An old run goes only now that the model and data have loaded: a typo costs nothing.
         if checkpoint is None and self.main and (overwrite or resume):
             remove_previous_run(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
-        self.layout = update_layout(cfg, self.model.config)
+        self.layout = update_layout(cfg, self.unwrapped.config, self.sharded)
         self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
-        self.rollout_stale = False
-        self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, cfg.call_style)
+        self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, self.rendering.call_style)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
         self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.ref_model = None
         if cfg.kl_coef > 0:  # the reference is the starting model, also after a resume
             self.ref_model, _ = load_model(dataclasses.replace(cfg, lora=False), device=self.device)
@@ -157,13 +166,17 @@ class Trainer:
                             "it, --overwrite to start it over, or another --output-dir")
 
     def _vllm_rollout(self):
-        """A colocated vLLM engine started from the trainer's current weights (synced after each update)."""
+        """A colocated vLLM engine per process (vLLM's external launcher), started from the initial weights that
+        the first process writes once; it gets the trainer's current weights at every wake (sampling_phase)."""
         from ..policy.vllm import VLLMPolicy, import_vllm
 
         import_vllm()  # a clear error before any weights are written
-        start = self.run_dir / "rollout-weights"
-        save_model(self.model, self.tokenizer, start)
-        engine = VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
+        start, weights = self.run_dir / "rollout-weights", self._full_weights()
+        if self.main:
+            save_model(self.unwrapped, self.tokenizer, start, weights)
+        self.accelerator.wait_for_everyone()
+        engine = VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization, colocate=True,
+                            seed=self.cfg.seed + self.rank)
         engine.sleep()  # woken for each sampling phase (see sampling_phase)
         return engine
 
@@ -194,6 +207,9 @@ class Trainer:
             json.dump(self.cfg.to_dict(), f, indent=2)
 
     def _restore(self, checkpoint: Path) -> None:
+        if self.sharded:  # the optimizer state is saved from the first process only: its shard, not the whole
+            raise UserError("--resume is not supported with FSDP2/ZeRO-3 yet; resume with one process or DDP "
+                            "(configs/accelerate/ddp.yaml), or start over with --overwrite")
         state = load_state(checkpoint)
         if len(state["processes"]) != self.world:
             raise UserError(f"{checkpoint} was written by {len(state['processes'])} processes; resume with as many")
@@ -212,6 +228,11 @@ class Trainer:
             with atomic_writer(metrics) as f:
                 f.write("".join(r + "\n" for r in kept))
         self.log(f"resumed from {checkpoint} at step {self.step}")
+
+    def _full_weights(self) -> dict[str, torch.Tensor] | None:
+        """A sharded model's whole state dict, gathered onto the first process (all take part); None when every
+        process holds the whole model anyway."""
+        return self.accelerator.get_state_dict(self.model) if self.sharded else None
 
     def _state(self) -> dict[str, Any]:
         """The resumable state; every process contributes its data position and random state."""
@@ -240,7 +261,8 @@ class Trainer:
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
-        rewards = srl_rewards(texts, experts, self.reward_cfg)
+        rewards = srl_rewards(texts, experts, self.reward_cfg,
+                              offered=[ex.tool_names for ex, g in zip(examples, groups, strict=True) for _ in g])
         if timings is not None:
             timings["generate"] += middle - start
             timings["reward"] += time.perf_counter() - middle
@@ -251,15 +273,12 @@ class Trainer:
     def sampling_phase(self):
         """Generation and update share the GPU: the rollout engine holds memory only while it samples.
 
-        A vLLM engine wakes (and takes the weights of any update since it last sampled) and sleeps
-        again afterwards, even on an error, freeing its memory for the update; HF generation's cache
-        goes back to the allocator.
+        A vLLM engine wakes with the trainer's current weights (gathered one tensor at a time) and sleeps
+        again afterwards, even on an error, freeing its weights and KV cache for the update; HF
+        generation's cache goes back to the allocator.
         """
         if self.rollout is not self.policy:
-            self.rollout.wake_up()
-            if self.rollout_stale:
-                self.rollout.sync_weights(self.model)
-                self.rollout_stale = False
+            self.rollout.wake_up(full_parameters(self.accelerator, self.unwrapped))
         try:
             yield
         finally:
@@ -269,19 +288,21 @@ class Trainer:
                 torch.cuda.empty_cache()
 
     def fill_batch(self, timings: dict[str, float]) -> tuple[list[Rollout], dict[str, Any]]:
-        """Dynamic sampling: keep groups whose rewards differ; over-sample (with a cap) to fill the batch."""
+        """Dynamic sampling over the global batch: keep groups whose rewards differ; each process over-samples
+        its share of what is still missing (with a cap), so all make the same sampling calls."""
         cfg = self.cfg
         params = SamplingParams(cfg.group_size, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
         with self.sampling_phase():
             kept, sampled, rounds = grpo.dynamic_fill(
-                lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, self.local_batch,
-                cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling)
-        all_rewards = [x for r in sampled for x in r.rewards]
-        stats = {"fill_ratio": len(kept) / self.local_batch, "dropped_groups": len(sampled) - len(kept),
-                 "sampled_prompts": len(sampled), "sample_rounds": rounds,
-                 "reward_mean": sum(all_rewards) / len(all_rewards),
-                 "format_ok": sum(x > -1 for x in all_rewards) / len(all_rewards),
-                 "completion_tokens": sum(len(c.token_ids) for r in sampled for c in r.completions)}
+                lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, cfg.batch_size,
+                cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling, self._gather, self.rank)
+        rewards = [x for r in sampled for x in r.rewards]
+        n_kept, n_sampled, reward_sum, format_ok, n_rewards, tokens = self._global_sums(
+            len(kept), len(sampled), sum(rewards), sum(x > -1 for x in rewards), len(rewards),
+            sum(len(c.token_ids) for r in sampled for c in r.completions))
+        stats = {"fill_ratio": n_kept / cfg.batch_size, "dropped_groups": int(n_sampled - n_kept),
+                 "sampled_prompts": int(n_sampled), "sample_rounds": rounds, "reward_mean": reward_sum / n_rewards,
+                 "format_ok": format_ok / n_rewards, "completion_tokens": int(tokens)}
         return kept, stats
 
     # --- updates ------------------------------------------------------------------------------
@@ -292,25 +313,41 @@ class Trainer:
     def _logprobs(self, model, batch) -> torch.Tensor:
         return batch.token_logprobs(model, max(self.cfg.temperature, 1e-5))
 
-    def _global_sum(self, value: float) -> float:
+    def _global_sums(self, *values: float) -> list[float]:
         if self.world == 1:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
-        torch.distributed.all_reduce(tensor)
-        return float(tensor)
+            return list(values)
+        return self.accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=self.device), "sum").tolist()
+
+    def _gather(self, value: Any) -> list[Any]:
+        """Every process's `value`, in process order."""
+        return [value] if self.world == 1 else gather_object([value])
+
+    def _with_stand_ins(self, micro: list[tuple[Batch, torch.Tensor, float]], layout: Layout | None = None):
+        """Every process runs as many micro-batches as the busiest one, since under DDP, FSDP2 and ZeRO-3 each
+        forward and backward is a collective. One with fewer (or none: dynamic sampling kept nothing here)
+        adds one-token stand-ins whose loss weighs 0."""
+        busiest = max(self._gather(len(micro)))
+        stand_in = (self._batch([([self.policy.pad_id], [self.policy.pad_id])], layout), torch.zeros(1), 0.0)
+        return micro + [stand_in] * (busiest - len(micro))
+
+    @contextlib.contextmanager
+    def _micro_batch(self, last: bool):
+        """DDP accumulates gradients locally and syncs them in the backward of a step's last micro-batch only.
+        FSDP2 reduce-scatters every micro-batch's into the shards (skipping that would hold whole gradients)."""
+        self.accelerator.sync_gradients = last  # only then do DeepSpeed and accelerate's optimizer wrapper step
+        with contextlib.nullcontext() if last or self.sharded else self.accelerator.no_sync(self.model):
+            yield
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        # The loss is this process's share of the global mean (weighed by global totals); the engines average
+        # gradients over processes, so scaling by their number turns the average into the sum of the shares.
+        self.accelerator.backward(loss * self.world)
 
     def _optimizer_step(self) -> float:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.world > 1:  # losses were scaled by global totals: the summed gradient is the global mean
-            for p in params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                torch.distributed.all_reduce(p.grad)
-        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.rollout_stale = self.rollout is not self.policy  # synced when the engine next samples
-        return float(norm)
+        return float(norm) if norm is not None else math.nan
 
     def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
         cfg = self.cfg
@@ -318,76 +355,92 @@ class Trainer:
             if rollouts else []
         seqs = [(r.prompt_ids, c.token_ids, float(a)) for r, adv in zip(rollouts, advantages, strict=True)
                 for c, a in zip(r.completions, adv, strict=True) if c.token_ids]
-        total_seqs = self._global_sum(len(seqs))
-        total_tokens = self._global_sum(sum(len(s[1]) for s in seqs))
+        total_seqs, total_tokens = self._global_sums(len(seqs), sum(len(s[1]) for s in seqs))
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
-        micro_batches = group_chunks(seqs, cfg.micro_batch_size)  # a group's rollouts stay together
-        pairs = [[(p, c) for p, c, _ in chunk] for chunk in micro_batches]
-        batches = [self._batch(chunk_pairs) for chunk_pairs in pairs]  # laid out once, reused every epoch
+        chunks_ = group_chunks(seqs, cfg.micro_batch_size)  # a group's rollouts stay together
+        pairs = [[(p, c) for p, c, _ in chunk] for chunk in chunks_]
+
+        def share(chunk) -> float:  # of the global sequences or tokens: the loss is a global mean
+            return len(chunk) / total_seqs if cfg.loss_norm == "sequence" else sum(len(c) for _, c, _ in chunk) / \
+                total_tokens
+
+        # laid out once, reused every epoch
+        micro = self._with_stand_ins([(self._batch(chunk_pairs), torch.tensor([a for *_, a in chunk]), share(chunk))
+                                      for chunk, chunk_pairs in zip(chunks_, pairs, strict=True)])
         old: list[torch.Tensor] = []
         if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
-                old = [self._logprobs(self.model, batch) for batch in batches]
+                old = [self._logprobs(self.model, batch) for batch, _, _ in micro]
         losses, norms, kl = [], [], 0.0
         for _ in range(cfg.ppo_epochs):
             epoch_loss = 0.0
-            for i, (chunk, batch) in enumerate(zip(micro_batches, batches, strict=True)):
-                mask = batch.target_mask
-                logp = self._logprobs(self.model, batch)
-                adv = torch.tensor([a for _, _, a in chunk], device=self.device)
-                logp_old = old[i] if old else logp.detach()
-                weight = len(chunk) / total_seqs if cfg.loss_norm == "sequence" else mask.sum().item() / total_tokens
-                loss = grpo.clipped_objective(logp, logp_old, adv, mask, cfg.clip_low, cfg.clip_high,
-                                              cfg.loss_norm) * weight
-                if self.ref_model is not None:
-                    with torch.no_grad():
-                        ref = self._logprobs(self.ref_model, batch)
-                    chunk_kl = grpo.kl_penalty(logp, ref, mask) * weight
-                    loss = loss + cfg.kl_coef * chunk_kl
-                    kl += chunk_kl.item() / cfg.ppo_epochs
-                loss.backward()
+            for i, (batch, adv, weight) in enumerate(micro):
+                with self._micro_batch(last=i == len(micro) - 1):
+                    mask = batch.target_mask
+                    logp = self._logprobs(self.model, batch)
+                    logp_old = old[i] if old else logp.detach()
+                    loss = grpo.clipped_objective(logp, logp_old, adv.to(self.device), mask, cfg.clip_low,
+                                                  cfg.clip_high, cfg.loss_norm) * weight
+                    if self.ref_model is not None:
+                        with torch.no_grad(), self.accelerator.autocast():
+                            ref = self._logprobs(self.ref_model, batch)
+                        chunk_kl = grpo.kl_penalty(logp, ref, mask) * weight
+                        loss = loss + cfg.kl_coef * chunk_kl
+                        kl += chunk_kl.item() / cfg.ppo_epochs
+                    self._backward(loss)
                 epoch_loss += loss.item()
             norms.append(self._optimizer_step())
             losses.append(epoch_loss)
         # each process's loss is its share of the global mean (weights divide by global totals): sum the shares
-        row = {"loss": self._global_sum(sum(losses) / len(losses)), "grad_norm": norms[-1],
-               "update_tokens": int(total_tokens),
+        loss, kl = self._global_sums(sum(losses) / len(losses), kl)
+        row = {"loss": loss, "grad_norm": norms[-1], "update_tokens": int(total_tokens),
                "forward_tokens": cfg.ppo_epochs * sum(forward_tokens(chunk, self.layout) for chunk in pairs)}
         if self.ref_model is not None:
-            row["kl"] = self._global_sum(kl)  # to the starting model, normalised as the loss is
+            row["kl"] = kl  # to the starting model, normalised as the loss is
         return row
 
     def sft_target(self, ex: StepExample) -> list[int]:
-        text = render_completion(ex.expert_thought, ex.expert, self.cfg.call_style)
-        return self.policy.encode_prompts([text])[0] + [self.policy.eos_ids[0]]
+        answer, end = expert_answer(self.tokenizer, ex.prompt, ex.tools, ex.expert_thought, ex.expert, self.rendering)
+        return self.policy.encode_prompts([answer + end])[0]
 
     def sft_update(self, examples: list[StepExample]) -> dict[str, float]:
         seqs = [(self.prompt_ids(ex), self.sft_target(ex)) for ex in examples]
-        total_tokens = self._global_sum(sum(len(c) for _, c in seqs))
-        total = 0.0
+        (total_tokens,) = self._global_sums(sum(len(c) for _, c in seqs))
         layout = "padded" if self.layout == "shared_prefix" else self.layout  # one answer per prompt: no sharing
-        for chunk in chunks(seqs, self.cfg.micro_batch_size):
-            batch = self._batch(chunk, layout)
-            loss = -(batch.token_logprobs(self.model) * batch.target_mask).sum() / total_tokens
-            loss.backward()
+        micro = self._with_stand_ins([(self._batch(chunk, layout), torch.zeros(0), 1 / total_tokens)
+                                      for chunk in chunks(seqs, self.cfg.micro_batch_size)], layout)
+        total = 0.0
+        for i, (batch, _, weight) in enumerate(micro):
+            with self._micro_batch(last=i == len(micro) - 1):
+                loss = -(batch.token_logprobs(self.model) * batch.target_mask).sum() * weight
+                self._backward(loss)
             total += loss.item()
-        return {"loss": self._global_sum(total), "grad_norm": self._optimizer_step(),
-                "update_tokens": int(total_tokens)}
+        (loss,) = self._global_sums(total)
+        return {"loss": loss, "grad_norm": self._optimizer_step(), "update_tokens": int(total_tokens)}
 
     # --- validation ---------------------------------------------------------------------------
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean greedy SRL reward on the held-out trajectories' steps."""
+        """Mean greedy SRL reward on the held-out trajectories' steps, shared out among the processes.
+
+        Each process scores as many steps as the others (repeating one whose reward is not counted), so
+        all make the same generation calls, which a sharded model needs; the rewards are gathered.
+        """
         if not self.val_examples:
             return {}
         params = SamplingParams(1, 0.0, 1.0, self.cfg.max_new_tokens)
+        mine = self.val_examples[self.rank::self.world]
+        counted, share = len(mine), math.ceil(len(self.val_examples) / self.world)
+        mine += (mine or self.val_examples)[:1] * (share - counted)
         rewards = []
         with self.sampling_phase():
-            for batch in chunks(self.val_examples, 8):
+            for batch in chunks(mine, 8):
                 rewards += [r.rewards[0] for r in self.sample(batch, params)]
-        return {"val_reward": sum(rewards) / len(rewards), "val_format_ok": sum(r > -1 for r in rewards) / len(rewards)}
+        rewards = [r for part in self._gather(rewards[:counted]) for r in part]
+        return {"val_reward": sum(rewards) / len(rewards), "val_format_ok": sum(r > -1 for r in rewards) / len(rewards),
+                "val_steps": len(rewards)}
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -434,24 +487,29 @@ class Trainer:
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         cfg = self.cfg
-        if self.step == 0 and self.val_examples and self.main:
+        if self.step == 0 and self.val_examples:
             self.log_metrics({"step": 0, **self.evaluate()})
         while self.step < cfg.max_steps:
             row = self.train_step()
             self.step += 1
             row["step"] = self.step
             last = self.step == cfg.max_steps
-            if (self.step % cfg.eval_every == 0 or last) and self.main:  # the weights are the same everywhere
+            if self.step % cfg.eval_every == 0 or last:  # every process scores its share
                 row.update(self.evaluate())
                 if row.get("val_reward", -math.inf) > self.best:
                     self.best = row["val_reward"]
-                    save_best(self.run_dir, self.model, self.tokenizer, {"step": self.step, "val_reward": self.best})
+                    info = {"step": self.step, "val_reward": self.best}
+                    weights = self._full_weights()
+                    if self.main:
+                        save_rendering(self.rendering, save_best(self.run_dir, self.unwrapped, self.tokenizer, info,
+                                                                 weights))
             self.log_metrics(row)
             if self.step % cfg.save_every == 0 or last:
-                state = self._state()  # every process takes part in gathering it
+                state, weights = self._state(), self._full_weights()  # every process takes part in gathering them
                 if self.main:
-                    save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state)
-                self.accelerator.wait_for_everyone()
+                    save_rendering(self.rendering, save_checkpoint(self.run_dir, self.step, self.unwrapped,
+                                                                   self.tokenizer, state, weights))
+            self.accelerator.wait_for_everyone()
             if on_step:
                 on_step(row)
         if self.writer:

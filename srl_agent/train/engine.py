@@ -1,0 +1,117 @@
+"""The distributed engine is accelerate's: DDP, FSDP2 or DeepSpeed ZeRO-3, picked by the launch config.
+
+    one process                    srl-agent train ...
+    DDP (replicated)               accelerate launch --config_file configs/accelerate/ddp.yaml -m srl_agent.cli train
+    FSDP2 (sharded)                ... --config_file configs/accelerate/fsdp2.yaml ...
+    DeepSpeed ZeRO-3 (sharded)     ... --config_file configs/accelerate/zero3.yaml ...   (pip install deepspeed)
+
+The trainer only calls `Accelerator.prepare`, `no_sync`, `backward`, `clip_grad_norm_` and
+`get_state_dict`; mixed precision (bf16 compute, fp32 master weights and optimizer state) comes
+from the same config: autocast for one process or DDP, FSDP2's MixedPrecisionPolicy, DeepSpeed's bf16.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+
+from ..errors import UserError
+from .config import TrainConfig
+from .model import compute_bf16, pick_device
+
+
+def _launch_env(name: str) -> bool:
+    return os.environ.get(name, "false").lower() in ("1", "true")
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The run's Accelerator, or one clear line when the engine config does not fit the launch."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if _launch_env("ACCELERATE_USE_DEEPSPEED") and importlib.util.find_spec("deepspeed") is None:
+        raise UserError("the accelerate config asks for DeepSpeed, which is not installed: pip install deepspeed, "
+                        "or launch with configs/accelerate/fsdp2.yaml")
+    if _launch_env("ACCELERATE_USE_FSDP") and world == 1:
+        raise UserError("the accelerate config shards the model (FSDP) but this launch has one process: pass "
+                        "--num_processes N (N > 1) to accelerate launch, or drop --config_file for one process")
+    bf16 = compute_bf16(cfg, pick_device())
+    # DDP's forward would broadcast buffers (rotary tables, constant here) in every call: a collective that
+    # processes making different numbers of forward passes (shared-prefix groups) would never match.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no",
+                              kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+    asked = "FSDP" if _launch_env("ACCELERATE_USE_FSDP") else "DeepSpeed" if _launch_env("ACCELERATE_USE_DEEPSPEED") \
+        else None
+    if asked and not is_sharded(accelerator):  # accelerate quietly falls back to DDP on CPU
+        raise UserError(f"the accelerate config asks for {asked}, which accelerate runs only on GPUs: on CPU launch "
+                        "with configs/accelerate/ddp.yaml or torchrun")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # The trainer lays out its own micro-batches and marks the last one of each step (sync_gradients);
+        # DeepSpeed's own accumulation stays at 1 and clips as the run config says.
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds.update(train_micro_batch_size_per_gpu=cfg.micro_batch_size, gradient_accumulation_steps=1,
+                  gradient_clipping=cfg.max_grad_norm)
+        ds.pop("train_batch_size", None)
+    if accelerator.distributed_type == DistributedType.FSDP and bf16:
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+
+        # bf16 copies of the fp32 shards for compute; gradients reduced in fp32 (accelerate's default is bf16)
+        accelerator.state.fsdp_plugin.mixed_precision_policy = MixedPrecisionPolicy(
+            param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return accelerator
+
+
+def is_sharded(accelerator: Accelerator) -> bool:
+    """FSDP and ZeRO-3 run every forward as a collective: all processes must make the same calls."""
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def engine_name(accelerator: Accelerator) -> str:
+    names = {DistributedType.FSDP: "FSDP2", DistributedType.DEEPSPEED: "DeepSpeed ZeRO-3",
+             DistributedType.MULTI_GPU: "DDP", DistributedType.MULTI_CPU: "DDP (gloo)"}
+    return names.get(accelerator.distributed_type, "one process")
+
+
+def check_memory_plan(cfg: TrainConfig, accelerator: Accelerator) -> None:
+    """Before any weights load: a run the memory planner (plan.py) says cannot fit these GPUs is an error."""
+    if accelerator.device.type != "cuda":
+        return
+    from .plan import model_shape, plan_memory, render
+
+    kinds = {DistributedType.FSDP: "fsdp2", DistributedType.DEEPSPEED: "zero3"}
+    gpu_gb = torch.cuda.get_device_properties(accelerator.device).total_memory / 1e9
+    plan = plan_memory(cfg, model_shape(cfg), accelerator.num_processes, gpu_gb,
+                       kinds.get(accelerator.distributed_type, "ddp"))
+    if not plan.fits:
+        raise UserError(f"the memory plan says this run does not fit (--ignore-memory-plan runs it anyway):\n"
+                        f"{render(plan)}")
+
+
+def full_parameters(accelerator: Accelerator, model) -> Iterator[tuple[str, torch.Tensor]]:
+    """The unwrapped model's weights under their HF names, each whole, one at a time (for a rollout engine).
+
+    FSDP2 gathers each DTensor and ZeRO-3 each partitioned parameter as the walk reaches it (collectives
+    every process joins), so at most one whole tensor is alive at a time. A LoRA model is merged for the
+    walk and unmerged after it: the engine holds plain weights.
+    """
+    peft = hasattr(model, "peft_config")
+    if peft:
+        model.merge_adapter()
+    try:
+        for name, param in (model.get_base_model() if peft else model).named_parameters():
+            if "lora_" in name:
+                continue
+            name = name.replace(".base_layer", "")
+            if accelerator.distributed_type == DistributedType.DEEPSPEED:
+                import deepspeed
+
+                with deepspeed.zero.GatheredParameters([param]):
+                    yield name, param.detach()
+            else:
+                yield name, (param.full_tensor() if hasattr(param, "full_tensor") else param).detach()
+    finally:
+        if peft:
+            model.unmerge_adapter()

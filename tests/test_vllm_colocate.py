@@ -1,0 +1,120 @@
+"""The colocated vLLM rollout engine against a stand-in `vllm` module (vLLM needs a GPU and cannot be installed
+here). The stand-in takes exactly the keyword names of vLLM's public API that the policy uses (`LLM(...)`
+engine arguments, `sleep(level)`, `wake_up(tags)`, `reset_prefix_cache()`, `generate(prompts,
+sampling_params, use_tqdm)`, `SamplingParams(n, temperature, top_p, max_tokens, logprobs,
+skip_special_tokens)`), with no **kwargs, so a misspelt or unknown name fails; it records the call order."""
+
+from __future__ import annotations
+
+import sys
+import types
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from srl_agent.policy import SamplingParams
+from srl_agent.tokenizer import load_tokenizer
+
+CALLS: list = []
+
+
+class StandInSamplingParams:
+    def __init__(self, *, n: int = 1, temperature: float = 1.0, top_p: float = 1.0, max_tokens: int | None = 16,
+                 logprobs: int | None = None, skip_special_tokens: bool = True):
+        self.n, self.max_tokens, self.logprobs, self.skip_special_tokens = n, max_tokens, logprobs, skip_special_tokens
+
+
+class StandInLLM:
+    ANSWER = '<think>look</think>\n<tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call>'
+
+    def __init__(self, model: str, *, gpu_memory_utilization: float = 0.9, dtype: str = "auto", seed: int = 0,
+                 tensor_parallel_size: int = 1, distributed_executor_backend: str | None = None,
+                 enable_sleep_mode: bool = False):
+        CALLS.append(("LLM", {"model": model, "distributed_executor_backend": distributed_executor_backend,
+                              "seed": seed, "enable_sleep_mode": enable_sleep_mode}))
+        self.tokenizer = load_tokenizer()
+        runner = SimpleNamespace(model=SimpleNamespace(load_weights=self._load_weights))
+        self.llm_engine = SimpleNamespace(model_executor=SimpleNamespace(driver_worker=SimpleNamespace(
+            model_runner=runner)))
+
+    def _load_weights(self, weights):
+        weights = list(weights)
+        assert len(weights) == 1  # one tensor at a time: never the whole state dict
+        CALLS.append(("load_weights", weights[0][0]))
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    def sleep(self, level: int = 1):
+        CALLS.append(("sleep", level))
+
+    def wake_up(self, tags: list[str] | None = None):
+        CALLS.append(("wake_up", tags))
+
+    def reset_prefix_cache(self):
+        CALLS.append(("reset_prefix_cache",))
+
+    def generate(self, prompts, sampling_params=None, use_tqdm: bool = True):
+        CALLS.append(("generate", len(prompts)))
+        ids = self.tokenizer(self.ANSWER, add_special_tokens=False)["input_ids"]
+        text = self.tokenizer.decode(ids, skip_special_tokens=sampling_params.skip_special_tokens)  # as vLLM does
+        output = SimpleNamespace(text=text, token_ids=ids, logprobs=None, finish_reason="stop")
+        return [SimpleNamespace(outputs=[output] * sampling_params.n) for _ in prompts]
+
+
+@pytest.fixture
+def standin_vllm(monkeypatch):
+    CALLS.clear()
+    module = types.ModuleType("vllm")
+    module.LLM, module.SamplingParams = StandInLLM, StandInSamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    return CALLS
+
+
+def test_colocated_engine_call_order_and_arguments(standin_vllm, tmp_path):
+    from accelerate import Accelerator
+
+    from srl_agent.policy.vllm import VLLMPolicy
+    from srl_agent.reward import srl_reward
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.engine import full_parameters
+    from srl_agent.train.model import load_model
+    from srl_agent.types import ToolCall
+
+    engine = VLLMPolicy(str(tmp_path), gpu_memory_utilization=0.3, colocate=True, seed=3)
+    engine.sleep()
+    model, _ = load_model(TrainConfig(), device=torch.device("cpu"))
+    engine.wake_up(full_parameters(Accelerator(cpu=True), model))
+    groups = engine.generate_ids([[1, 2, 3]], SamplingParams(n=2, max_new_tokens=32))
+    engine.sleep()
+    names = [name for name, _ in model.named_parameters()]
+    assert standin_vllm == [
+        ("LLM", {"model": str(tmp_path), "distributed_executor_backend": "external_launcher", "seed": 3,
+                 "enable_sleep_mode": True}),
+        ("sleep", 2),  # level 2: the weights are dropped, not copied to CPU (fresh ones come at every wake)
+        ("wake_up", ["weights"]), *[("load_weights", n) for n in names], ("reset_prefix_cache",),
+        ("wake_up", ["kv_cache"]), ("generate", 1), ("sleep", 2)]
+    answer = groups[0][0].text
+    assert answer.startswith("<think>") and "<tool_call>" in answer  # special tokens kept in the text
+    assert srl_reward(answer, ToolCall("bash", {"command": "ls"})) == 1.0
+
+
+def test_a_lora_model_reaches_the_engine_merged_under_plain_names():
+    from accelerate import Accelerator
+
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.engine import full_parameters
+    from srl_agent.train.model import load_model
+
+    plain, _ = load_model(TrainConfig(), device=torch.device("cpu"))
+    lora, _ = load_model(TrainConfig(lora=True, lora_r=4), device=torch.device("cpu"))
+    for module in lora.modules():  # a trained adapter: B no longer 0
+        if hasattr(module, "lora_B"):
+            torch.nn.init.normal_(module.lora_B["default"].weight, std=0.1)
+    # copied as they come, as the engine's load_weights does: the adapter is unmerged after the walk
+    sent = {name: tensor.clone() for name, tensor in full_parameters(Accelerator(cpu=True), lora)}
+    assert list(sent) == [name for name, _ in plain.named_parameters()]
+    merged = lora.merge_and_unload()
+    for name, tensor in merged.named_parameters():
+        assert torch.allclose(sent[name], tensor, atol=1e-6), name
