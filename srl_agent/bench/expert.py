@@ -3,7 +3,8 @@
     1. look at the repository layout            str_replace_editor view /testbed
     2. find the code the gold patch changes     grep for its function
     3. read it                                  str_replace_editor view, around the hunk
-    4. reproduce the issue                      create reproduce_issue.py (the task's repro), run it
+    4. reproduce the issue                      create reproduce_issue.py (the task's repro), run it;
+                                                or, for a task without `repro`, run its failing tests
     5. fix it                                   str_replace_editor str_replace, one call per hunk
     6. check                                    rerun the reproduction and the module's tests
     7. clean up and submit                      rm reproduce_issue.py, submit
@@ -18,9 +19,11 @@ from __future__ import annotations
 import json
 import random
 import re
+import shlex
 from collections.abc import Callable
 
-from ..agent import AgentConfig, AgentRun, ReplayPolicy, run_agent
+from ..agent import AgentConfig, AgentRun, run_agent
+from ..policy.replay import ReplayPolicy
 from ..replay import patches_match
 from ..sandbox import Sandbox
 from ..types import Step, ToolCall, Trajectory
@@ -97,11 +100,17 @@ def _symbol(text: str, hunk) -> tuple[str, str]:
 
 
 def _test_target(instance: dict) -> str:
-    """The test files the task's test patch touches that exist before it, else the whole suite."""
+    """The test files the task's test patch touches that exist before it, else those of its failing tests."""
     from unidiff import PatchSet
 
     existing = [f.path for f in PatchSet(instance["test_patch"]) if not f.is_added_file]
-    return " ".join(existing) or "tests"
+    failing_files = sorted({test.split("::")[0] for test in json.loads(instance["FAIL_TO_PASS"])})
+    return " ".join(existing or failing_files) or "tests"
+
+
+def _failing_tests(instance: dict, limit: int = 5) -> str:
+    """The first few FAIL_TO_PASS tests, quoted for the shell: the expert's reproduction without a script."""
+    return " ".join(shlex.quote(test) for test in json.loads(instance["FAIL_TO_PASS"])[:limit])
 
 
 def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
@@ -130,7 +139,11 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                    f"Let me locate `{symbol}` in the package, since that is where the issue seems to originate.",
                    f"I'll search for `{symbol}`; the issue's symptoms point there."),
              f"grep -rn '{definition}' {ROOT}/{package}")
-    reproduce = f"cd {ROOT} && python3 {REPRO}"
+    repro = instance.get("repro")
+    # without swe-mini's script, the repository's own pytest `addopts` are off: they may need plugins the image
+    # lacks (swe-mini's plans stay as recorded)
+    pytest = "python3 -m pytest -q" if repro else "python3 -m pytest -q -o addopts="
+    reproduce = f"cd {ROOT} && python3 {REPRO}" if repro else f"cd {ROOT} && {pytest} {_failing_tests(instance)}"
     first_view = first_edit = True
     for patched in patch:
         path = f"{ROOT}/{patched.path}"
@@ -144,6 +157,11 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                    f"Let me look at the code of `{where}` in {patched.path}.") if first_view else
              f"The fix also needs a change in {patched.path}. Let me look at `{where}` there.",
              "str_replace_editor", command="view", path=path, view_range=[start, end])
+        if first_view and not repro:
+            bash(_pick(rng, "Before changing anything I'll run the failing tests from the report to see the failure.",
+                       "Let me run the tests the report mentions, to see the failure myself.",
+                       "First I want to see these tests fail, so let me run them."), reproduce)
+            first_view = False
         if first_view:
             step(_pick(rng, "Before changing anything I'll reproduce the problem with the example from the issue.",
                        "Let me write a small script that reproduces the issue first.",
@@ -162,15 +180,21 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                        if first_edit else f"`{hunk_symbol}` needs a matching change as well.")
             first_edit = False
             step(thought, "str_replace_editor", command="str_replace", path=path, old_str=old, new_str=new)
-    bash(_pick(rng, "Now let me rerun the reproduction script to check the fix.",
-               "Let me run the reproduction again with the fix in place.",
-               "Let me verify the fix with the reproduction script."), reproduce)
+    if repro:
+        bash(_pick(rng, "Now let me rerun the reproduction script to check the fix.",
+                   "Let me run the reproduction again with the fix in place.",
+                   "Let me verify the fix with the reproduction script."), reproduce)
+    else:
+        bash(_pick(rng, "Now let me rerun the failing tests to check the fix.",
+                   "Let me run the failing tests again with the fix in place.",
+                   "Let me verify the fix with the tests from the report."), reproduce)
     bash(_pick(rng, "The output is correct now. Let me run the existing tests to make sure nothing else broke.",
                "That works. I'll run the related tests to check for regressions.",
                "Good. Now the test suite for this part of the code, to be sure nothing regressed."),
-         f"cd {ROOT} && python3 -m pytest -q {_test_target(instance)}")
-    bash("The tests pass. I'll remove the reproduction script so it does not end up in the patch.",
-         f"rm {ROOT}/{REPRO}")
+         f"cd {ROOT} && {pytest} {_test_target(instance)}")
+    if repro:
+        bash("The tests pass. I'll remove the reproduction script so it does not end up in the patch.",
+             f"rm {ROOT}/{REPRO}")
     step(_pick(rng, "The fix is in place and verified. Submitting.", "Everything checks out; let me submit.",
                "The issue is resolved and the tests pass, so I'll submit the change."), "submit")
     return steps
@@ -188,6 +212,7 @@ def run_expert(instance: dict, sandbox: Sandbox) -> AgentRun:
                            f"(exit {run.exit_status})")
     traj = run.trajectory
     traj.resolved = True
-    traj.metadata.update(source="swe-mini scripted expert", repo=instance["repo"],
+    traj.metadata.update(source="swe-mini scripted expert" if instance.get("repro") else "task-factory scripted expert",
+                         repo=instance["repo"],
                          base_commit=instance["base_commit"], FAIL_TO_PASS=json.loads(instance["FAIL_TO_PASS"]))
     return run

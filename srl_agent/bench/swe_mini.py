@@ -6,18 +6,17 @@
 
 Each repository becomes a git repository with a fixed author and date, so its base commit hash is the
 same on every machine. FAIL_TO_PASS and PASS_TO_PASS are not written by hand: they are measured, the
-way SWE-bench validates its tasks (tests with the test patch, before and after the gold patch).
-Every task gets an image `srl-agent/swe-mini:<id>`: the sandbox image plus the repository at /testbed.
+way SWE-bench validates its tasks (tests with the test patch, before and after the gold patch), inside
+sandboxes from the swe image. Every task gets an image `srl-agent/swe-mini:<id>`: the sandbox image plus the
+repository at /testbed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -47,11 +46,9 @@ def image_name(instance_id: str) -> str:
 
 
 def _git(repo: Path, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=repo, input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **_GIT_IDENTITY})
-    if proc.returncode != 0:
-        raise UserError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()[-500:]}")
-    return proc.stdout
+    from ..tasks.source import git
+
+    return git(repo, *args, stdin=stdin, identity=_GIT_IDENTITY)
 
 
 def materialize_repo(repo_name: str, dest: str | Path) -> str:
@@ -67,24 +64,28 @@ def materialize_repo(repo_name: str, dest: str | Path) -> str:
     return _git(dest, "rev-parse", "HEAD").strip()
 
 
-def eval_script(base_commit: str, test_patch: str, test_files_at_base: list[str], new_test_files: list[str]) -> str:
-    """The swebench-5 `eval_script`: reset the test files, apply the test patch, run the suite, reset again."""
+def eval_script(base_commit: str, test_patch: str, test_files_at_base: list[str], new_test_files: list[str],
+                test_command: str = TEST_COMMAND) -> str:
+    """The swebench-5 `eval_script`: reset the test files, apply the test patch (if any), run the suite, reset."""
     reset = [f"git checkout {base_commit} -- {' '.join(test_files_at_base)}"] if test_files_at_base else []
     remove_new = [f"rm -f {' '.join(new_test_files)}"] if new_test_files else []
-    lines = ["#!/bin/bash", "set -uxo pipefail", "cd /testbed", *reset, *remove_new,
-             f"git apply -v - <<'{_HEREDOC}'", test_patch.rstrip("\n"), _HEREDOC,
-             ": '>>>>> Start Test Output'", TEST_COMMAND, ": '>>>>> End Test Output'", *reset, *remove_new]
+    apply = [f"git apply -v - <<'{_HEREDOC}'", test_patch.rstrip("\n"), _HEREDOC] if test_patch.strip() else []
+    lines = ["#!/bin/bash", "set -uxo pipefail", "cd /testbed", *reset, *remove_new, *apply,
+             ": '>>>>> Start Test Output'", test_command, ": '>>>>> End Test Output'", *reset, *remove_new]
     return "\n".join(lines) + "\n"
 
 
-def _test_statuses(repo: Path) -> dict[str, str]:
-    """Run the suite on the host and parse it with swebench's own pytest log parser."""
-    from swebench.harness.log_parsers import PARSER_REGISTRY
+def _test_statuses(repo: Path, patches: tuple[str, ...]) -> dict[str, str]:
+    """Run the suite with `patches` applied in a sandbox from the swe image (the host needs no pytest)."""
+    from ..images import SWE_IMAGE
+    from ..tasks.validate import run_suite
 
-    command = [sys.executable, *TEST_COMMAND.split()[1:]]
-    proc = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    return PARSER_REGISTRY["parse_log_pytest"](proc.stdout, None)
+    run = run_suite(SWE_IMAGE, repo, "tests", ".", patches, timeout=300, command=TEST_COMMAND)
+    if run.patch_failed:
+        raise UserError(f"a patch does not apply: {run.log.strip()[-300:]}")
+    if run.timed_out:
+        raise UserError("the test suite did not finish in 300 s")
+    return run.statuses
 
 
 def make_instance(task_dir: Path) -> dict:
@@ -106,10 +107,8 @@ def _make_instance(task_dir: Path) -> dict:
         base = materialize_repo(repo_name, repo)
         test_files = [f.path for f in PatchSet(test_patch)]
         at_base = [p for p in test_files if (repo / p).exists()]
-        _git(repo, "apply", "-", stdin=test_patch)
-        before = _test_statuses(repo)
-        _git(repo, "apply", "-", stdin=gold)
-        after = _test_statuses(repo)
+        before = _test_statuses(repo, (test_patch,))
+        after = _test_statuses(repo, (test_patch, gold))
     fail_to_pass = sorted(t for t, s in after.items() if s == "PASSED" and before.get(t) != "PASSED")
     pass_to_pass = sorted(t for t, s in after.items() if s == "PASSED" and before.get(t) == "PASSED")
     broken = sorted(t for t, s in after.items() if s != "PASSED")
@@ -164,13 +163,23 @@ STOPSIGNAL SIGKILL
 """
 
 
-def _image_hash(instance: dict, base_id: str) -> str:
-    return hashlib.sha256(f"{base_id}\0{instance['base_commit']}\0{_DOCKERFILE}".encode()).hexdigest()[:16]
+def _image_hash(instance: dict, base_id: str, dockerfile: str) -> str:
+    return hashlib.sha256(f"{base_id}\0{instance['base_commit']}\0{dockerfile}".encode()).hexdigest()[:16]
+
+
+def _materialize_task(instance: dict, dest: Path) -> str:
+    return materialize_repo(instance["repo"].split("/", 1)[1], dest)
 
 
 def build_images(client, instances: list[dict], base: str, rebuild: bool = False,
-                 progress: Callable[[str], None] = print) -> list[str]:
-    """One image per task: `base` (the sandbox image) plus the repository at /testbed. Current ones are kept."""
+                 progress: Callable[[str], None] = print,
+                 materialize: Callable[[dict, Path], str] = _materialize_task,
+                 dockerfile: Callable[[dict], str] = lambda instance: _DOCKERFILE, kind: str = "swe-mini") -> list[str]:
+    """One image per task: `base` (the sandbox image) plus the repository at /testbed. Current ones are kept.
+
+    `materialize(instance, dest)` makes the task's repository at `dest` and returns its commit, which must
+    be the instance's base commit; images record a hash of base image, commit and Dockerfile.
+    """
     import docker
 
     from ..images import CONTEXT_LABEL, image_exists
@@ -178,19 +187,19 @@ def build_images(client, instances: list[dict], base: str, rebuild: bool = False
     base_id = client.images.get(base).id
     built = []
     for instance in instances:
-        tag, want = instance["image"], _image_hash(instance, base_id)
+        recipe = dockerfile(instance)
+        tag, want = instance["image"], _image_hash(instance, base_id, recipe)
         if not rebuild and image_exists(client, tag) and client.images.get(tag).labels.get(CONTEXT_LABEL) == want:
             progress(f"{tag}: up to date")
             continue
-        with tempfile.TemporaryDirectory(prefix="swe-mini-ctx-") as ctx:
-            repo_name = instance["repo"].split("/", 1)[1]
-            commit = materialize_repo(repo_name, Path(ctx) / "testbed")
+        with tempfile.TemporaryDirectory(prefix="srl-testbed-ctx-") as ctx:
+            commit = materialize(instance, Path(ctx) / "testbed")
             if commit != instance["base_commit"]:
-                raise UserError(f"{instance['instance_id']}: repos/{repo_name} is at {commit[:12]}, the instance "
-                                f"expects {instance['base_commit'][:12]}; rerun envs/swe-mini/make_instances.py")
-            (Path(ctx) / "Dockerfile").write_text(_DOCKERFILE)
+                raise UserError(f"{instance['instance_id']}: its repository is at {commit[:12]}, the instance "
+                                f"expects {instance['base_commit'][:12]}; regenerate the instances")
+            (Path(ctx) / "Dockerfile").write_text(recipe)
             try:
-                labels = {CONTEXT_LABEL: want, "org.srl-agent.image": "swe-mini"}
+                labels = {CONTEXT_LABEL: want, "org.srl-agent.image": kind}
                 client.images.build(path=ctx, tag=tag, buildargs={"BASE": base}, rm=True, forcerm=True,
                                     network_mode="none", labels=labels)
             except docker.errors.BuildError as e:

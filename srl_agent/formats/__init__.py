@@ -21,6 +21,8 @@ from . import canonical, mini_swe_agent, openhands, swe_agent, swe_smith
 # Detection order matters: the more specific shapes first.
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (canonical, mini_swe_agent, swe_agent, swe_smith, openhands)}
 FILE_SUFFIXES = (".traj", ".json", ".jsonl", ".parquet")
+# A task folder (`srl-agent tasks synthesize`) keeps its instances and records beside its trajectories.
+NOT_TRAJECTORIES = ("instances.jsonl", "validation.jsonl", "report.json")
 
 
 def detect_format(record: Any) -> str | None:
@@ -77,7 +79,8 @@ def expand_sources(sources: list[str]) -> list[str]:
         if source.startswith("hf:") or not path.is_dir():
             out.append(source)
             continue
-        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(FILE_SUFFIXES))
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(FILE_SUFFIXES)
+                       and p.name not in NOT_TRAJECTORIES)
         if not files:
             raise DataError(f"no trajectory files ({', '.join(FILE_SUFFIXES)}) in this folder", source=source)
         out += files
