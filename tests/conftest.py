@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def all_trajectories():
 # --- sandboxes ----------------------------------------------------------------------------------
 
 SANDBOX_KINDS = ["docker", "bwrap"]
+# Rootless Podman's socket: `.ci/podman-rootless` starts it (as a non-root user) and prints this URL.
+PODMAN_URL = os.environ.get("CONTAINER_HOST", "unix:///run/srl-podman/podman.sock")
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +46,16 @@ def swe_image() -> str:
     if not image_is_current(client, SWE_IMAGE):
         build_swe_image(client)
     return SWE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def podman_image(swe_image) -> str:
+    """The same image in rootless Podman (copied from Docker, offline: docker save | podman load)."""
+    from srl_agent.sandbox.docker import docker_client
+    from srl_agent.sandbox.engine import copy_images, podman_client
+
+    copy_images([swe_image], docker_client(), podman_client(PODMAN_URL), log=lambda message: None)
+    return swe_image
 
 
 @pytest.fixture(scope="session")
@@ -60,16 +73,17 @@ def swe_mini_images(swe_image) -> list[dict]:
 def no_container_left_behind():
     """After the whole session, no container labelled as ours may remain."""
     yield
-    import os
-
     from srl_agent.sandbox import LABEL, docker_available
 
     if not docker_available():
         return
     import docker
 
-    client = docker.from_env()
-    mine = [c.name for c in client.containers.list(all=True, filters={"label": f"{LABEL}.pid={os.getpid()}"})]
+    engines = [docker.from_env()]
+    if Path(PODMAN_URL.removeprefix("unix://")).exists():
+        engines.append(docker.DockerClient(base_url=PODMAN_URL))
+    mine = [c.name for client in engines
+            for c in client.containers.list(all=True, filters={"label": f"{LABEL}.pid={os.getpid()}"})]
     assert not mine, f"containers left behind: {mine}"
 
 
@@ -103,12 +117,21 @@ def calc_repo(tmp_path) -> Path:
 @pytest.fixture(params=SANDBOX_KINDS)
 def sandbox_factory(request, swe_image):
     """Opens sandboxes of one kind (docker, then bwrap) and closes them after the test."""
+    yield from sandboxes_of_kind(request, swe_image)
+
+
+def sandboxes_of_kind(request, swe_image):
+    """The factory of `sandbox_factory` for the kind `request.param` (also podman: tests/test_sandbox.py)."""
     from srl_agent.sandbox import SandboxConfig, open_sandbox
 
     opened = []
+    engine = None
+    if request.param == "podman":
+        request.getfixturevalue("podman_image")
+        engine = PODMAN_URL
 
     def factory(repo=None, **config):
-        sandbox = open_sandbox(SandboxConfig(image=swe_image, **config), kind=request.param,
+        sandbox = open_sandbox(SandboxConfig(image=swe_image, engine=engine, **config), kind=request.param,
                                repo=str(repo) if repo else None)
         opened.append(sandbox)
         return sandbox

@@ -15,7 +15,13 @@ from srl_agent.execute import execute
 from srl_agent.sandbox import LABEL, SandboxConfig
 from srl_agent.types import ToolCall
 
-from .conftest import CALC
+from .conftest import CALC, PODMAN_URL, SANDBOX_KINDS, sandboxes_of_kind
+
+
+@pytest.fixture(params=[SANDBOX_KINDS[0], "podman", *SANDBOX_KINDS[1:]])
+def sandbox_factory(request, swe_image):
+    """The contract below holds for every kind: Docker, rootless Podman, bubblewrap."""
+    yield from sandboxes_of_kind(request, swe_image)
 
 
 def test_run_files_and_diff(sandbox_factory, calc_repo):
@@ -147,80 +153,114 @@ def test_fixture_expert_actions_execute_as_they_are(sandbox_factory, all_traject
         assert view.output.splitlines()[1] == "     1\tfrom pydantic.alias_generators import to_snake, to_camel"
 
 
-# --- Docker-only behaviour ------------------------------------------------------------------------
+# --- container engines: Docker and rootless Podman (the same contract) ------------------------------
 
-def test_docker_hardening(swe_image):
-    from srl_agent.sandbox.docker import DockerSandbox
+@pytest.fixture(params=["docker", "podman"])
+def engine(request, swe_image):
+    """(sandbox kind, engine URL, a client of that engine) for each container engine."""
+    import docker
 
-    with DockerSandbox(SandboxConfig(image=swe_image, memory="512m", pids=100, cpus=1.0)) as sb:
-        attrs = sb.client.api.inspect_container(sb.container.id)
+    if request.param == "docker":
+        return "docker", None, docker.from_env()
+    request.getfixturevalue("podman_image")
+    return "podman", PODMAN_URL, docker.DockerClient(base_url=PODMAN_URL)
+
+
+def test_container_hardening(engine, swe_image):
+    from srl_agent.sandbox import open_sandbox
+
+    kind, url, client = engine
+    config = SandboxConfig(image=swe_image, engine=url, memory="512m", pids=100, cpus=1.0)
+    with open_sandbox(config, kind=kind) as sb:
+        attrs = client.api.inspect_container(sb.container.id)
         host = attrs["HostConfig"]
-        assert host["NetworkMode"] == "none" and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
-        assert host["Memory"] == 512 * 1024 ** 2 and host["PidsLimit"] == 100 and host["NanoCpus"] == 10 ** 9
-        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["NetworkMode"] == "none" and "no-new-privileges" in host["SecurityOpt"]
         assert not attrs["Mounts"] and not host["Binds"]
         assert attrs["Config"]["Labels"][LABEL] == "1"
         assert attrs["Config"]["Labels"][f"{LABEL}.pid"] == str(os.getpid())
+        # what a command sees: no capabilities at all, no way to gain any, no network device but lo
+        status = dict(line.split(":\t") for line in sb.run("cat /proc/self/status").output.splitlines())
+        assert status["CapEff"] == status["CapBnd"] == "0000000000000000" and status["NoNewPrivs"] == "1"
+        assert sb.run("ls /sys/class/net").output.split() == ["lo"]
         assert sb.run("id -un").output == "agent\n"
+        if sb.limits_in_commands:  # rootless Podman on cgroups v1: the limits come as ulimits
+            assert sb.run("ulimit -u; ulimit -v").output.split() == ["100", str(512 * 1024)]
+            assert "not permitted" in sb.run("ulimit -u 1000").output
+        else:
+            assert host["Memory"] == 512 * 1024 ** 2 and host["PidsLimit"] == 100 and host["NanoCpus"] == 10 ** 9
         container_id = sb.container.id
-    import docker
-
-    with pytest.raises(docker.errors.NotFound):
-        docker.from_env().containers.get(container_id)
+    assert not _exists(client, container_id)
 
 
-def test_missing_image_is_a_clear_error():
+def test_missing_image_is_a_clear_error(engine):
     from srl_agent.errors import UserError
-    from srl_agent.sandbox.docker import DockerSandbox
+    from srl_agent.sandbox import open_sandbox
 
-    with pytest.raises(UserError, match="srl-agent/no-such-image:1' is not here and cannot be pulled"):
-        DockerSandbox(SandboxConfig(image="srl-agent/no-such-image:1"))
+    kind, url, _ = engine
+    with pytest.raises(UserError, match=r"srl-agent/no-such-image:1' is not .*and cannot be pulled"):
+        open_sandbox(SandboxConfig(image="srl-agent/no-such-image:1", engine=url), kind=kind)
+
+
+def test_missing_podman_socket_is_one_clear_line(tmp_path):
+    from srl_agent.errors import UserError
+    from srl_agent.sandbox import open_sandbox
+
+    missing = tmp_path / "podman.sock"
+    with pytest.raises(UserError, match=f"no Podman socket at {missing}: start it with `podman system service"):
+        open_sandbox(SandboxConfig(engine=f"unix://{missing}"), kind="podman")
 
 
 RUNNER = textwrap.dedent("""
     import sys, time
-    from srl_agent.sandbox import SandboxConfig
-    from srl_agent.sandbox.docker import DockerSandbox
-    sb = DockerSandbox(SandboxConfig(image=sys.argv[1]))
+    from srl_agent.sandbox import SandboxConfig, open_sandbox
+    sb = open_sandbox(SandboxConfig(image=sys.argv[1], engine=sys.argv[3] or None), kind=sys.argv[2])
     print(sb.container.id, flush=True)
     time.sleep(600)
 """)
 
 
-def _labelled(container_id: str) -> bool:
+def _exists(client, container_id: str) -> bool:
     import docker
 
     try:
-        docker.from_env().containers.get(container_id)
+        client.containers.get(container_id)
         return True
     except docker.errors.NotFound:
         return False
 
 
-def test_killed_runner_leaves_a_container_that_the_next_start_sweeps(swe_image):
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, swe_image], stdout=subprocess.PIPE, text=True)
-    container_id = proc.stdout.readline().strip()
-    assert container_id and _labelled(container_id)
+def _runner(engine, image: str, code: str = RUNNER) -> tuple[subprocess.Popen, str]:
+    kind, url, _ = engine
+    proc = subprocess.Popen([sys.executable, "-c", code, image, kind, url or ""], stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def test_killed_runner_leaves_a_container_that_the_next_start_sweeps(engine, swe_image):
+    kind, url, client = engine
+    proc, container_id = _runner(engine, swe_image)
+    assert container_id and _exists(client, container_id)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert _labelled(container_id), "kill -9 gives no chance to clean up; the container is still there"
-    starter = subprocess.run([sys.executable, "-c", "from srl_agent.sandbox import SandboxConfig\n"
-                              "from srl_agent.sandbox.docker import DockerSandbox\n"
-                              f"DockerSandbox(SandboxConfig(image={swe_image!r})).close()"], timeout=120)
+    assert _exists(client, container_id), "kill -9 gives no chance to clean up; the container is still there"
+    # a Docker sandbox first: a process that already swept one engine still sweeps the next one it uses
+    starter = subprocess.run([sys.executable, "-c", "from srl_agent.sandbox import SandboxConfig, open_sandbox\n"
+                              f"open_sandbox(SandboxConfig(image={swe_image!r}), kind='docker').close()\n"
+                              f"open_sandbox(SandboxConfig(image={swe_image!r}, engine={url!r}), kind={kind!r})"
+                              ".close()"], timeout=120)
     assert starter.returncode == 0
-    assert not _labelled(container_id)
+    assert not _exists(client, container_id)
 
 
-def test_sigterm_and_ctrl_c_remove_the_container(swe_image):
+def test_sigterm_and_ctrl_c_remove_the_container(engine, swe_image):
+    _, _, client = engine
     for sig in (signal.SIGINT, signal.SIGTERM):
         code = RUNNER.replace("time.sleep(600)", "import signal\nsignal.signal(signal.SIGTERM, "
                               "lambda *_: sys.exit(143))\ntime.sleep(600)")
-        proc = subprocess.Popen([sys.executable, "-c", code, swe_image], stdout=subprocess.PIPE, text=True)
-        container_id = proc.stdout.readline().strip()
-        assert _labelled(container_id)
+        proc, container_id = _runner(engine, swe_image, code)
+        assert _exists(client, container_id)
         proc.send_signal(sig)
         proc.wait(timeout=60)
-        assert not _labelled(container_id), f"container left after {sig.name}"
+        assert not _exists(client, container_id), f"container left after {sig.name}"
 
 
 def test_an_image_without_our_tools_gets_them_copied_in(swe_image):

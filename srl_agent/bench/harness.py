@@ -9,6 +9,7 @@ carry no srl-agent label): an interrupted grading removes them by name.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,11 +27,11 @@ def model_dir_name(model_name: str) -> str:
     return model_name.replace("/", "__")
 
 
-def remove_harness_containers(run_id: str) -> int:
+def remove_harness_containers(run_id: str, engine: str | None = None) -> int:
     """Remove the harness's containers of this run (`sweb.eval.<id>.<run_id>`), e.g. after Ctrl-C."""
     from ..sandbox.docker import docker_client
 
-    client = docker_client()
+    client = docker_client(engine=engine)
     removed = 0
     # the harness names them sweb.eval.<id>.<run_id>, with .<timestamp> added after a name clash
     ours = re.compile(rf"sweb\.eval\..+\.{re.escape(run_id)}(\.\d+)?")
@@ -46,8 +47,10 @@ def remove_harness_containers(run_id: str) -> int:
 
 def grade(run_dir: Path, dataset: str, split: str, predictions: Path, run_id: str, workers: int,
           timeout: int, instance_ids: list[str] | None = None,
-          on_progress: Callable[[int], None] | None = None) -> Path:
-    """Run the harness on `predictions`; returns its log. `on_progress(n)` gets the number of graded reports."""
+          on_progress: Callable[[int], None] | None = None, engine: str | None = None) -> Path:
+    """Run the harness on `predictions`; returns its log. `on_progress(n)` gets the number of graded reports.
+
+    `engine`: the container engine URL the harness uses (its DOCKER_HOST); None: the local default."""
     command = [sys.executable, "-m", "swebench.harness.run_evaluation", "--dataset_name", dataset,
                "--split", split, "--predictions_path", str(predictions.resolve()), "--max_workers", str(workers),
                "--run_id", run_id, "--timeout", str(timeout), "--report_dir", "."]
@@ -55,7 +58,8 @@ def grade(run_dir: Path, dataset: str, split: str, predictions: Path, run_id: st
         command += ["--instance_ids", *instance_ids]
     log_path = run_dir / "harness.log"
     with open(log_path, "a", encoding="utf-8") as log:
-        proc = subprocess.Popen(command, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT,
+        env = {**os.environ, "DOCKER_HOST": engine} if engine else None
+        proc = subprocess.Popen(command, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # Ctrl-C reaches us; we stop it ourselves
         try:
             while proc.poll() is None:
@@ -68,7 +72,7 @@ def grade(run_dir: Path, dataset: str, split: str, predictions: Path, run_id: st
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            remove_harness_containers(run_id)
+            remove_harness_containers(run_id, engine)
             raise
     if proc.returncode != 0:
         tail = log_path.read_text(errors="replace")[-1500:]
@@ -101,9 +105,13 @@ def instance_verdict(run_dir: Path, run_id: str, model_name: str, instance_id: s
     return {"resolved": False, "patch_applied": ">>>>> Applied Patch" in text, "category": category}
 
 
-def require_docker_for_grading() -> None:
+def require_docker_for_grading(engine: str | None = None) -> None:
     from ..sandbox import docker_available
 
-    if not docker_available():
+    if engine:
+        from ..sandbox.docker import docker_client
+
+        docker_client(engine=engine).close()  # one clear line when that engine does not answer
+    elif not docker_available():
         raise UserError("grading needs a Docker daemon (the swebench harness runs every instance in a container); "
                         "start dockerd")

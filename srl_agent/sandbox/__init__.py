@@ -1,7 +1,8 @@
-"""Sandboxes: where expert and policy tool calls run. One small protocol, two implementations.
+"""Sandboxes: where expert and policy tool calls run. One small protocol, three implementations.
 
 - `DockerSandbox` (docker SDK): a labelled container per task with no network, a non-root user,
-  all capabilities dropped, and memory, pid and CPU limits.
+  all capabilities dropped, and memory, pid and CPU limits, on the local engine or any engine URL.
+- `PodmanSandbox`: the same through Podman's Docker-compatible API (rootless where Docker is not allowed).
 - `BwrapSandbox` (bubblewrap): the fallback where no Docker daemon answers: a read-only view of the
   host system, a writable copy of the repository, no network.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-SandboxKind = Literal["auto", "docker", "bwrap"]
+SandboxKind = Literal["auto", "docker", "podman", "bwrap"]
 LABEL = "srl-agent"  # every container carries this label (value "1"), swept by label
 DEFAULT_IMAGE = "srl-agent/swe:latest"
 TOOLS_DIR_IN_SANDBOX = "/opt/srl-tools/bin"
@@ -39,6 +40,9 @@ class SandboxConfig:
 
     image: str = DEFAULT_IMAGE
     """Docker image (ignored by bwrap)."""
+    engine: str | None = None
+    """URL of the container engine (`unix://…`, `tcp://…`, `ssh://…`). None: DOCKER_HOST or the local Docker,
+    or for Podman CONTAINER_HOST or its rootless socket."""
     workdir: str = "/testbed"
     """Where the repository lives inside the sandbox (the SWE-bench convention)."""
     user: str | None = "agent"
@@ -90,16 +94,20 @@ def docker_available() -> bool:
 
 def open_sandbox(config: SandboxConfig | None = None, kind: SandboxKind = "auto", repo: str | None = None,
                  base_commit: str | None = None) -> Sandbox:
-    """Start a sandbox (Docker when a daemon answers, else bubblewrap), with `repo` copied in."""
+    """Start a sandbox (Docker when a daemon answers, else bubblewrap; or Podman), with `repo` copied in."""
     config = config or SandboxConfig()
     if kind == "auto":
-        kind = "docker" if docker_available() else "bwrap"
+        kind = "docker" if config.engine or docker_available() else "bwrap"
     if kind == "docker":
         from .docker import DockerSandbox
 
         return DockerSandbox(config, repo=repo, base_commit=base_commit)
+    if kind == "podman":
+        from .podman import PodmanSandbox
+
+        return PodmanSandbox(config, repo=repo, base_commit=base_commit)
     if kind == "bwrap":
         from .bwrap import BwrapSandbox
 
         return BwrapSandbox(config, repo=repo, base_commit=base_commit)
-    raise ValueError(f"unknown sandbox kind {kind!r}; choose auto, docker or bwrap")
+    raise ValueError(f"unknown sandbox kind {kind!r}; choose auto, docker, podman or bwrap")

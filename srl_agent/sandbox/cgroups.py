@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 
 
-def _parse_bytes(size: str) -> int:
+def parse_bytes(size: str) -> int:
+    """Docker's memory notation (`512m`, `2g`, plain bytes) in bytes."""
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     size = size.strip().lower().rstrip("b")
     return int(float(size[:-1]) * units[size[-1]]) if size[-1] in units else int(size)
@@ -29,7 +30,7 @@ class Cgroup:
     @classmethod
     def create(cls, memory: str, pids: int) -> Cgroup | None:
         name = f"srl-agent-{uuid.uuid4().hex[:12]}"
-        limit = str(_parse_bytes(memory))
+        limit = str(parse_bytes(memory))
         group = cls([])
         try:
             if (ROOT / "cgroup.controllers").exists():  # v2: one folder, every controller

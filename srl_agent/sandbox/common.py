@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from . import Observation, SandboxConfig
+from .cgroups import parse_bytes
 
 # Exit status of `timeout -s KILL` when it fired (128 + SIGKILL).
 KILLED = 137
@@ -52,10 +53,16 @@ def collect_output(chunks: Iterable[bytes], limit: int, deadline: float,
     return collector, overran
 
 
-def wrap_command(command: str, timeout: float) -> list[str]:
-    """argv that runs `command` in bash, stderr into stdout, killed (with its process group) at `timeout`."""
+def wrap_command(command: str, timeout: float, limits: SandboxConfig | None = None) -> list[str]:
+    """argv that runs `command` in bash, stderr into stdout, killed (with its process group) at `timeout`.
+
+    With `limits`, the command also gets its memory and pid limits as ulimits (address space per process,
+    processes per user), for engines that cannot put them on the container. Without capabilities the
+    command cannot raise them again.
+    """
     seconds = max(1, round(timeout))
-    return ["timeout", "-s", "KILL", f"{seconds}s", "bash", "-c", f"exec 2>&1\n{command}"]
+    prefix = f"ulimit -u {limits.pids} -v {parse_bytes(limits.memory) // 1024} 2>/dev/null\n" if limits else ""
+    return ["timeout", "-s", "KILL", f"{seconds}s", "bash", "-c", f"{prefix}exec 2>&1\n{command}"]
 
 
 def require_git_repo(repo: str | Path) -> Path:

@@ -11,6 +11,10 @@ of the command's user except the keeper is killed; the sandbox stays usable.
 Cleanup: every container is labelled with this process's pid and start time and removed in
 `close()` (also on Ctrl-C, through the context manager, and at interpreter exit). Starting a sandbox
 sweeps labelled containers whose owner process is gone (a runner that was `kill -9`ed).
+
+Engines: `config.engine` names any engine the docker SDK reaches (see engine.py); a local or remote
+Docker, or Podman (podman.py). Calls that are safe to repeat are retried after transient engine errors,
+and container starts wait for one of a few start slots.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import socket
 import tarfile
 import time
+import uuid
 from pathlib import Path
 
 from ..errors import UserError
@@ -37,9 +42,10 @@ from .common import (
     repo_tarball,
     wrap_command,
 )
+from .engine import START_SLOTS, describe, engine_client, retrying
 
 _LIVE: set[DockerSandbox] = set()  # strong: a sandbox nobody closed is still removed at exit
-_SWEPT = False
+_SWEPT: set[tuple[str, str | None]] = set()  # (sandbox class, engine URL) swept of dead owners' containers
 MAX_READ = 64 * 1024 * 1024
 
 
@@ -58,31 +64,26 @@ def owner_labels() -> dict[str, str]:
             f"{LABEL}.pid-start": _process_start(pid) or "", f"{LABEL}.created": str(int(time.time()))}
 
 
-def docker_client(timeout: int = 120):
-    import docker
-
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as e:  # DockerException, requests errors, PermissionError...
-        raise UserError(f"cannot reach the Docker daemon ({type(e).__name__}: {e}); start dockerd, or use "
-                        "--sandbox bwrap") from None
-    return client
+def docker_client(timeout: int = 120, engine: str | None = None):
+    """A client of the Docker engine at `engine` (default: DOCKER_HOST or the local socket); one clear error if none."""
+    return engine_client(engine, timeout)
 
 
 def sweep_leftovers(client) -> int:
     """Remove labelled containers of this host whose owner process no longer runs."""
     removed = 0
     host = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        labels = container.labels
+    # the plain listing (labels included): the SDK's model listing inspects each container, and one that
+    # another process removes meanwhile would fail it
+    for container in retrying(lambda: client.api.containers(all=True, filters={"label": LABEL})):
+        labels = container.get("Labels") or {}
         if labels.get(f"{LABEL}.host") != host:
             continue
         pid = int(labels.get(f"{LABEL}.pid", "0") or 0)
         if pid and _process_start(pid) == labels.get(f"{LABEL}.pid-start"):
             continue  # its owner is alive
         try:
-            container.remove(force=True)
+            client.api.remove_container(container["Id"], force=True)
             removed += 1
         except Exception:  # already gone: another process swept it first
             pass
@@ -101,7 +102,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SWEBENCH_CONDA_ENV = "/opt/miniconda3/envs/testbed"
 
 
-def _how_to_get(image: str) -> str:
+def _how_to_get(image: str, engine: str | None) -> str:
+    if engine and image.startswith("srl-agent/"):
+        return f"build it on the local engine, then `srl-agent env copy {image} --to {engine}`"
     if image.startswith("srl-agent/swe-mini:"):
         return "build the swe-mini images with `srl-agent env build swe-mini`"
     if image.startswith("srl-agent/"):
@@ -110,18 +113,22 @@ def _how_to_get(image: str) -> str:
 
 
 class DockerSandbox(SandboxBase):
+    limits_in_commands = False
+    """True where the engine cannot apply memory and pid limits to containers: commands then get them as ulimits."""
+
     def __init__(self, config: SandboxConfig, repo: str | None = None, base_commit: str | None = None,
                  client=None):
-        global _SWEPT
         self.config = config
-        self.client = client or docker_client()
+        self.client = client or self.connect()
         self.api = self.client.api
-        self.container = None
+        self.container, self.name = None, None
         self.extra_env: dict[str, str] = {}
         self.base_commit = base_commit
-        if not _SWEPT:
+        # by class and URL: the SDK's base_url is the same `http+docker://localhost` for every unix socket
+        engine = (type(self).__name__, config.engine)
+        if engine not in _SWEPT:
+            _SWEPT.add(engine)
             sweep_leftovers(self.client)
-            _SWEPT = True
         try:
             self._start()
             if repo is not None:
@@ -133,28 +140,58 @@ class DockerSandbox(SandboxBase):
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    def connect(self):
+        return docker_client(engine=self.config.engine)
+
     def _image(self) -> str:
         import docker
 
         image = self.config.image
         try:
-            self.client.images.get(image)
+            retrying(lambda: self.client.images.get(image))
         except docker.errors.ImageNotFound:
             try:
                 self.client.images.pull(image)
             except docker.errors.APIError as e:
-                raise UserError(f"image {image!r} is not here and cannot be pulled ({e.explanation}); "
-                                f"{_how_to_get(image)}") from None
+                where = f"on {self.config.engine}" if self.config.engine else "here"
+                raise UserError(f"image {image!r} is not {where} and cannot be pulled ({e.explanation}); "
+                                f"{_how_to_get(image, self.config.engine)}") from None
         return image
 
     def _start(self) -> None:
+        image = self._image()  # outside the start slots: a pull may take minutes
+        with START_SLOTS:
+            self._create(image)
+            self._probe()
+
+    def _create(self, image: str) -> None:
+        """Create and start the container. A retry first removes what a failed attempt may have left (same name)."""
+        import docker
+
         cfg = self.config
-        self.container = self.client.containers.run(
-            self._image(), ["sleep", "infinity"], detach=True, init=True, user="root", labels=owner_labels(),
-            network_mode="bridge" if cfg.network else "none", cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], pids_limit=cfg.pids, mem_limit=cfg.memory,
-            memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9), working_dir="/", environment=cfg.env)
+        self.name = name = f"srl-agent-{uuid.uuid4().hex[:16]}"
         _LIVE.add(self)
+        attempts = []
+
+        def attempt():
+            if attempts:  # the engine may have made the container before its answer was lost
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.remove_container(name, force=True)
+            attempts.append(1)
+            return self.client.containers.run(
+                image, ["sleep", "infinity"], name=name, detach=True, init=True, user="root", labels=owner_labels(),
+                network_mode="bridge" if cfg.network else "none", cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], pids_limit=cfg.pids, mem_limit=cfg.memory,
+                memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9), working_dir="/", environment=cfg.env)
+
+        try:
+            self.container = retrying(attempt)
+        except docker.errors.APIError as e:  # after the retries: one line, not the SDK's traceback
+            raise UserError(f"{describe(cfg.engine)} cannot start a container from {image!r}: "
+                            f"{e.explanation or e}") from None
+
+    def _probe(self) -> None:
+        cfg = self.config
         # One root exec learns the agent user's ids and the keeper's pid (docker-init's child).
         keeper = ("for i in 1 2 3 4 5 6 7 8 9 10; do c=$(cat /proc/1/task/1/children 2>/dev/null); "
                   '[ -n "$c" ] && break; sleep 0.1; done; echo keeper $c')
@@ -180,7 +217,10 @@ class DockerSandbox(SandboxBase):
         self.exec_user = cfg.user if has_user else None
         self.uid, self.gid = (int(lines[0]), int(lines[1])) if has_user else (0, 0)
         # The workdir and the tools' state folder, owned by the command user.
-        self.api.put_archive(self.container.id, "/", _dirs_tarball([cfg.workdir, STATE_DIR], self.uid, self.gid))
+        self._put("/", _dirs_tarball([cfg.workdir, STATE_DIR], self.uid, self.gid))
+
+    def _put(self, path: str, tar: bytes) -> None:
+        retrying(lambda: self.api.put_archive(self.container.id, path, tar))
 
     def _install_tools(self) -> None:
         """Images that are not ours (e.g. SWE-bench's) get the tools copied in and put first on PATH."""
@@ -190,22 +230,25 @@ class DockerSandbox(SandboxBase):
 
         with tempfile.TemporaryDirectory(prefix="srl-tools-") as tmp:
             collect_tool_executables(Path(tmp))
-            self.api.put_archive(self.container.id, "/", folder_tarball(tmp, TOOLS_DIR_IN_SANDBOX))
+            self._put("/", folder_tarball(tmp, TOOLS_DIR_IN_SANDBOX))
 
     def _copy_repo(self, repo: str) -> None:
-        self.api.put_archive(self.container.id, "/", repo_tarball(repo, self.config.workdir, self.uid, self.gid))
+        self._put("/", repo_tarball(repo, self.config.workdir, self.uid, self.gid))
 
     def close(self) -> None:
         container, self.container = self.container, None
-        if container is not None:
+        name, self.name = self.name, None  # a start that failed half way may have left it
+        if container is not None or name:
             with contextlib.suppress(Exception):  # already removed (swept, or the daemon restarted)
-                container.remove(force=True)
+                retrying(lambda: self.api.remove_container(container.id if container else name, force=True),
+                         tries=3)
         _LIVE.discard(self)
 
     # --- commands -------------------------------------------------------------------------------
 
     def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
-        return self._exec(wrap_command(command, timeout or self.config.default_timeout),
+        limits = self.config if self.limits_in_commands else None
+        return self._exec(wrap_command(command, timeout or self.config.default_timeout, limits),
                           user=self.exec_user, timeout=timeout or self.config.default_timeout,
                           env={**self.extra_env, **self.tool_env(), **(env or {})}, workdir=self.config.workdir)
 
@@ -214,13 +257,14 @@ class DockerSandbox(SandboxBase):
         if self.container is None:
             raise RuntimeError("the sandbox is closed")
         start = time.monotonic()
-        exec_id = self.api.exec_create(self.container.id, argv, user=user or "", workdir=workdir,
-                                       environment=env)["Id"]
-        stream = self.api.exec_start(exec_id, stream=True)
+        container = self.container.id
+        exec_id = retrying(lambda: self.api.exec_create(container, argv, user=user or "", workdir=workdir,
+                                                        environment=env))["Id"]
+        stream = self.api.exec_start(exec_id, stream=True)  # not repeated: the command may have run
         # past the deadline something escaped the process group: kill everything the user runs
         collector, forced = collect_output(stream, self.config.output_limit, timeout + TIMEOUT_GRACE,
                                            lambda: self._kill_user_processes(user))
-        exit_code = self.api.exec_inspect(exec_id).get("ExitCode")
+        exit_code = retrying(lambda: self.api.exec_inspect(exec_id)).get("ExitCode")
         duration = time.monotonic() - start
         timed_out = forced or (exit_code == KILLED and duration >= timeout - 0.5)
         if timed_out and not forced:  # also end what left the process group (setsid, daemons)
@@ -242,16 +286,16 @@ class DockerSandbox(SandboxBase):
         parent, name = os.path.split(path)
         tar = file_tarball(name, payload, mode, self.uid, self.gid)
         try:
-            self.api.put_archive(self.container.id, parent or "/", tar)
+            self._put(parent or "/", tar)
         except docker.errors.NotFound:
-            self.api.put_archive(self.container.id, "/", _dirs_tarball([parent], self.uid, self.gid))
-            self.api.put_archive(self.container.id, parent, tar)
+            self._put("/", _dirs_tarball([parent], self.uid, self.gid))
+            self._put(parent, tar)
 
     def read_file(self, path: str) -> bytes:
         import docker
 
         try:
-            stream, _ = self.api.get_archive(self.container.id, path)
+            stream, _ = retrying(lambda: self.api.get_archive(self.container.id, path))
         except docker.errors.NotFound:
             raise FileNotFoundError(path) from None
         data = bytearray()
