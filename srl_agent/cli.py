@@ -36,7 +36,8 @@ def _add_reward_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--metric", default="difflib", choices=METRICS)
     p.add_argument("--granularity", default="string", choices=GRANULARITIES)
-    p.add_argument("--no-autojunk", dest="autojunk", action="store_false", help="turn off difflib's autojunk")
+    p.add_argument("--autojunk", action=argparse.BooleanOptionalAction, default=False,
+                   help="difflib's autojunk (default off; on is the paper-literal SequenceMatcher(None, a, b))")
     p.add_argument("--call-style", default="hermes", choices=CALL_STYLES)
 
 
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--image", help="a Docker image that already holds the repository at the workdir")
     replay.add_argument("--workdir", default="/testbed", help="where the repository lives in the sandbox")
     replay.add_argument("--html", help="also write a self-contained HTML report here")
-    replay.add_argument("--sandbox", default="auto", choices=["auto", "docker", "bwrap"])
+    replay.add_argument("--sandbox", default="auto", choices=["auto", "docker", "podman", "bwrap"])
+    _add_engine_option(replay)
     replay.add_argument("--timeout", type=float, default=120, help="seconds per tool call")
     replay.add_argument("--threshold", type=float, default=0.9, help="similarity below which a step diverges")
     replay.add_argument("--network", action="store_true", help="give the sandbox network access")
@@ -115,6 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="remove an earlier run's checkpoints and metrics from --output-dir and start over")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
     train.add_argument("--no-plot", action="store_true", help="do not write curves.png at the end")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the per-GPU memory plan (no weights load) and whether the run fits")
+    train.add_argument("--gpus", type=int, default=1, help="--dry-run: GPUs in the cluster (all nodes)")
+    train.add_argument("--gpu-memory", type=float, default=80, metavar="GB", help="--dry-run: memory of one GPU")
+    train.add_argument("--engine", choices=["ddp", "fsdp2", "zero3"], help="--dry-run: the engine to plan for "
+                       "(default: fsdp2 on several GPUs, else ddp)")
+    train.add_argument("--ignore-memory-plan", action="store_true",
+                       help="start a run even when the memory plan says it does not fit the GPUs")
+
+    probe = sub.add_parser("probe", help="before training: how often a model answers in the required format")
+    probe.add_argument("--model", required=True, help="checkpoint folder, hub id or OpenAI-compatible URL")
+    probe.add_argument("--trajectories", nargs="+", metavar="PATH", default=None,
+                       help="expert trajectories to draw prompts from (default: the shipped trajectories/)")
+    probe.add_argument("--config", help="render prompts as this training config would (its system prompt, history, "
+                                        "observation cap); default: the checkpoint's rendering.json")
+    probe.add_argument("-n", "--prompts", type=int, default=32, help="prompts to sample")
+    probe.add_argument("--samples", type=int, default=1, help="answers per prompt")
+    probe.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    probe.add_argument("--max-new-tokens", type=int, default=512)
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--history", help="override the rendering's history window (last-N, N or full)")
+    probe.add_argument("--max-observation-chars", type=int, help="override the rendering's observation cap")
+    probe.add_argument("--call-style", choices=CALL_STYLES, help="override the call style")
 
     serve = sub.add_parser("serve", help="serve a checkpoint behind an OpenAI-compatible chat API")
     serve.add_argument("--model", required=True, help="checkpoint folder or hub id")
@@ -128,23 +153,60 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="sandbox images")
     env_sub = env.add_subparsers(dest="env_command", required=True)
     env_build = env_sub.add_parser("build", help="build a sandbox image (offline when no registry answers)")
-    env_build.add_argument("name", choices=["swe", "swe-mini"],
-                           help="swe: the agent sandbox; swe-mini: one image per swe-mini task (built on swe)")
+    env_build.add_argument("name", choices=["swe", "swe-mini"], nargs="?",
+                           help="swe: the agent sandbox; swe-mini: one image per swe-mini task (built on swe); "
+                                "none with --instances FILE: one image per instance of FILE (built on swe)")
     env_build.add_argument("--base", default=None,
                            help="base image of the swe image (default python:3.11-slim); swe-mini builds on swe")
     env_build.add_argument("--offline", action="store_true", help="build the base with debootstrap, no registry")
     env_build.add_argument("--mirror", help="Debian mirror for the offline base (default: the one apt uses)")
     env_build.add_argument("--tag", default=None, help="swe: image tag (default srl-agent/swe:latest)")
-    env_build.add_argument("--instances", nargs="+", metavar="ID", help="swe-mini: only these tasks")
+    env_build.add_argument("--instances", nargs="+", metavar="ID|FILE",
+                           help="swe-mini: only these tasks; without a name: an instances file whose rows have a "
+                                "`source` (git repository, folder or sdist) and a `bug_patch`, then optionally IDs")
     env_build.add_argument("--rebuild", action="store_true", help="swe-mini: rebuild images that are up to date")
+    env_copy = env_sub.add_parser("copy", help="copy images from the local Docker engine to another engine (offline)")
+    env_copy.add_argument("images", nargs="+", metavar="IMAGE",
+                          help="image tags; `swe` and `swe-mini` name the agent image and every swe-mini task image")
+    env_copy.add_argument("--to", required=True, metavar="podman|URL",
+                          help="`podman` (its rootless socket) or an engine URL (unix://…, tcp://…, ssh://…)")
+
+    tasks = sub.add_parser("tasks", help="the task factory: synthesize bug-fix tasks from a repository's tests")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", required=True)
+    synth = tasks_sub.add_parser("synthesize", help="mutate a repository, keep bugs its tests catch, write instances "
+                                                    "and expert trajectories")
+    synth.add_argument("--repo", nargs="+", default=[], metavar="PATH",
+                       help="git repositories, source folders or sdists (.tar.gz)")
+    synth.add_argument("--pypi", nargs="+", default=[], metavar="NAME==VERSION",
+                       help="download these sdists first (pip download --no-binary :all: --no-deps)")
+    synth.add_argument("--out", required=True, help="the task folder (tasks/NAME); a rerun resumes it")
+    synth.add_argument("--max-tasks", type=int, default=5, help="accepted tasks per repository")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--attempts-per-task", type=int, default=4, help="mutations tried per task wanted")
+    synth.add_argument("--workers", type=int, default=2, help="sandboxes at once")
+    synth.add_argument("--max-fail-fraction", type=float, default=0.5,
+                       help="drop a mutation that fails more than this fraction of the suite")
+    synth.add_argument("--test-timeout", type=float, default=120, help="seconds per run of the suite")
+    synth.add_argument("--writer", metavar="URL", help="an OpenAI-compatible …/v1 that rewrites problem statements")
+    synth.add_argument("--writer-model", default="default")
+    synth.add_argument("--no-expert", dest="expert", action="store_false",
+                       help="write instances only: no images, no expert trajectories")
+    split = tasks_sub.add_parser("split", help="hold whole repositories out of training")
+    split.add_argument("tasks", help="a task folder (instances.jsonl, trajectories.jsonl)")
+    split.add_argument("--out", required=True, help="writes OUT/train and OUT/test")
+    split.add_argument("--holdout", nargs="+", metavar="REPO", help="repositories for the test side")
+    split.add_argument("--fraction", type=float, default=0.25, help="without --holdout: this share of repositories")
+    split.add_argument("--seed", type=int, default=0)
 
     ev = sub.add_parser("eval", help="solve benchmark instances with a model and grade them with swebench")
     ev.add_argument("--bench", default="swe-verified",
                     help="swe-verified, swe-bench-lite, swe-mini (offline), a hub dataset id or a local "
                          ".json/.jsonl/.parquet of swebench instances")
-    ev.add_argument("--model", required=True,
+    ev.add_argument("--model",
                     help="checkpoint folder, hub id, OpenAI-compatible URL (http://host:port/v1), gold (the gold "
                          "patches), or replay:TRAJECTORIES (replay recorded expert runs)")
+    ev.add_argument("--predictions", metavar="FILE",
+                    help="grade these predictions (JSONL: instance_id, model_patch, model_name_or_path); no agent runs")
     ev.add_argument("--mode", default="agent", choices=["agent", "oracle-file-edit"])
     ev.add_argument("--instances", nargs="+", metavar="ID", help="only these instance ids")
     ev.add_argument("--split", default="test")
@@ -156,13 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-context-tokens", type=int,
                     help="stop an instance when its prompt grows past this (default: the model's context window "
                          "less --max-new-tokens; a served model's own refusal also stops it)")
+    ev.add_argument("--history", help="earlier steps in each prompt: last-N, N or full (default: as the checkpoint "
+                                      "was trained, from its rendering.json)")
+    ev.add_argument("--max-observation-chars", type=int,
+                    help="tool outputs in the prompt are cut in the middle to this (default: as trained)")
+    ev.add_argument("--call-style", choices=CALL_STYLES, help="how the model writes calls (default: as trained)")
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument("--time-limit", type=float, default=1800, help="seconds per instance")
     ev.add_argument("--step-timeout", type=float, default=120, help="seconds per tool call")
     ev.add_argument("--grade-timeout", type=int, default=900, help="seconds the harness gives one instance")
     ev.add_argument("--no-grade", dest="grade", action="store_false", help="write predictions only")
     ev.add_argument("--retry-errors", action="store_true", help="on resume, rerun instances that crashed")
+    ev.add_argument("--sandbox", default="docker", choices=["docker", "podman"], help="container engine kind")
+    _add_engine_option(ev)
+    ev.add_argument("--executor", default="local", choices=["local", "ray"],
+                    help="local: worker threads here; ray: Ray tasks, each on its node's own engine")
+    ev.add_argument("--address", dest="ray_address", metavar="HOST:PORT",
+                    help="--executor ray: the cluster (default RAY_ADDRESS, else a local one)")
+    ev.add_argument("--image-template", metavar="TEMPLATE",
+                    help="instance images by name, for solving and grading: {instance_id}, {id_docker}, {repo}, "
+                         "{version} (e.g. ghcr.io/epoch-research/swe-bench.eval.x86_64.{instance_id})")
     return parser
+
+
+def _add_engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", metavar="URL",
+                   help="container engine of the sandboxes: unix://…, tcp://… (TLS from DOCKER_TLS_VERIFY and "
+                        "DOCKER_CERT_PATH), ssh://user@host; default DOCKER_HOST or the local engine (podman: its own)")
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -255,20 +337,21 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
     from .actions import render_command_line
     from .data import find_example
+    from .steps import render_prompt
     from .tokenizer import load_tokenizer
 
     ex = find_example(args.steps, args.index, args.trajectory, args.step if args.trajectory else None)
     if args.rendered:
         tok = load_tokenizer(args.tokenizer)
-        print(tok.apply_chat_template(ex.prompt, tools=ex.tools or None, tokenize=False, add_generation_prompt=True))
+        print(render_prompt(tok, ex.prompt, ex.tools))
         return 0
     out.print(f"[bold]{ex.trajectory_id}[/] step {ex.step_index + 1}/{ex.num_steps} "
               f"({ex.history_steps} history steps, {ex.prompt_tokens or '?'} prompt tokens)")
     styles = {"system": "magenta", "user": "blue", "assistant": "green", "tool": "yellow"}
     for m in ex.prompt:
-        body = m.get("content") or ""
+        body = f"<think>{m['reasoning_content']}</think>" if m.get("reasoning_content") else m.get("content") or ""
         for tc in m.get("tool_calls") or []:
-            body += f"\n→ {tc['function']['name']} {tc['function']['arguments']}"
+            body += f"\n→ {tc['function']['name']} {json.dumps(tc['function']['arguments'], ensure_ascii=False)}"
         out.print(Panel(Text(body), title=m["role"], title_align="left", border_style=styles.get(m["role"], "white")))
     expert = ex.expert
     out.print(Panel(Text(f"{expert.to_json()}\n\n$ {render_command_line(expert)}"), title="expert action",
@@ -342,7 +425,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not 0 <= args.index < len(trajs):
         raise UserError(f"{args.trajectory}: has {len(trajs)} trajectories; --index {args.index} is out of range")
     traj = trajs[args.index]
-    config = SandboxConfig(workdir=args.workdir, network=args.network)
+    config = SandboxConfig(workdir=args.workdir, network=args.network, engine=args.engine)
     if args.image:
         config.image = args.image
     elif not args.repo and traj.id.startswith("swemini__"):  # a swe-mini run: its task's own image
@@ -388,6 +471,19 @@ def cmd_env_build(args: argparse.Namespace) -> int:
 
     client = docker_client(timeout=600)
     log = lambda m: console.print(m, markup=False)  # noqa: E731
+    if args.name is None:
+        from .tasks.instances import build_images, load_task_instances
+
+        if not args.instances:
+            raise UserError("env build: name an image (swe, swe-mini) or pass --instances FILE")
+        instances = load_task_instances(args.instances[0], args.instances[1:])
+        if not image_is_current(client, SWE_IMAGE):
+            build_swe_image(client, base=args.base or DEFAULT_BASE, offline=args.offline, mirror=args.mirror, log=log)
+        with _bar("task images", len(instances)) as tick:
+            built = build_images(client, args.instances[0], instances, SWE_IMAGE, rebuild=args.rebuild,
+                                 progress=lambda m: tick(m))
+        console.print(f"{len(built)} built, {len(instances) - len(built)} up to date")
+        return 0
     if args.name == "swe-mini":
         from .bench.swe_mini import build_images, load_instances
 
@@ -402,6 +498,17 @@ def cmd_env_build(args: argparse.Namespace) -> int:
     tag = build_swe_image(client, base=args.base or DEFAULT_BASE, tag=args.tag or SWE_IMAGE,
                           offline=args.offline, mirror=args.mirror, log=log)
     console.print(f"built {tag}")
+    return 0
+
+
+def cmd_env_copy(args: argparse.Namespace) -> int:
+    from .sandbox.docker import docker_client
+    from .sandbox.engine import copy_images, engine_client, expand_image_names, podman_client
+
+    target = podman_client() if args.to == "podman" else engine_client(args.to)
+    copied = copy_images(expand_image_names(args.images), docker_client(), target,
+                         log=lambda m: console.print(m, markup=False))
+    console.print(f"{len(copied)} copied to {args.to}")
     return 0
 
 
@@ -421,12 +528,63 @@ def _bar(description: str, total: int):
         yield lambda info="": progress.update(task, advance=1, info=info)
 
 
+def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
+    from .tasks.synthesize import Progress, SourceSpec, SynthesizeConfig, synthesize
+
+    if not args.repo and not args.pypi:
+        raise UserError("tasks synthesize: pass --repo PATH or --pypi NAME==VERSION")
+    cfg = SynthesizeConfig(out=Path(args.out), max_tasks=args.max_tasks, seed=args.seed,
+                           attempts_per_task=args.attempts_per_task, workers=args.workers,
+                           max_fail_fraction=args.max_fail_fraction, test_timeout=args.test_timeout,
+                           writer=args.writer, writer_model=args.writer_model, expert=args.expert)
+
+    class Bars(Progress):
+        def log(self, message: str) -> None:
+            console.print(message, markup=False, highlight=False)
+
+        def bar(self, description: str, total: int):
+            return _bar(description, total)
+
+    sources = [SourceSpec(p) for p in args.repo] + [SourceSpec(f"pypi:{p}") for p in args.pypi]
+    summary = synthesize(sources, cfg, Bars())
+    for repo in summary["repos"]:
+        if repo["skipped"]:
+            out.print(f"{repo['repo']}: skipped ({repo['skipped']})", markup=False)
+        else:
+            out.print(f"{repo['repo']}: {repo['accepted']} tasks from {repo['tried']} mutations in "
+                      f"{repo['seconds']:.0f}s; kinds {repo['kinds']}", markup=False, highlight=False)
+    if "expert_solved" in summary:
+        out.print(f"expert: {summary['expert_solved']} solved, {len(summary['expert_failed'])} failed")
+    out.print(f"{summary['instances']} instances in {cfg.out / 'instances.jsonl'}; train with "
+              f"`srl-agent train --env swe --trajectories {cfg.out}`", markup=False, highlight=False)
+    return 0
+
+
+def cmd_tasks_split(args: argparse.Namespace) -> int:
+    from .tasks.split import split_folder
+
+    counts = split_folder(Path(args.tasks), Path(args.out), args.holdout, args.fraction, args.seed)
+    for side, info in counts.items():
+        out.print(f"{side}: {info['instances']} instances, {info['trajectories']} trajectories from "
+                  f"{', '.join(info['repos']) or 'no repositories'} -> {Path(args.out) / side}", markup=False)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
-    from .agent import AgentConfig
-    from .bench.eval import GOLD, EvalConfig, PredictionLog, load_instances, run_eval
+    from .agent import AgentConfig, rendering_for
+    from .bench.eval import GOLD, EvalConfig, PredictionLog, load_instances, read_predictions, run_eval
     from .policy import load_policy
+
+    imported = read_predictions(args.predictions) if args.predictions else []
+    if imported and args.model:
+        raise UserError("--predictions grades patches made elsewhere; leave out --model")
+    if not imported and not args.model:
+        raise UserError("eval needs --model (or --predictions FILE to grade existing patches)")
+    if imported:  # grade exactly these, under the name they were made with
+        args.model = imported[0]["model_name_or_path"]
+        args.instances = args.instances or [row["instance_id"] for row in imported]
 
     agent = AgentConfig(max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                         time_limit=args.time_limit, step_timeout=args.step_timeout,
@@ -434,13 +592,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(bench=args.bench, model=args.model, mode=args.mode, instances=args.instances, split=args.split,
                      workers=args.workers, run_id=args.run_id or time.strftime("%Y%m%d-%H%M%S"),
                      output_dir=args.output_dir, grade=args.grade, grade_timeout=args.grade_timeout,
-                     retry_errors=args.retry_errors, agent=agent)
+                     retry_errors=args.retry_errors, agent=agent, sandbox=args.sandbox, engine=args.engine,
+                     executor=args.executor, ray_address=args.ray_address, image_template=args.image_template)
     instances = load_instances(cfg)
     run_dir = Path(cfg.output_dir) / cfg.run_id
+    if imported:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log = PredictionLog(run_dir / "predictions.jsonl")
+        wanted = {i["instance_id"] for i in instances}
+        for row in imported:
+            if row["instance_id"] in wanted and row["instance_id"] not in log.rows:
+                log.append(row)
     done = len({i["instance_id"] for i in instances}
                & PredictionLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
     policy = None if cfg.model == GOLD or done == len(instances) else load_policy(cfg.model)
-    how = "the gold patches" if cfg.model == GOLD else cfg.mode
+    if policy is not None and cfg.mode == "agent":  # prompts shaped as in training
+        agent.rendering = rendering_for(cfg.model, policy, lambda m: console.print(m, markup=False, highlight=False),
+                                        args.history, args.max_observation_chars, args.call_style)
+    how = "the gold patches" if cfg.model == GOLD else (
+        f"grading {args.predictions} only: no agent ran" if imported else cfg.mode)
     console.print(f"[bold]eval[/] {cfg.model} ({how}) on {cfg.bench}: {len(instances)} instances, "
                   f"{cfg.workers} workers -> {run_dir}  (resume: --run-id {cfg.run_id})", highlight=False)
     with _bars() as progress:
@@ -504,16 +674,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .plot import plot_run
+    from .train.engine import engine_name
     from .train.trainer import Trainer
 
     cfg = train_config(args)
-    trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite,
+    if args.dry_run:
+        from .train.plan import dry_run
+
+        report, fits = dry_run(cfg, args.gpus, args.gpu_memory, args.engine)
+        console.print(report, markup=False, highlight=False)
+        return 0 if fits else 1
+    trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, check_memory=not args.ignore_memory_plan,
                       log=lambda m: console.print(m, markup=False, highlight=False))
     if not trainer.main:  # other processes of a multi-process run work silently
         trainer.run()
         return 0
     console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.trajectories)} -> {cfg.output_dir}"
-                  + (f" ({trainer.world} processes)" if trainer.world > 1 else ""))
+                  + (f" ({trainer.world} processes, {engine_name(trainer.accelerator)})" if trainer.world > 1 else ""))
     console.print(f"{len(trainer.train_examples)} training steps, {len(trainer.val_examples)} held-out steps; "
                   f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters on {trainer.device}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -537,6 +714,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = (f"best checkpoint: {summary['best']} (val reward {summary['best_val_reward']:+.3f})" if summary["best"]
             else "no best checkpoint (no held-out trajectories: val_trajectories=0)")
     console.print(f"{best}; latest: {summary['latest']}")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .agent import rendering_for
+    from .formats import load_trajectories
+    from .paths import project_dir
+    from .policy import SamplingParams, load_policy
+    from .probe import config_rendering, probe, sample_examples
+    from .reward import RewardConfig
+
+    if args.prompts < 1 or args.samples < 1:
+        raise UserError("-n and --samples must be at least 1")
+    trajectories = list(load_trajectories(args.trajectories or [str(project_dir("trajectories"))]))
+    policy = load_policy(args.model)
+    log = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
+    rendering = rendering_for(args.model, policy, log, args.history, args.max_observation_chars, args.call_style,
+                              base=config_rendering(args.config, policy, log) if args.config else None)
+    examples = sample_examples(trajectories, rendering, args.prompts, args.seed)
+    params = SamplingParams(args.samples, args.temperature, 1.0, args.max_new_tokens)
+    report = probe(policy, examples, RewardConfig(call_style=rendering.call_style), params)
+    table = Table(title=f"probe: {args.model} ({rendering.call_style} calls)")
+    for column in ("prompts", "answers", "format ok", "mean reward", "mean reward when well-formed"):
+        table.add_column(column, justify="right")
+    similarity = "-" if report.mean_similarity is None else f"{report.mean_similarity:.3f}"
+    table.add_row(str(report.prompts), str(report.answers), f"{100 * report.format_ok:.1f}%",
+                  f"{report.mean_reward:+.3f}", similarity)
+    out.print(table)
+    if report.errors:
+        errors = Table(title="most common format errors")
+        errors.add_column("answers", justify="right")
+        errors.add_column("error")
+        for message, count in report.errors:
+            errors.add_row(str(count), escape(message))
+        out.print(errors)
+    if report.format_ok == 0:
+        out.print("No answer follows the format: every SRL group would be flat and dropped. Start with an SFT "
+                  "warm-up (sft_warmup_steps) or a worked example of the format in the system prompt.")
     return 0
 
 
@@ -568,16 +785,21 @@ COMMANDS = {
     ("reward", None): cmd_reward,
     ("replay", None): cmd_replay,
     ("env", "build"): cmd_env_build,
+    ("env", "copy"): cmd_env_copy,
     ("eval", None): cmd_eval,
+    ("tasks", "synthesize"): cmd_tasks_synthesize,
+    ("tasks", "split"): cmd_tasks_split,
     ("train", None): cmd_train,
     ("plot", None): cmd_plot,
     ("serve", None): cmd_serve,
+    ("probe", None): cmd_probe,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = COMMANDS[(args.command, getattr(args, "data_command", None) or getattr(args, "env_command", None))]
+    handler = COMMANDS[(args.command, getattr(args, "data_command", None) or getattr(args, "env_command", None)
+                        or getattr(args, "tasks_command", None))]
     # A plain `kill` ends the run like Ctrl-C does: sandboxes are closed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

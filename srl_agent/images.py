@@ -26,6 +26,11 @@ SWE_IMAGE = "srl-agent/swe:latest"
 OFFLINE_PACKAGES = ["python3", "python3-venv", "git", "python3-pytest", "procps"]
 CONTEXT_LABEL = "org.srl-agent.context"
 PACKAGES_LABEL = "org.srl-agent.packages"
+# What the offline base leaves out of debootstrap's tree (about 180 MB): apt's downloaded packages and
+# lists (the image never runs apt offline), documentation, manuals and message translations.
+# Part of the base's packages label, so a base made before the diet is made again.
+BASE_DIET = ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*", "usr/share/doc/*", "usr/share/man/*",
+             "usr/share/info/*", "usr/share/locale/*")
 
 
 def apt_mirror() -> str:
@@ -78,7 +83,7 @@ def build_offline_base(client, suite: str | None = None, mirror: str | None = No
     """debootstrap + docker import; reuses the image when it exists."""
     suite = suite or debian_suite()
     tag = OFFLINE_BASE.format(suite=suite)
-    packages = ",".join(OFFLINE_PACKAGES)
+    packages = ",".join(OFFLINE_PACKAGES) + ";slim"
     if not rebuild and image_exists(client, tag) and client.images.get(tag).labels.get(PACKAGES_LABEL) == packages:
         return tag
     if shutil.which("debootstrap") is None:
@@ -90,6 +95,12 @@ def build_offline_base(client, suite: str | None = None, mirror: str | None = No
                                suite, root, mirror], capture_output=True, text=True)
         if proc.returncode != 0:
             raise UserError(f"debootstrap failed: {proc.stderr.strip()[-800:] or proc.stdout.strip()[-800:]}")
+        for pattern in BASE_DIET:
+            for path in Path(root).glob(pattern):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         log(f"importing the root filesystem as {tag}...")
         tar_path = Path(root).with_suffix(".tar")
         try:

@@ -13,14 +13,15 @@ workers, removes their containers and leaves a run that the same command with `-
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import socket
 import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from typing import Any, Literal
 from ..agent import AgentConfig, context_limit, fits_context, run_agent, save_run
 from ..errors import FormatViolation, UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
-from ..policy import ContextWindowExceeded, Policy, SamplingParams
+from ..policy import ContextWindowExceeded, Policy, SamplingParams, load_policy
 from .harness import grade, instance_verdict, require_docker_for_grading
 from .oracle import oracle_patch, oracle_prompt, touched_files
 
@@ -63,6 +64,17 @@ class EvalConfig:
     """Seconds the harness gives one instance's tests."""
     retry_errors: bool = False
     """On resume, run again the instances whose earlier attempt crashed."""
+    sandbox: Literal["docker", "podman"] = "docker"
+    """Container engine kind of the instances' sandboxes."""
+    engine: str | None = None
+    """Engine URL (`unix://…`, `tcp://…`, `ssh://…`) for sandboxes and grading; None: the local default."""
+    executor: Literal["local", "ray"] = "local"
+    """`local`: worker threads here. `ray`: Ray tasks, each on its node's own engine (srl_agent/executor.py)."""
+    ray_address: str | None = None
+    """The Ray cluster (`host:port`); None: RAY_ADDRESS, else a local one."""
+    image_template: str | None = None
+    """Names each instance's image, e.g. `ghcr.io/epoch-research/swe-bench.eval.x86_64.{instance_id}`;
+    fields {instance_id}, {id_docker} (`__` written `_1776_`), {repo}, {version}. None: the dataset's images."""
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     def dataset(self) -> tuple[str, str]:
@@ -74,6 +86,14 @@ class EvalConfig:
         if Path(self.bench).exists():  # the harness runs in the run folder: hand it an absolute path
             return str(Path(self.bench).resolve()), self.split
         return BENCHES.get(self.bench, (self.bench, self.split))
+
+    def grading_engine(self) -> str | None:
+        """The engine URL the harness grades on: the sandboxes' engine."""
+        if self.sandbox == "podman":
+            from ..sandbox.engine import podman_url
+
+            return podman_url(self.engine)
+        return self.engine
 
     def model_name(self) -> str:
         """The `model_name_or_path` written into predictions."""
@@ -94,7 +114,20 @@ def load_instances(cfg: EvalConfig) -> list[dict]:
                         "Hugging Face hub pass a local .jsonl/.parquet with --bench, or use --bench swe-mini") from None
     for instance in instances:  # the official per-instance images (`__` is written `_1776_`)
         instance.setdefault("image", f"swebench/sweb.eval.x86_64.{instance['instance_id'].replace('__', '_1776_')}")
+        if cfg.image_template:
+            instance["image"] = image_from_template(cfg.image_template, instance)
     return list(instances)
+
+
+def image_from_template(template: str, instance: dict) -> str:
+    """An instance's image named by `template`: {instance_id}, {id_docker} (`__` as `_1776_`), {repo}, {version}."""
+    iid = instance["instance_id"]
+    try:
+        return template.format(instance_id=iid, id_docker=iid.replace("__", "_1776_"),
+                               repo=instance.get("repo", "").replace("/", "__"), version=instance.get("version", ""))
+    except (KeyError, IndexError, ValueError) as e:
+        raise UserError(f"--image-template {template!r}: {type(e).__name__}: {e} (fields: {{instance_id}}, "
+                        "{id_docker}, {repo}, {version})") from None
 
 
 class PredictionLog:
@@ -130,6 +163,30 @@ class PredictionLog:
             self.rows[row["instance_id"]] = row
 
 
+def read_predictions(path: str | Path) -> list[dict]:
+    """Predictions made elsewhere (JSONL, or a JSON list, of instance_id + model_patch), checked row by row."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such predictions file")
+    if path.suffix == ".json":
+        from ..jsonio import read_json
+
+        rows = list(enumerate(read_json(path), 1))
+    else:
+        rows = list(read_jsonl(path))
+    seen: dict[str, dict] = {}
+    for number, row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("instance_id"), str) \
+                or not isinstance(row.get("model_patch") or "", str):
+            raise UserError(f"{path}: row {number}: a prediction needs instance_id and model_patch (a diff)")
+        seen[row["instance_id"]] = {"instance_id": row["instance_id"], "model_patch": row.get("model_patch") or "",
+                                    "model_name_or_path": str(row.get("model_name_or_path") or path.stem),
+                                    "status": "imported"}
+    if not seen:
+        raise UserError(f"{path}: no predictions")
+    return list(seen.values())
+
+
 class Interrupted(Exception):
     """The run is stopping (Ctrl-C): a worker gives up its instance without recording it."""
 
@@ -156,12 +213,27 @@ class SharedPolicy:
         return getattr(self.policy, name)
 
 
-def instance_sandbox(instance: dict, step_timeout: float = 120.0):
-    """A Docker sandbox made from the instance's image (which holds the repository at its base commit)."""
+def instance_sandbox(instance: dict, step_timeout: float = 120.0, kind: str = "docker", engine: str | None = None):
+    """A container sandbox made from the instance's image (which holds the repository at its base commit)."""
     from ..sandbox import SandboxConfig, open_sandbox
 
-    return open_sandbox(SandboxConfig(image=instance["image"], default_timeout=step_timeout), kind="docker",
-                        base_commit=instance.get("base_commit"))
+    config = SandboxConfig(image=instance["image"], default_timeout=step_timeout, engine=engine)
+    return open_sandbox(config, kind=kind, base_commit=instance.get("base_commit"))
+
+
+def sandbox_engine(cfg: EvalConfig):
+    """A client of the sandboxes' container engine; one clear UserError when it does not answer."""
+    from ..sandbox.engine import engine_client, podman_client
+
+    return (podman_client if cfg.sandbox == "podman" else engine_client)(cfg.engine)
+
+
+def sweep_dead_owners(cfg: EvalConfig) -> None:
+    """Remove the sandboxes on this node's engine whose owner process died (e.g. a killed Ray worker's)."""
+    from ..sandbox.docker import sweep_leftovers
+
+    with contextlib.closing(sandbox_engine(cfg)) as client:
+        sweep_leftovers(client)
 
 
 def solve_instance(instance: dict, policy: Policy | None, cfg: EvalConfig, run_dir: Path) -> dict:
@@ -171,13 +243,13 @@ def solve_instance(instance: dict, policy: Policy | None, cfg: EvalConfig, run_d
     if policy is None:
         row.update(model_patch=instance["patch"], status=GOLD)
     elif cfg.mode == "agent":
-        with instance_sandbox(instance, cfg.agent.step_timeout) as sandbox:
+        with instance_sandbox(instance, cfg.agent.step_timeout, cfg.sandbox, cfg.engine) as sandbox:
             run = run_agent(policy, sandbox, instance["problem_statement"], instance["instance_id"], cfg.agent)
         save_run(run, run_dir / "trajectories")
         row.update(model_patch=run.patch, status=run.exit_status, steps=len(run.trajectory.steps),
                    completion_tokens=run.completion_tokens, format_errors=run.format_errors)
     else:
-        with instance_sandbox(instance, cfg.agent.step_timeout) as sandbox:
+        with instance_sandbox(instance, cfg.agent.step_timeout, cfg.sandbox, cfg.engine) as sandbox:
             files = {}
             for path in touched_files(instance["patch"]):
                 with contextlib.suppress(FileNotFoundError):  # a file the gold patch creates
@@ -202,37 +274,71 @@ def solve_instance(instance: dict, policy: Policy | None, cfg: EvalConfig, run_d
     return row
 
 
+def error_row(instance: dict, cfg: EvalConfig, error: BaseException) -> dict:
+    """An instance whose run crashed: recorded as its result, the run goes on."""
+    return {"instance_id": instance["instance_id"], "model_name_or_path": cfg.model_name(), "model_patch": "",
+            "status": "error", "error": f"{type(error).__name__}: {error}",
+            "traceback": "".join(traceback.format_exception(error, limit=8))}
+
+
+_WORKER_POLICY: dict[str, Policy] = {}  # a Ray worker process loads the policy once and keeps it
+
+
+def solve_on_worker(instance: dict, cfg: EvalConfig, gold: bool) -> tuple[dict, dict[str, bytes]]:
+    """One instance on a Ray worker: the prediction row, and the files the run wrote (trajectories, answers),
+    which travel back with it since the worker's node need not share the run folder."""
+    import tempfile
+
+    # a worker that died mid-instance (why this may be a retry) left its container on this node's engine
+    sweep_dead_owners(cfg)
+    policy = None
+    if not gold:
+        policy = _WORKER_POLICY.get(cfg.model) or _WORKER_POLICY.setdefault(cfg.model, load_policy(cfg.model))
+    with tempfile.TemporaryDirectory(prefix="srl-eval-") as tmp:
+        row = solve_instance(instance, policy, cfg, Path(tmp))
+        row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+        files = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
+    return row, files
+
+
 def solve_all(instances: list[dict], policy: Policy | None, cfg: EvalConfig, run_dir: Path, log: PredictionLog,
               on_done: Callable[[dict], None] = lambda row: None) -> None:
-    """Solve every instance on `cfg.workers` threads; each finished one is appended to the log at once."""
+    """Solve every instance on `cfg.workers` workers (threads, or Ray tasks); each finished one is appended to
+    the log at once, by this process only."""
+    from ..executor import make_executor
+
     stop = threading.Event()
     shared = SharedPolicy(policy, stop) if policy is not None else None
-
-    def work(instance: dict) -> dict | None:
-        try:
-            return solve_instance(instance, shared, cfg, run_dir)
-        except Exception as e:  # one instance's crash is its own result, not the run's
-            if stop.is_set():
-                return None
-            return {"instance_id": instance["instance_id"], "model_name_or_path": cfg.model_name(),
-                    "model_patch": "", "status": "error", "error": f"{type(e).__name__}: {e}",
-                    "traceback": traceback.format_exc(limit=8)}
-
-    pool = ThreadPoolExecutor(max_workers=max(1, cfg.workers), thread_name_prefix="eval")
+    executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address)
+    if cfg.executor == "ray":
+        job = functools.partial(solve_on_worker, cfg=cfg, gold=policy is None)
+    else:
+        job = functools.partial(solve_instance, policy=shared, cfg=cfg, run_dir=run_dir)
     try:
-        for future in as_completed([pool.submit(work, instance) for instance in instances]):
-            row = future.result()
-            if row is not None:
-                log.append(row)
-                on_done(row)
+        for instance, outcome in executor.map(job, instances):
+            if isinstance(outcome, BaseException):
+                if stop.is_set():
+                    continue
+                outcome = error_row(instance, cfg, outcome)
+            elif cfg.executor == "ray":
+                outcome, files = outcome
+                for name, data in files.items():
+                    with atomic_writer(run_dir / name, "wb") as f:
+                        f.write(data)
+            log.append(outcome)
+            on_done(outcome)
+        if cfg.executor == "ray":  # workers that died mid-instance left their containers; this node's go now
+            sweep_dead_owners(cfg)
     except BaseException:
         stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+        executor.cancel()
         from ..sandbox.docker import close_all
 
         close_all()
+        if cfg.executor == "ray":  # cancel() killed the workers with their sandboxes open: this node's go now
+            with contextlib.suppress(Exception):
+                sweep_dead_owners(cfg)
         raise
-    pool.shutdown(wait=True)
 
 
 def summarize(instances: list[dict], rows: dict[str, dict], verdicts: dict[str, dict]) -> dict[str, Any]:
@@ -267,15 +373,24 @@ def run_eval(cfg: EvalConfig, policy: Policy | None, instances: list[dict], run_
     predictions = PredictionLog(run_dir / "predictions.jsonl")
     finished = predictions.finished(cfg.retry_errors)
     todo = [i for i in instances if i["instance_id"] not in finished]
-    if len(todo) < len(instances):
+    # a resumed run says what it skips; `--predictions` (every row imported) said so in its header
+    imported_only = all(predictions.rows.get(i["instance_id"], {}).get("status") == "imported" for i in instances)
+    if len(todo) < len(instances) and not imported_only:
         log(f"{len(instances) - len(todo)} instances already have predictions; solving {len(todo)}")
+    if todo and policy is not None and cfg.executor == "local":
+        sandbox_engine(cfg).close()  # one clear line now, rather than one error per instance
     solve_all(todo, policy, cfg, run_dir, predictions, on_solved)
     ids = [i["instance_id"] for i in instances]
     verdicts: dict[str, dict] = {}
     if cfg.grade:
-        require_docker_for_grading()
+        engine = cfg.grading_engine()
+        require_docker_for_grading(engine)
         name, split = cfg.dataset()
-        grade(run_dir, name, split, predictions.path, run_dir.name, cfg.workers, cfg.grade_timeout, ids, on_graded)
+        if cfg.image_template:  # the harness grades in the same images: hand it the instances as they are here
+            name, split = str((run_dir / "instances.jsonl").resolve()), "test"
+            write_jsonl(run_dir / "instances.jsonl", instances)
+        grade(run_dir, name, split, predictions.path, run_dir.name, cfg.workers, cfg.grade_timeout, ids, on_graded,
+              engine)
         for instance_id in ids:
             row = predictions.rows[instance_id]
             verdicts[instance_id] = {"resolved": False, "patch_applied": False, "category": "agent_error"} \
