@@ -8,6 +8,10 @@ MODE `srl`: validation (as configured), then one whole SRL step (sampling, dynam
 refill, update). The step's reward is a fixed function of each rollout's place in its group on the
 first process (never flat) and -1 on the others (always flat, so they keep nothing); each process
 writes its metrics row, its validation figures and a weight checksum.
+MODE `shards`: torch's FSDP2 (`fully_shard`) on the tiny model directly, since accelerate runs FSDP only
+on GPUs: a step, every process's shards saved (engine.save_shards), a second step; then a fresh model from
+other weights and a fresh optimizer load the shards (engine.load_shards) and take the second step again.
+The first process saves both results and the resumed one gathered into an HF folder (`hf/`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import torch
 from srl_agent.policy import Completion
 from srl_agent.train import trainer as trainer_module
 from srl_agent.train.config import TrainConfig
+from srl_agent.train.engine import load_shards, save_shards
+from srl_agent.train.model import load_model, save_model
 from srl_agent.train.trainer import Rollout, Trainer
 
 
@@ -74,11 +80,54 @@ def srl(trainer: Trainer, out: Path) -> None:
     (out / f"rank{trainer.rank}.json").write_text(json.dumps({**row, **val}))
 
 
+def shards(out: Path) -> None:
+    from accelerate import Accelerator
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    accelerator = Accelerator(cpu=True)  # the gloo process group; the model is sharded by hand below
+    cfg = TrainConfig.builtin()
+    cfg.set("tiny_model.hidden_size", "32")
+    cfg.set("tiny_model.intermediate_size", "64")
+    ids = torch.randint(10, 500, (2, 16), generator=torch.Generator().manual_seed(accelerator.process_index))
+
+    def sharded_model(seed: int):
+        cfg.seed = seed
+        model, tokenizer = load_model(cfg, device=torch.device("cpu"))
+        for layer in model.model.layers:
+            fully_shard(layer)
+        fully_shard(model)
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-3), tokenizer
+
+    def step(model, optimizer) -> None:
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def gathered(model) -> dict[str, torch.Tensor]:
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    model, optimizer, tokenizer = sharded_model(0)
+    step(model, optimizer)
+    save_shards(accelerator, model, optimizer, out / "shards")
+    step(model, optimizer)
+    expected = gathered(model)
+    fresh, fresh_optimizer, _ = sharded_model(1)  # other weights, no Adam state: the shards bring both back
+    load_shards(accelerator, fresh, fresh_optimizer, out / "shards")
+    step(fresh, fresh_optimizer)
+    resumed = gathered(fresh)
+    if accelerator.is_main_process:
+        torch.save({"expected": expected, "resumed": resumed}, out / "weights.pt")
+        save_model(fresh, tokenizer, out / "hf", resumed)
+
+
 def main() -> None:
     mode, out, *pairs = sys.argv[1:]
     settings = dict(pair.split("=", 1) for pair in pairs)
     split = settings.pop("split", "even")
     out = Path(out)
+    if mode == "shards":
+        return shards(out)
     trainer = make_trainer(out, settings)
     update(trainer, out, split) if mode == "update" else srl(trainer, out)
     trainer.accelerator.wait_for_everyone()

@@ -1,13 +1,18 @@
 """The trainer on several CPU processes (gloo, started by torchrun) through accelerate's DDP: the update from
 the same rollouts ends with the same weights as one process; a whole SRL step with dynamic sampling fills
-the global batch while a process that kept nothing still joins every collective. Also fp32 master weights
-at the paper's lr, and the engine configs that cannot run here."""
+the global batch while a process that kept nothing still joins every collective; a two-process run killed
+with SIGKILL resumes identically, and FSDP2's shards (torch's fully_shard on gloo) save and resume. Also fp32
+master weights at the paper's lr, and the engine configs that cannot run here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +136,141 @@ def test_an_update_sharded_by_fsdp2_ends_with_one_process_s_weights(tmp_path):
     one, two = torch.load(tmp_path / "one" / "weights.pt"), torch.load(out / "weights.pt")
     for name in one:
         assert torch.allclose(one[name].cpu(), two[name].cpu(), atol=1e-5), name
+
+
+def test_fsdp2_shards_save_and_resume_the_model_and_optimizer_state(tmp_path):
+    """torch's fully_shard on two gloo processes (accelerate itself runs FSDP only on GPUs). Each process writes
+    its own shard; a fresh model from other weights with a fresh optimizer loads them and takes the same
+    second step as the model that never stopped: exactly, so Adam's moments came back too (a first Adam step
+    moves every weight by about the lr, a second by much less). The gathered weights make an HF folder."""
+    from transformers import AutoModelForCausalLM
+
+    torchrun(2, "shards", tmp_path / "fsdp")
+    assert sorted(p.name for p in (tmp_path / "fsdp" / "shards").glob("*.distcp")) == ["__0_0.distcp",
+                                                                                      "__1_0.distcp"]
+    weights = torch.load(tmp_path / "fsdp" / "weights.pt")
+    expected, resumed = weights["expected"], weights["resumed"]
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        assert torch.equal(expected[name], resumed[name]), name
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "fsdp" / "hf").state_dict()
+    assert loaded.keys() == resumed.keys()
+    for name in resumed:
+        assert torch.equal(loaded[name], resumed[name]), name
+
+
+TWO_PROCESS_RUN = ["--max-steps", "4", "--set", "tiny_model.hidden_size=32", "--set", "tiny_model.intermediate_size=64",
+                   "--set", "batch_size=2", "--set", "group_size=4", "--set", "max_new_tokens=16", "--set",
+                   "val_examples=4", "--set", "sft_warmup_steps=2", "--set", "eval_every=2", "--set", "save_every=2",
+                   "--no-plot"]
+
+
+def launch_two(run: Path, *args: str) -> subprocess.Popen:
+    """The CLI on two gloo processes (DDP) started by torchrun."""
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                             "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(run), *TWO_PROCESS_RUN,
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def descendants(pid: int) -> list[int]:
+    """A process's children, theirs and so on (torchrun starts each worker in a session of its own)."""
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    return children + [d for c in children for d in descendants(c)]
+
+
+def test_two_processes_killed_with_sigkill_resume_identically(tmp_path):
+    """The one-process kill -9 test (test_train.py) on two DDP processes: the launcher and both workers are
+    killed once `latest` names step 2 (the SFT warm-up), the resumed run samples and updates steps 3-4 from
+    each process's own restored RNG and data position, and ends with the metrics and weights of a run that
+    never stopped. Its checkpoints and best/ are plain HF folders."""
+    from transformers import AutoModelForCausalLM
+
+    straight = tmp_path / "straight"
+    proc = launch_two(straight)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-4000:]
+    killed = tmp_path / "killed"
+    proc = launch_two(killed)
+    deadline, latest = time.monotonic() + 600, killed / "latest"
+    while not (latest.exists() and latest.read_text() == "step-000002"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.1)
+    for pid in [proc.pid, *descendants(proc.pid)]:  # the whole launch at once, as a lost node would go
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    resumed = launch_two(killed, "--resume")
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-4000:]
+    said = " ".join(err.split())  # the console wraps long lines
+    assert said.count("resumed from") == 2 and said.count("at step 2") == 2  # both processes
+    a, b = rows(straight), rows(killed)
+    assert [r["step"] for r in b] == [r["step"] for r in a] == [0, 1, 2, 3, 4]
+    assert [r.get("batch") for r in b] == [r.get("batch") for r in a]
+    for x, y in zip(a, b, strict=True):
+        for k in ("loss", "reward_mean", "val_reward", "completion_tokens"):
+            if k in x:
+                assert y[k] == pytest.approx(x[k], rel=1e-5, abs=1e-6), (x["step"], k)
+
+    def hf_weights(folder: Path) -> dict[str, torch.Tensor]:
+        return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+    final = hf_weights(straight / "checkpoints" / "step-000004")
+    again = hf_weights(killed / "checkpoints" / "step-000004")
+    for name in final:
+        assert torch.allclose(final[name], again[name], atol=1e-6), name
+    best_step = json.loads((killed / "best" / "best.json").read_text())["step"]
+    best, at_step = hf_weights(killed / "best"), hf_weights(killed / "checkpoints" / f"step-{best_step:06d}")
+    assert all(torch.equal(best[name], at_step[name]) for name in best)
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_sharded_checkpoint_takes_in_the_processes_shards_before_it_comes_into_place(tmp_path):
+    """The folder scheme under sharding: the shards the processes wrote into `step-N.shards` move inside the
+    checkpoint before its rename; `latest` names it; what a kill left in a staging folder goes on --resume."""
+    from srl_agent.train.checkpoint import (
+        SHARDS_DIR,
+        latest_checkpoint,
+        load_state,
+        recover_run_dir,
+        save_checkpoint,
+        shards_staging,
+    )
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.model import load_model
+
+    cfg = TrainConfig.builtin()
+    cfg.set("tiny_model.hidden_size", "32")
+    cfg.set("tiny_model.intermediate_size", "64")
+    model, tokenizer = load_model(cfg, device=torch.device("cpu"))
+    staging = shards_staging(tmp_path, 2)
+    staging.mkdir(parents=True)
+    for rank in range(2):
+        (staging / f"__{rank}_0.distcp").write_bytes(bytes([rank]))
+    save_checkpoint(tmp_path, 2, model, tokenizer, {"step": 2, "optimizer": None}, shards=staging)
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint == tmp_path / "checkpoints" / "step-000002" and not staging.exists()
+    assert sorted(p.name for p in (checkpoint / SHARDS_DIR).iterdir()) == ["__0_0.distcp", "__1_0.distcp"]
+    assert load_state(checkpoint) == {"step": 2, "optimizer": None}
+    shards_staging(tmp_path, 4).mkdir()  # killed while the processes wrote step 4's shards
+    recover_run_dir(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002"]
+
+
+def test_resuming_a_sharded_run_with_another_engine_is_one_clear_line(tmp_path):
+    """A checkpoint whose optimizer state lives in shards (FSDP2/ZeRO-3) cannot continue on one process."""
+    run = tmp_path / "run"
+    cli = [sys.executable, "-m", "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(run), *TWO_PROCESS_RUN]
+    first = subprocess.run([*cli, "--set", "val_examples=0"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert first.returncode == 0, first.stderr[-4000:]
+    state_file = run / "checkpoints" / (run / "latest").read_text() / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=False)
+    torch.save({**state, "optimizer": None}, state_file)  # as a sharded engine writes it
+    again = subprocess.run([*cli, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 2
+    assert "was written by a sharded engine (FSDP2/ZeRO-3): resume with the same accelerate config" in " ".join(
+        again.stderr.split())

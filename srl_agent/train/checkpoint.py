@@ -1,13 +1,15 @@
 """Checkpoints: HF-format model folders plus the trainer's state, written so a kill never leaves half.
 
     RUN_DIR/checkpoints/step-000040/   save_pretrained weights + tokenizer + trainer_state.pt
+                                       (+ shards/: each process's part of a sharded model and optimizer)
     RUN_DIR/latest                     the name of the newest complete checkpoint
     RUN_DIR/best/                      the checkpoint with the best validation reward so far
 
 Each folder is written under a temporary name and renamed into place; `latest` is replaced
 atomically after the rename, so it always names a complete checkpoint. A folder being replaced
 (`best/`) is first renamed aside to `NAME.old`; `recover_run_dir` puts it back if a kill came between
-the two renames.
+the two renames. A sharded engine's processes first write their shards into `step-000040.shards`, which
+goes into the folder before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 import torch
 
 from ..jsonio import atomic_writer
+from ..steps import StepConfig, save_rendering
 from .model import save_model
 
 STATE_FILE = "trainer_state.pt"
+SHARDS_DIR = "shards"
 KEEP_LAST = 2
 
 
@@ -56,7 +60,8 @@ def recover_run_dir(run_dir: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             old.rename(final)
-    for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob("checkpoints/step-*.tmp")]:
+    for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob("checkpoints/step-*.tmp"),
+                *run_dir.glob("checkpoints/step-*.shards")]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -71,13 +76,29 @@ def remove_previous_run(run_dir: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def step_dir(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step-{step:06d}"
+
+
+def shards_staging(run_dir: Path, step: int) -> Path:
+    """Where every process of a sharded run writes its shards before `save_checkpoint` moves them in."""
+    return step_dir(run_dir, step).with_suffix(".shards")
+
+
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any],
-                    weights: dict[str, torch.Tensor] | None = None) -> Path:
-    """`weights`: a sharded model's gathered state dict (default: the model's own)."""
-    final = run_dir / "checkpoints" / f"step-{step:06d}"
+                    weights: dict[str, torch.Tensor] | None = None, rendering: StepConfig | None = None,
+                    shards: Path | None = None) -> Path:
+    """`weights`: a sharded model's gathered state dict (default: the model's own); `rendering`: how the
+    prompts were rendered, for eval; `shards`: the processes' written shards (see `shards_staging`). All
+    go inside the folder before it is renamed into place."""
+    final = step_dir(run_dir, step)
 
     def fill(tmp: Path) -> None:
         save_model(model, tokenizer, tmp, weights)
+        if rendering is not None:
+            save_rendering(rendering, tmp)
+        if shards is not None:
+            shards.rename(tmp / SHARDS_DIR)
         torch.save(state, tmp / STATE_FILE)
 
     replace_dir(final, fill)
@@ -90,11 +111,13 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
 
 
 def save_best(run_dir: Path, model, tokenizer, info: dict[str, Any],
-              weights: dict[str, torch.Tensor] | None = None) -> Path:
+              weights: dict[str, torch.Tensor] | None = None, rendering: StepConfig | None = None) -> Path:
     import json
 
     def fill(tmp: Path) -> None:
         save_model(model, tokenizer, tmp, weights)
+        if rendering is not None:
+            save_rendering(rendering, tmp)
         (tmp / "best.json").write_text(json.dumps(info))
 
     replace_dir(run_dir / "best", fill)

@@ -6,8 +6,9 @@
     DeepSpeed ZeRO-3 (sharded)     ... --config_file configs/accelerate/zero3.yaml ...   (pip install deepspeed)
 
 The trainer only calls `Accelerator.prepare`, `no_sync`, `backward`, `clip_grad_norm_` and
-`get_state_dict`; mixed precision (bf16 compute, fp32 master weights and optimizer state) comes
-from the same config: autocast for one process or DDP, FSDP2's MixedPrecisionPolicy, DeepSpeed's bf16.
+`get_state_dict` (and `save_shards`/`load_shards` below for a sharded run's resumable state); mixed
+precision (bf16 compute, fp32 master weights and optimizer state) comes from the same config: autocast
+for one process or DDP, FSDP2's MixedPrecisionPolicy, DeepSpeed's bf16.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -115,3 +117,32 @@ def full_parameters(accelerator: Accelerator, model) -> Iterator[tuple[str, torc
     finally:
         if peft:
             model.unmerge_adapter()
+
+
+def save_shards(accelerator: Accelerator, model, optimizer, folder: Path) -> None:
+    """Every process writes its own shard of the model's and optimizer's state into `folder` (a collective):
+    torch.distributed.checkpoint for FSDP2 (DTensor shards, resharded on load if need be), DeepSpeed's own
+    partitioned checkpoint for ZeRO-3. No process ever holds the whole optimizer state."""
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        model.save_checkpoint(str(folder), tag="state")
+        return
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optimizer_state = get_state_dict(model, getattr(optimizer, "optimizer", optimizer))
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder)
+
+
+def load_shards(accelerator: Accelerator, model, optimizer, folder: Path) -> None:
+    """The inverse of `save_shards`, into a prepared model and optimizer (a collective)."""
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        model.load_checkpoint(str(folder), tag="state", load_optimizer_states=True, load_lr_scheduler_states=False)
+        return
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    optimizer = getattr(optimizer, "optimizer", optimizer)
+    model_state, optimizer_state = get_state_dict(model, optimizer)  # this process's shards, to fill in place
+    state = {"model": model_state, "optimizer": optimizer_state}
+    dcp.load(state, checkpoint_id=folder)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])

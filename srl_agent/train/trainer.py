@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +33,12 @@ from ..plot import read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
-from ..steps import expert_answer, save_rendering
+from ..steps import expert_answer
 from ..types import StepExample
 from . import grpo
 from .batching import Batch, Layout, forward_tokens, group_chunks, make_batch, supports_shared_prefix
 from .checkpoint import (
+    SHARDS_DIR,
     WANDB_ID_FILE,
     latest_checkpoint,
     load_state,
@@ -45,10 +47,11 @@ from .checkpoint import (
     remove_previous_run,
     save_best,
     save_checkpoint,
+    shards_staging,
 )
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory, training_rendering
-from .engine import check_memory_plan, full_parameters, is_sharded, make_accelerator
+from .engine import check_memory_plan, full_parameters, is_sharded, load_shards, make_accelerator, save_shards
 from .model import ADAPTER_DIR, load_model, save_model
 
 
@@ -207,14 +210,17 @@ class Trainer:
             json.dump(self.cfg.to_dict(), f, indent=2)
 
     def _restore(self, checkpoint: Path) -> None:
-        if self.sharded:  # the optimizer state is saved from the first process only: its shard, not the whole
-            raise UserError("--resume is not supported with FSDP2/ZeRO-3 yet; resume with one process or DDP "
-                            "(configs/accelerate/ddp.yaml), or start over with --overwrite")
         state = load_state(checkpoint)
         if len(state["processes"]) != self.world:
             raise UserError(f"{checkpoint} was written by {len(state['processes'])} processes; resume with as many")
+        if self.sharded != (state["optimizer"] is None):
+            written = "a sharded engine (FSDP2/ZeRO-3)" if state["optimizer"] is None else "one process or DDP"
+            raise UserError(f"{checkpoint} was written by {written}: resume with the same accelerate config")
         mine = state["processes"][self.rank]
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:  # each process reads its own shard of the model and the optimizer state
+            load_shards(self.accelerator, self.model, self.optimizer, checkpoint / SHARDS_DIR)
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(mine["stream"])
         torch.set_rng_state(mine["torch_rng"])
         if mine.get("cuda_rng") and torch.cuda.is_available():
@@ -234,14 +240,29 @@ class Trainer:
         process holds the whole model anyway."""
         return self.accelerator.get_state_dict(self.model) if self.sharded else None
 
+    def _save_shards(self) -> Path | None:
+        """Under a sharded engine every process writes its shard of the model and optimizer state (a collective)
+        into a staging folder that the checkpoint then takes in; None for one process or DDP, whose first
+        process holds the whole optimizer state (the same on every DDP process) and saves it in `_state`."""
+        if not self.sharded:
+            return None
+        folder = shards_staging(self.run_dir, self.step)
+        if self.main:  # what a killed attempt left (perhaps from more processes) must not mix in
+            shutil.rmtree(folder, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        save_shards(self.accelerator, self.model, self.optimizer, folder)
+        self.accelerator.wait_for_everyone()
+        return folder
+
     def _state(self) -> dict[str, Any]:
         """The resumable state; every process contributes its data position and random state."""
         mine = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "python_rng": random.getstate()}
         processes = gather_object([mine]) if self.world > 1 else [mine]
-        return {"step": self.step, "best": self.best, "optimizer": self.optimizer.state_dict(),
-                "processes": processes, "config": self.cfg.to_dict()}
+        optimizer = None if self.sharded else self.optimizer.state_dict()  # sharded: in the shards
+        return {"step": self.step, "best": self.best, "optimizer": optimizer, "processes": processes,
+                "config": self.cfg.to_dict()}
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -501,14 +522,14 @@ class Trainer:
                     info = {"step": self.step, "val_reward": self.best}
                     weights = self._full_weights()
                     if self.main:
-                        save_rendering(self.rendering, save_best(self.run_dir, self.unwrapped, self.tokenizer, info,
-                                                                 weights))
+                        save_best(self.run_dir, self.unwrapped, self.tokenizer, info, weights, self.rendering)
             self.log_metrics(row)
             if self.step % cfg.save_every == 0 or last:
-                state, weights = self._state(), self._full_weights()  # every process takes part in gathering them
+                # every process takes part in gathering these (and writes its shards under a sharded engine)
+                state, weights, shards = self._state(), self._full_weights(), self._save_shards()
                 if self.main:
-                    save_rendering(self.rendering, save_checkpoint(self.run_dir, self.step, self.unwrapped,
-                                                                   self.tokenizer, state, weights))
+                    save_checkpoint(self.run_dir, self.step, self.unwrapped, self.tokenizer, state, weights,
+                                    self.rendering, shards)
             self.accelerator.wait_for_everyone()
             if on_step:
                 on_step(row)
