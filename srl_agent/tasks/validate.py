@@ -36,11 +36,12 @@ def sandbox_python_path(python_path: str) -> str:
     return "/testbed" if python_path in (".", "") else f"/testbed/{python_path}"
 
 
-def parse_statuses(log: str) -> dict[str, str]:
-    """{test id: PASSED | FAILED | ERROR | SKIPPED | XFAIL}: swebench's parse_log_pytest, subtests failing."""
+def parse_statuses(log: str, parser: str = "parse_log_pytest") -> dict[str, str]:
+    """{test id: PASSED | FAILED | ERROR | SKIPPED | XFAIL}: swebench's `parser` (a PARSER_REGISTRY name), subtests
+    failing."""
     from swebench.harness.log_parsers import PARSER_REGISTRY
 
-    statuses = PARSER_REGISTRY["parse_log_pytest"](log, None)
+    statuses = PARSER_REGISTRY[parser](log, None)
     for line in log.splitlines():
         match = _SUBFAILED.match(line)
         if match:

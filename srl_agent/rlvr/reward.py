@@ -1,0 +1,119 @@
+"""The verifiable reward: the instance's own tests, run in the episode's own sandbox after its edits.
+
+An episode leaves its patch in place in its sandbox (the repository at /testbed). `verify` writes the
+instance's swebench-5 `eval_script` there and runs it, exactly as the official harness would after
+applying the patch: reset the test files, apply the test patch, run the suite. The log between the
+harness's start/end markers is read with the instance's swebench log parser (plus the SUBFAILED
+correction of tasks/validate.py) and graded with swebench's own `test_passed`:
+
+    resolved   every FAIL_TO_PASS and every PASS_TO_PASS test passes           -> reward 1, else 0
+    partial    (option) fraction of FAIL_TO_PASS passing, 0 if any PASS_TO_PASS broke
+    format     (option) minus `format_penalty` per malformed turn (a turn with no parsable tool call)
+
+`score` is the pure part; `verify` is the sandbox part.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..tasks.validate import parse_statuses
+
+START_MARKER = ">>>>> Start Test Output"
+END_MARKER = ">>>>> End Test Output"
+EVAL_SCRIPT_PATH = "/tmp/srl_eval.sh"
+
+
+@dataclass
+class RewardConfig:
+    """How an episode is scored (`reward.*` in a train config)."""
+
+    partial_credit: bool = False
+    """Unresolved episodes earn the fraction of FAIL_TO_PASS tests passing, cancelled (0) by any broken
+    PASS_TO_PASS test. Off: the reward is 1 if resolved, else 0 (the official metric)."""
+    format_penalty: float = 0.0
+    """Subtracted once per malformed turn (no parsable tool call). 0 turns it off."""
+    eval_timeout: float = 300.0
+    """Seconds the eval_script may run; a timeout scores 0 (reason `eval_timeout`)."""
+
+    def __post_init__(self) -> None:
+        if self.format_penalty < 0:
+            raise ValueError(f"reward.format_penalty must be >= 0, got {self.format_penalty}")
+        if self.eval_timeout <= 0:
+            raise ValueError(f"reward.eval_timeout must be > 0, got {self.eval_timeout}")
+
+
+@dataclass
+class Reward:
+    """One episode's score and what it is made of."""
+
+    reward: float
+    resolved: bool
+    fail_to_pass_passing: int
+    fail_to_pass_total: int
+    pass_to_pass_broken: int
+    malformed_turns: int
+    reason: str = ""
+    """Why the tests gave nothing ('eval_timeout', 'no_tests_ran', 'sandbox_error: ...'), '' when they ran."""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def marked_test_output(log: str) -> str:
+    """The part of an eval_script's log between the harness markers (all of it when a marker is missing)."""
+    start, end = log.find(START_MARKER), log.rfind(END_MARKER)
+    if start < 0:
+        return log
+    body_start = log.find("\n", start)
+    body_start = len(log) if body_start < 0 else body_start + 1
+    if end < body_start:
+        return log[body_start:]
+    return log[body_start:log.rfind("\n", 0, end) + 1]
+
+
+def expected_tests(instance: dict) -> tuple[list[str], list[str]]:
+    """FAIL_TO_PASS and PASS_TO_PASS of an instance (swebench stores them as JSON strings or lists)."""
+    def as_list(value) -> list[str]:
+        return json.loads(value) if isinstance(value, str) else list(value)
+
+    return as_list(instance["FAIL_TO_PASS"]), as_list(instance["PASS_TO_PASS"])
+
+
+def score(statuses: dict[str, str], fail_to_pass: list[str], pass_to_pass: list[str], malformed_turns: int,
+          cfg: RewardConfig, reason: str = "") -> Reward:
+    """Grade one episode from its test statuses ({test id: PASSED|FAILED|...}), a pure function.
+
+    A test missing from `statuses` counts as not passing (swebench's rule)."""
+    from swebench.harness.grading import test_passed
+
+    f2p_passing = sum(test_passed(t, statuses) for t in fail_to_pass)
+    p2p_broken = sum(not test_passed(t, statuses) for t in pass_to_pass)
+    resolved = bool(fail_to_pass) and f2p_passing == len(fail_to_pass) and p2p_broken == 0 and not reason
+    if resolved:
+        base = 1.0
+    elif cfg.partial_credit and fail_to_pass and p2p_broken == 0 and not reason:
+        base = f2p_passing / len(fail_to_pass)
+    else:
+        base = 0.0
+    return Reward(base - cfg.format_penalty * malformed_turns, resolved, f2p_passing, len(fail_to_pass), p2p_broken,
+                  malformed_turns, reason)
+
+
+def verify(sandbox, instance: dict, cfg: RewardConfig, malformed_turns: int = 0) -> tuple[Reward, str]:
+    """Run `instance`'s eval_script in `sandbox` (the episode's edits in place) and score it; returns (reward, log).
+
+    A sandbox that dies or errors scores 0 with the reason; the caller's run goes on."""
+    fail_to_pass, pass_to_pass = expected_tests(instance)
+    try:
+        sandbox.write_file(EVAL_SCRIPT_PATH, instance["eval_script"], mode=0o755)
+        obs = sandbox.run(f"bash {EVAL_SCRIPT_PATH}", timeout=cfg.eval_timeout)
+    except Exception as e:  # a dead container raises engine-specific errors; the episode just scores 0
+        reason = f"sandbox_error: {type(e).__name__}: {str(e)[:200]}"
+        return score({}, fail_to_pass, pass_to_pass, malformed_turns, cfg, reason), ""
+    if obs.timed_out:
+        return score({}, fail_to_pass, pass_to_pass, malformed_turns, cfg, "eval_timeout"), obs.output
+    statuses = parse_statuses(marked_test_output(obs.output), instance.get("log_parser") or "parse_log_pytest")
+    reason = "" if statuses else "no_tests_ran"
+    return score(statuses, fail_to_pass, pass_to_pass, malformed_turns, cfg, reason), obs.output

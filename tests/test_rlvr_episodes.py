@@ -1,0 +1,214 @@
+"""RLVR episodes: the tokens trained on are the tokens sampled, observations carry no gradient, and every
+sandbox is removed. Real tiny model, real swe-mini sandboxes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from srl_agent.errors import UserError
+from srl_agent.rlvr.episodes import (
+    EpisodeConfig,
+    EpisodeTokens,
+    _open_sandbox,
+    add_turn_context,
+    continuation,
+    run_episodes,
+    start_episode,
+)
+from srl_agent.rlvr.reward import RewardConfig
+from srl_agent.steps import StepConfig
+from srl_agent.train.grpo import clipped_objective, token_logprobs
+
+FULL_HISTORY = StepConfig(history=None)
+INSTANCE_ID = "swemini__moneyfmt-1"
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    from srl_agent.policy.hf import HFPolicy
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.model import load_model
+
+    model, tokenizer = load_model(TrainConfig())
+    return HFPolicy(model.eval(), tokenizer)
+
+
+class RecordingOpener:
+    """Opens each episode's sandbox as run_episodes would, remembering the container names."""
+
+    def __init__(self):
+        self.names: list[str] = []
+
+    def __call__(self, instance, cfg):
+        sandbox = _open_sandbox(instance, cfg)
+        self.names.append(sandbox.name)
+        return sandbox
+
+    def leftovers(self) -> list[str]:
+        import docker
+
+        client = docker.from_env()
+        try:
+            return [c.name for c in client.containers.list(all=True) if c.name in self.names]
+        finally:
+            client.close()
+
+
+def test_continuation_is_the_added_text_or_a_loud_error():
+    assert continuation("<s>a", "<s>ab") == "b"
+    with pytest.raises(UserError, match=r"prefix-preserving.*at character 4"):
+        continuation("<s>ab", "<s>aXb")
+
+
+def test_episode_tokens_mask_sampled_ids_only():
+    tokens = EpisodeTokens()
+    tokens.add([1, 2, 3])
+    tokens.add([4, 5], [-0.5, -1.5])
+    tokens.add([6])
+    assert (tokens.ids, tokens.mask, tokens.logprobs) == ([1, 2, 3, 4, 5, 6], [0, 0, 0, 1, 1, 0],
+                                                          [0.0, 0.0, 0.0, -0.5, -1.5, 0.0])
+    with pytest.raises(ValueError, match="2 sampled ids but 1 log-probs"):
+        tokens.add([7, 8], [-1.0])
+
+
+def test_windowed_history_and_non_prefix_preserving_templates_are_refused(tiny_policy):
+    instance = {"instance_id": "x__y-1", "problem_statement": "Fix it."}
+    with pytest.raises(UserError, match="--history full"):
+        start_episode(tiny_policy.tokenizer, instance, StepConfig(history=2))
+    # a template that drops earlier answers' text (as Qwen3 drops earlier reasoning) is not prefix-preserving
+    tokenizer = copy.deepcopy(tiny_policy.tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}<|im_start|>assistant\n<|im_end|>\n"
+        "{% else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    episode = start_episode(tokenizer, instance, FULL_HISTORY)
+    episode.text += "I will look.<|im_end|>"
+    with pytest.raises(UserError, match="prefix-preserving"):
+        add_turn_context(tokenizer, episode, [{"role": "assistant", "content": "I will look."},
+                                              {"role": "tool", "content": "file.py"}], FULL_HISTORY)
+
+
+def test_episodes_train_on_exactly_the_sampled_tokens(tiny_policy, swe_mini_images):
+    instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
+    cfg = EpisodeConfig(group_size=3, max_turns=3, max_format_errors=5, max_new_tokens=24, max_episode_tokens=3000,
+                        temperature=1.0, workers=3)
+    opener = RecordingOpener()
+    torch.manual_seed(0)
+    (group,) = run_episodes(tiny_policy, [instance], cfg, FULL_HISTORY, RewardConfig(format_penalty=0.1), opener)
+    assert len(set(opener.names)) == 3 and opener.leftovers() == []  # one sandbox per episode, all gone
+    assert len(group) == 3
+    for episode in group:
+        tokens = episode.tokens
+        assert len(tokens.ids) == len(tokens.mask) == len(tokens.logprobs) <= cfg.max_episode_tokens
+        # the untrained model writes no valid tool call: every turn is a malformed answer followed by the format help
+        assert episode.status == "turn_limit" and episode.turns == 3 == episode.format_errors
+        assert 3 <= sum(tokens.mask) <= 3 * cfg.max_new_tokens and tokens.mask[0] == 0 and tokens.mask[-1] == 0
+        assert episode.reward.reward == pytest.approx(-0.3) and not episode.reward.resolved
+        assert episode.reward.reason == "" and episode.patch == ""  # the tests ran on the untouched repository
+
+        ids = torch.tensor([tokens.ids])
+        mask = torch.tensor(tokens.mask[1:], dtype=torch.float32).unsqueeze(0)  # the mask of each predicted token
+        logits = tiny_policy.model(input_ids=ids).logits[:, :-1].float()
+        logits.retain_grad()
+        logp = token_logprobs(logits, ids[:, 1:])
+        sampled = torch.tensor(tokens.logprobs[1:]).unsqueeze(0)
+        # recomputed log-probs equal the sampled ones (fp32 on CPU; the sampler ran the episodes left-padded as a batch)
+        assert torch.allclose(logp[mask.bool()], sampled[mask.bool()], atol=1e-4)
+        loss = clipped_objective(logp, sampled, torch.tensor([1.0]), mask)
+        loss.backward()
+        grad_per_position = logits.grad[0].abs().sum(-1)
+        assert torch.all(grad_per_position[~mask[0].bool()] == 0)  # prompt, glue, observations: exactly zero
+        assert torch.all(grad_per_position[mask[0].bool()] > 0)
+        tiny_policy.model.zero_grad(set_to_none=True)
+
+
+def test_sandboxes_are_removed_when_an_episode_cannot_start(tiny_policy, swe_mini_images):
+    instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
+    missing = {**instance, "instance_id": "swemini__nothing-1", "image": "srl-agent/swe-mini:no-such-image"}
+    opener = RecordingOpener()
+    with pytest.raises(UserError, match="no-such-image"):
+        run_episodes(tiny_policy, [missing, instance], EpisodeConfig(group_size=2, workers=4, max_new_tokens=8),
+                     FULL_HISTORY, RewardConfig(), opener)
+    assert len(opener.names) == 2 and opener.leftovers() == []  # the two that started were removed
+
+
+class ScriptedPolicy:
+    """Answers with fixed tool calls, as exact token ids (the tiny model's tokenizer), to drive the tool path."""
+
+    def __init__(self, tokenizer, calls):
+        self.tokenizer, self.calls, self.turn = tokenizer, calls, 0
+
+    def generate_ids(self, prompt_ids, params):
+        from srl_agent.policy import Completion
+        from srl_agent.steps import assistant_message, render_prompt
+
+        call, self.turn = self.calls[self.turn], self.turn + 1
+        turn = assistant_message("I look first.", call, FULL_HISTORY.call_style, FULL_HISTORY.reasoning)
+        text = render_prompt(self.tokenizer, [turn], None, generation=False)
+        answer = text[len("<|im_start|>assistant\n"):text.rindex("<|im_end|>")]
+        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.tokenizer.convert_tokens_to_ids(
+            "<|im_end|>")]
+        return [[Completion(answer, ids, [-0.25] * len(ids))] for _ in prompt_ids]
+
+
+def test_tool_observations_are_context_and_the_sequence_is_the_conversation(tiny_policy, swe_mini_images):
+    from srl_agent.types import ToolCall
+
+    instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
+    policy = ScriptedPolicy(tiny_policy.tokenizer, [ToolCall("bash", {"command": "echo obs-$((6*7)) > out.txt; "
+                                                                                 "cat out.txt"}),
+                                                    ToolCall("submit", {})])
+    cfg = EpisodeConfig(group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=3000)
+    opener = RecordingOpener()
+    ((episode,),) = run_episodes(policy, [instance], cfg, FULL_HISTORY, RewardConfig(partial_credit=True), opener)
+    assert opener.leftovers() == []
+    assert (episode.status, episode.turns, episode.format_errors) == ("submitted", 2, 0)
+    assert "+obs-42" in episode.patch  # the episode's edit, graded in its own sandbox
+    assert episode.reward.reason == "" and episode.reward.reward == 0.0  # tests ran; the bug is still there
+    tokens = episode.tokens
+    decode = tiny_policy.tokenizer.decode
+    assert decode(tokens.ids, skip_special_tokens=False) == episode.text  # the sequence is the rendered conversation
+    trained = decode([t for t, m in zip(tokens.ids, tokens.mask, strict=True) if m], skip_special_tokens=False)
+    context = decode([t for t, m in zip(tokens.ids, tokens.mask, strict=True) if not m], skip_special_tokens=False)
+    assert trained.count("<tool_call>") == 2 and "obs-42" not in trained.replace("obs-$((6*7))", "")
+    assert "<tool_response>\nobs-42\n" in context  # the observation is context (mask 0)
+    assert [lp for lp, m in zip(tokens.logprobs, tokens.mask, strict=True) if m] == [-0.25] * sum(tokens.mask)
+
+
+def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(tiny_policy, swe_mini_images):
+    import docker
+
+    from srl_agent.types import ToolCall
+
+    instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
+    prompt_tokens = len(start_episode(tiny_policy.tokenizer, instance, FULL_HISTORY).tokens.ids)
+    look = ToolCall("bash", {"command": "ls"})
+    # room for exactly one answer: the second turn would pass max_episode_tokens
+    cfg = EpisodeConfig(group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=prompt_tokens + 100)
+    ((episode,),) = run_episodes(ScriptedPolicy(tiny_policy.tokenizer, [look] * 5), [instance], cfg, FULL_HISTORY,
+                                 RewardConfig(), RecordingOpener())
+    assert (episode.status, episode.turns) == ("token_limit", 1)
+    assert prompt_tokens < len(episode.tokens.ids) <= cfg.max_episode_tokens < len(episode.tokens.ids) + 64
+    assert episode.reward.reason == ""  # still graded on its patch
+
+    class KillingPolicy(ScriptedPolicy):
+        """Kills episode 0's container before the second turn (a sandbox dying under the run)."""
+
+        def generate_ids(self, prompt_ids, params):
+            if self.turn == 1:
+                client = docker.from_env()
+                client.containers.get(opener.names[0]).kill()
+                client.close()
+            return super().generate_ids(prompt_ids, params)
+
+    opener = RecordingOpener()
+    cfg = EpisodeConfig(group_size=2, max_turns=3, max_new_tokens=64, max_episode_tokens=3000, workers=2)
+    ((dead, alive),) = run_episodes(KillingPolicy(tiny_policy.tokenizer, [look] * 3), [instance], cfg, FULL_HISTORY,
+                                    RewardConfig(), opener)
+    assert opener.leftovers() == []
+    assert dead.status == "sandbox_error" and dead.detail and dead.turns == 2
+    assert dead.reward.reward == 0.0 and dead.reward.reason.startswith("sandbox_error")
+    assert (alive.status, alive.turns, alive.reward.reason) == ("turn_limit", 3, "")

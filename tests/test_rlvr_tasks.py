@@ -1,0 +1,56 @@
+"""RLVR's training tasks: swe-mini's train split shares no repository with the held-out test split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from srl_agent.errors import UserError
+from srl_agent.rlvr.tasks import check_split, load_training_tasks, require_images, splits_path, swe_mini_split
+
+
+def test_shipped_split_covers_swe_mini_by_repository():
+    train, test = swe_mini_split("train"), swe_mini_split("test")
+    assert not {i["repo"] for i in train} & {i["repo"] for i in test}
+    assert len(train) + len(test) == 20
+    assert {i["instance_id"] for i in train} == set(json.loads(splits_path().read_text())["train"])
+    assert all(i["image"] == f"srl-agent/swe-mini:{i['instance_id']}" for i in train)
+    assert load_training_tasks() == train
+
+
+def test_check_split_rejects_a_repository_on_both_sides():
+    repo_of = {"a-1": "r/a", "a-2": "r/a", "b-1": "r/b"}
+    check_split({"train": ["a-1", "a-2"], "test": ["b-1"]}, repo_of, "s.json")
+    with pytest.raises(UserError, match=r"s\.json: repository r/a has tasks on both sides"):
+        check_split({"train": ["a-1"], "test": ["a-2", "b-1"]}, repo_of, "s.json")
+    with pytest.raises(UserError, match="a-1 is on both sides"):
+        check_split({"train": ["a-1"], "test": ["a-1"]}, repo_of, "s.json")
+    with pytest.raises(UserError, match="unknown instance zz"):
+        check_split({"train": ["zz"], "test": ["b-1"]}, repo_of, "s.json")
+
+
+def test_tasks_file_is_loaded_and_bad_rows_named(tmp_path):
+    good = {"instance_id": "x__y-1", "eval_script": "#!/bin/bash\n", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]",
+            "image": "img:1", "log_parser": "parse_log_pytest"}
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps(good) + "\n")
+    assert load_training_tasks(path) == [good]
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"instance_id": "x__y-2"}) + "\n")
+    with pytest.raises(UserError, match=r"instance 2 lacks eval_script, FAIL_TO_PASS, PASS_TO_PASS, image"):
+        load_training_tasks(path)
+    path.write_text(json.dumps({**good, "log_parser": "parse_nothing"}) + "\n")
+    with pytest.raises(UserError, match="unknown log_parser 'parse_nothing'"):
+        load_training_tasks(path)
+    with pytest.raises(UserError, match="no such file"):
+        load_training_tasks(tmp_path / "missing.jsonl")
+    with pytest.raises(UserError, match="unknown split"):
+        swe_mini_split("dev")
+
+
+def test_a_missing_task_image_fails_before_training_with_the_hint(swe_mini_images):
+    train = swe_mini_split("train")
+    require_images(train)  # built by the fixture
+    gone = {**train[0], "instance_id": "swemini__gone-1", "image": "srl-agent/swe-mini:swemini__gone-1"}
+    with pytest.raises(UserError, match=r"task swemini__gone-1: image .* is missing; .*srl-agent env build swe-mini"):
+        require_images([*train, gone])
