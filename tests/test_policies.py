@@ -109,7 +109,9 @@ def test_vllm_is_optional_and_its_settings_map():
     from srl_agent.policy.vllm import import_vllm, vllm_sampling_kwargs
 
     assert vllm_sampling_kwargs(SamplingParams(n=8, temperature=1.0, top_p=0.9, max_new_tokens=64)) == {
-        "n": 8, "temperature": 1.0, "top_p": 0.9, "max_tokens": 64, "logprobs": 0}
+        "n": 8, "temperature": 1.0, "top_p": 0.9, "max_tokens": 64, "logprobs": 0,
+        # <think> and <tool_call> are special tokens of some tokenizers: stripping them breaks every answer
+        "skip_special_tokens": False}
     assert vllm_sampling_kwargs(SamplingParams(temperature=0.0))["temperature"] == 0.0
     try:
         import vllm  # noqa: F401
