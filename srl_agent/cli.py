@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--max-prompt-tokens", type=int, help="shorten the history, then drop examples, beyond this")
     build.add_argument("--max-observation-chars", type=int, default=4000,
                        help="observations are cut in the middle beyond this many characters")
-    build.add_argument("--call-style", default="hermes", choices=CALL_STYLES)
+    build.add_argument("--call-style", default="auto", choices=["auto", *CALL_STYLES],
+                       help="how calls are written (default: read off --tokenizer's chat template)")
     build.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes")
 
     convert = data_sub.add_parser("convert", help="trajectories of any format -> canonical trajectories JSONL")
@@ -278,7 +279,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         report = build_steps(args.trajectories, args.out, cfg, tokenizer=tokenizer,
                              max_prompt_tokens=args.max_prompt_tokens, fmt=args.format,
                              only_resolved=args.only_resolved, skip_bad=args.skip_bad, workers=args.workers,
-                             on_trajectory=tick)
+                             on_trajectory=tick, log=lambda m: progress.console.print(m, markup=False))
     _print_skipped(report.load.skipped)
     extra = f", {report.dropped_too_long} over --max-prompt-tokens dropped" if report.dropped_too_long else ""
     console.print(f"{report.load.summary()}; {report.examples} examples written to {args.out}{extra}")

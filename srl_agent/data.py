@@ -9,14 +9,14 @@ import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
 from .formats import LoadReport, load_trajectories
 from .jsonio import atomic_writer, read_jsonl
-from .steps import ExampleBuilder, StepConfig
+from .steps import ExampleBuilder, StepConfig, save_rendering, template_rendering
 from .tokenizer import load_tokenizer
 from .types import StepExample, Trajectory
 
@@ -32,8 +32,21 @@ class BuildReport:
 _WORKER: ExampleBuilder | None = None
 
 
+def build_rendering(cfg: StepConfig, tokenizer: str | None, log: Callable[[str], None] = print) -> StepConfig:
+    """`cfg` with its call style settled as training settles it: `auto` is read off the tokenizer's chat
+    template (Hermes without a tokenizer), a template-less or tool-less tokenizer gets srl-agent's own template
+    with a warning, and the monologue goes where the template puts it (Qwen3's `reasoning_content`)."""
+    if not tokenizer:
+        return cfg if cfg.call_style != "auto" else replace(cfg, call_style="hermes")
+    call_style, reasoning = template_rendering(load_tokenizer(tokenizer), cfg.call_style, log, tokenizer)
+    return replace(cfg, call_style=call_style, reasoning=reasoning)
+
+
 def _make_builder(cfg: StepConfig, tokenizer: str | None, max_prompt_tokens: int | None) -> ExampleBuilder:
-    return ExampleBuilder(cfg, load_tokenizer(tokenizer) if tokenizer else None, max_prompt_tokens)
+    tok = load_tokenizer(tokenizer) if tokenizer else None
+    if tok is not None:  # the same template fallback as build_rendering (which warned already)
+        template_rendering(tok, cfg.call_style, lambda _: None)
+    return ExampleBuilder(cfg, tok, max_prompt_tokens)
 
 
 def _init_worker(cfg: StepConfig, tokenizer: str | None, max_prompt_tokens: int | None) -> None:
@@ -49,11 +62,14 @@ def _build_lines(traj: Trajectory) -> tuple[list[str], int]:
 
 def build_steps(sources: list[str], out: str | Path, cfg: StepConfig, *, tokenizer: str | None = "tiny",
                 max_prompt_tokens: int | None = None, fmt: str = "auto", only_resolved: bool = False,
-                skip_bad: bool = False, workers: int = 1,
-                on_trajectory: Callable[[int], None] | None = None) -> BuildReport:
-    """Import `sources`, cut them into examples and write them to `out` as JSONL (atomically)."""
+                skip_bad: bool = False, workers: int = 1, on_trajectory: Callable[[int], None] | None = None,
+                log: Callable[[str], None] = print) -> BuildReport:
+    """Import `sources`, cut them into examples and write them to `out` as JSONL (atomically), and how they
+    were rendered beside it (`steps.rendering.json`, which training from the file uses). `cfg.call_style`
+    may be `auto` (see `build_rendering`)."""
     if max_prompt_tokens is not None and not tokenizer:
         raise DataError("--max-prompt-tokens needs a tokenizer to count with")
+    cfg = build_rendering(cfg, tokenizer, log)
     report = BuildReport()
     trajs = load_trajectories(sources, fmt=fmt, skip_bad=skip_bad, only_resolved=only_resolved, report=report.load)
     init_args = (cfg, tokenizer, max_prompt_tokens)
@@ -64,6 +80,7 @@ def build_steps(sources: list[str], out: str | Path, cfg: StepConfig, *, tokeniz
         else:
             _init_worker(*init_args)
             _write(map(_build_lines, trajs), f, report, on_trajectory)
+    save_rendering(cfg, out)
     return report
 
 

@@ -79,15 +79,23 @@ class StepConfig:
         return cls(**data)
 
 
-def save_rendering(cfg: StepConfig, folder: str | Path) -> None:
-    """Write the rendering record beside a checkpoint's weights."""
-    with atomic_writer(Path(folder) / RENDERING_FILE) as f:
+def rendering_file(where: str | Path) -> Path:
+    """Where the rendering record of a checkpoint folder (`rendering.json` in it) or of a steps file that
+    `data build` wrote (`steps.jsonl` -> `steps.rendering.json` beside it) lives."""
+    where = Path(where)
+    return where.with_suffix(".rendering.json") if where.suffix == ".jsonl" else where / RENDERING_FILE
+
+
+def save_rendering(cfg: StepConfig, where: str | Path) -> None:
+    """Write the rendering record of a checkpoint folder or a steps file (see `rendering_file`)."""
+    with atomic_writer(rendering_file(where)) as f:
         json.dump(cfg.to_dict(), f, indent=2, ensure_ascii=False)
 
 
-def load_rendering(folder: str | Path) -> StepConfig | None:
-    """A checkpoint's rendering record; None when it has none (runs from before the record existed)."""
-    path = Path(folder) / RENDERING_FILE
+def load_rendering(where: str | Path) -> StepConfig | None:
+    """The rendering record of a checkpoint folder or a steps file; None when it has none (made before
+    the record existed)."""
+    path = rendering_file(where)
     if not path.is_file():
         return None
     try:
@@ -225,8 +233,8 @@ def detect_call_style(template: str | None) -> tuple[CallStyle, Reasoning] | Non
         return "hermes", "native" if "reasoning_content" in template else "content"  # Qwen2.5(-Coder), Qwen3
     if '"parameters": ' in template and "<|start_header_id|>" in template:  # Llama 3.1 / 3.2
         return "llama", "content"
-    raise UserError("the chat template writes tool calls in a syntax srl-agent cannot tell apart (it knows "
-                    "Hermes <tool_call> JSON and Llama 3.1 JSON): set call_style to hermes, xml or llama")
+    raise UserError("the chat template writes tool calls in a syntax srl-agent cannot tell apart (it knows Hermes "
+                    "<tool_call> JSON and Llama 3.1 JSON): set call_style to hermes, xml or llama (--call-style)")
 
 
 def template_rendering(tokenizer, call_style: str = "auto", log: Callable[[str], None] = print,
@@ -316,6 +324,7 @@ class ExampleBuilder:
 
     def count_tokens(self, examples: list[StepExample]) -> list[int]:
         return self.counter.count([self.render(ex) for ex in examples])
+
     def build(self, traj: Trajectory) -> list[StepExample]:
         examples = examples_from_trajectory(traj, self.cfg)
         if self.tokenizer is None:

@@ -31,8 +31,10 @@ def load_tokenizer(name_or_path: str = TINY_TOKENIZER):
     """A transformers tokenizer: `tiny` (shipped), a local folder, or a hub id."""
     from transformers import AutoTokenizer
 
+    from .pretrained import from_pretrained
+
     path = str(TINY_TOKENIZER_DIR) if name_or_path == TINY_TOKENIZER else name_or_path
-    return AutoTokenizer.from_pretrained(path)
+    return from_pretrained(AutoTokenizer, path)  # a bad path or unreachable id: one clear line
 
 
 def _training_corpus(max_bytes: int = 12_000_000) -> list[str]:

@@ -169,3 +169,42 @@ def test_skip_bad_goes_on_and_reports(tmp_path):
 def test_unknown_history_value(tmp_path):
     proc = cli("data", "build", "--trajectories", str(FIXTURES), "--out", str(tmp_path / "o.jsonl"), "--history", "x")
     assert proc.returncode == 2 and "--history must be last-N" in proc.stderr
+
+
+def test_build_takes_the_call_style_from_the_tokenizer_and_training_uses_its_record(steps_file, tmp_path):
+    from srl_agent.steps import StepConfig, load_rendering
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.data import training_rendering
+
+    from .test_chat_templates import tokenizer_with, trl_template
+
+    assert load_rendering(steps_file) == StepConfig()  # the tiny tokenizer's template: Hermes, <think> in content
+    source = str(fixture("swe-smith"))
+    llama = tokenizer_with(trl_template("llama3_1"))
+    llama.save_pretrained(tmp_path / "llama")
+    out = tmp_path / "llama.jsonl"
+    proc = cli("data", "build", "--trajectories", source, "--out", str(out), "--tokenizer", str(tmp_path / "llama"),
+               "--history", "full", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    record = load_rendering(out)
+    assert (record.call_style, record.history) == ("llama", None)
+    turns = [m for line in out.read_text().splitlines() for m in json.loads(line)["prompt"] if m["role"] == "assistant"]
+    assert turns and all('"parameters": {' in m["content"] and "tool_calls" not in m for m in turns)
+    # training from that file renders and rewards as it was built, whatever the config says
+    lines: list[str] = []
+    cfg = TrainConfig(trajectories=[str(out)], history="last-2", call_style="xml")
+    assert training_rendering(cfg, llama, lines.append) == record
+    assert len(lines) == 1 and "rendered as recorded in llama.rendering.json (llama calls, history full" in lines[0]
+    # a tokenizer without a chat template: one warning, srl-agent's own template in every worker
+    tokenizer_with(None).save_pretrained(tmp_path / "bare")
+    proc = cli("data", "build", "--trajectories", source, "--out", str(tmp_path / "bare.jsonl"), "--tokenizer",
+               str(tmp_path / "bare"), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("has no chat template: using srl-agent's own template") == 1
+    assert load_rendering(tmp_path / "bare.jsonl").call_style == "hermes"
+    # one in a syntax srl-agent does not know: one line asking for --call-style, nothing written
+    tokenizer_with(trl_template("qwen3_5_think")).save_pretrained(tmp_path / "qwen35")
+    proc = cli("data", "build", "--trajectories", source, "--out", str(tmp_path / "q.jsonl"), "--tokenizer",
+               str(tmp_path / "qwen35"))
+    assert proc.returncode == 2 and "(--call-style)" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "q.jsonl").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..data import read_examples
 from ..errors import UserError
 from ..formats import load_trajectories
-from ..steps import ExampleBuilder, StepConfig, parse_history, template_rendering
+from ..steps import ExampleBuilder, StepConfig, load_rendering, parse_history, rendering_file, template_rendering
 from ..types import StepExample
 from .config import TrainConfig
 
@@ -28,12 +28,25 @@ def _is_steps_file(path: str) -> bool:
 
 
 def training_rendering(cfg: TrainConfig, tokenizer, log: Callable[[str], None] = print) -> StepConfig:
-    """How the run writes its prompts and answers (saved with every checkpoint as rendering.json)."""
+    """How the run writes its prompts and answers (saved with every checkpoint as rendering.json): from the
+    config, or for a steps file, as `data build` recorded beside it."""
+    name = cfg.tokenizer or cfg.model
+    steps = cfg.trajectories[0] if len(cfg.trajectories) == 1 and _is_steps_file(cfg.trajectories[0]) else None
+    record = load_rendering(steps) if steps else None
+    if record is not None:
+        template_rendering(tokenizer, record.call_style, log, name)  # a template-less tokenizer gets ours, as then
+        log(f"{steps}: rendered as recorded in {rendering_file(steps).name} ({record.call_style} calls, history "
+            f"{'full' if record.history is None else record.history}, observations cut at "
+            f"{record.max_observation_chars} characters); the config's rendering fields do not apply")
+        return record
+    if steps:
+        log(f"{steps} has no {rendering_file(steps).name} (written by srl-agent data build): assuming the config's "
+            "history, max_observation_chars, call_style and system_prompt are how it was built")
     try:
         history = parse_history(cfg.history)
     except ValueError as e:
         raise UserError(str(e)) from None
-    call_style, reasoning = template_rendering(tokenizer, cfg.call_style, log, cfg.tokenizer or cfg.model)
+    call_style, reasoning = template_rendering(tokenizer, cfg.call_style, log, name)
     rendering = StepConfig(history=history, max_observation_chars=cfg.max_observation_chars, call_style=call_style,
                            reasoning=reasoning)
     if cfg.system_prompt is not None:
