@@ -119,6 +119,9 @@ def shards(out: Path) -> None:
     if accelerator.is_main_process:
         torch.save({"expected": expected, "resumed": resumed}, out / "weights.pt")
         save_model(fresh, tokenizer, out / "hf", resumed)
+    # no process leaves while another still works: gloo's threads abort one that exits mid-collective
+    accelerator.wait_for_everyone()
+    torch.distributed.destroy_process_group()
 
 
 def main() -> None:

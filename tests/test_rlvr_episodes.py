@@ -206,8 +206,10 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
 
     opener = RecordingOpener()
     cfg = EpisodeConfig(group_size=2, max_turns=3, max_new_tokens=64, max_episode_tokens=3000, workers=2)
-    ((dead, alive),) = run_episodes(KillingPolicy(tiny_policy.tokenizer, [look] * 3), [instance], cfg, FULL_HISTORY,
-                                    RewardConfig(), opener)
+    (group,) = run_episodes(KillingPolicy(tiny_policy.tokenizer, [look] * 3), [instance], cfg, FULL_HISTORY,
+                            RewardConfig(), opener)
+    # two workers open the sandboxes concurrently: the first container opened may be either episode's
+    dead, alive = sorted(group, key=lambda episode: episode.status != "sandbox_error")
     assert opener.leftovers() == []
     assert dead.status == "sandbox_error" and dead.detail and dead.turns == 2
     assert dead.reward.reward == 0.0 and dead.reward.reason.startswith("sandbox_error")
