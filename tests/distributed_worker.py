@@ -1,4 +1,5 @@
-"""One process of the multi-process trainer tests (tests/test_distributed.py starts it with torchrun).
+"""One process of the multi-process trainer tests (tests/test_distributed.py starts it with torchrun, or with
+accelerate launch and one of configs/accelerate/*.yaml).
 
     python -m torch.distributed.run --nproc_per_node N tests/distributed_worker.py MODE OUT [key=value ...]
 
@@ -8,16 +9,16 @@ MODE `srl`: validation (as configured), then one whole SRL step (sampling, dynam
 refill, update). The step's reward is a fixed function of each rollout's place in its group on the
 first process (never flat) and -1 on the others (always flat, so they keep nothing); each process
 writes its metrics row, its validation figures and a weight checksum.
-MODE `shards`: torch's FSDP2 (`fully_shard`) on the tiny model directly, since accelerate runs FSDP only
-on GPUs: a step, every process's shards saved (engine.save_shards), a second step; then a fresh model from
-other weights and a fresh optimizer load the shards (engine.load_shards) and take the second step again.
-The first process saves both results and the resumed one gathered into an HF folder (`hf/`).
+MODE `run`: `Trainer.run` as configured (`resume=1` continues OUT/run), under whatever engine the launch
+picked (tests/test_distributed.py starts it with accelerate's FSDP2 and ZeRO-3 configs); the reward is
+a fixed function of each completion's text, so that groups differ and the GRPO update runs.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import torch
@@ -25,19 +26,17 @@ import torch
 from srl_agent.policy import Completion
 from srl_agent.train import trainer as trainer_module
 from srl_agent.train.config import TrainConfig
-from srl_agent.train.engine import load_shards, save_shards
-from srl_agent.train.model import load_model, save_model
 from srl_agent.train.trainer import Rollout, Trainer
 
 
-def make_trainer(out: Path, settings: dict[str, str]) -> Trainer:
+def make_trainer(out: Path, settings: dict[str, str], resume: bool = False, log=lambda _: None) -> Trainer:
     cfg = TrainConfig.builtin()
     base = {"output_dir": str(out / "run"), "sft_warmup_steps": "0", "batch_size": "4", "group_size": "4",
             "max_new_tokens": "8", "tiny_model.hidden_size": "32", "tiny_model.intermediate_size": "64",
             "val_trajectories": "0", "micro_batch_size": "4"}
     for key, value in {**base, **settings}.items():
         cfg.set(key, value)
-    return Trainer(cfg, log=lambda _: None)
+    return Trainer(cfg, resume=resume, log=log)
 
 
 def fixed_rollouts(trainer: Trainer) -> list[Rollout]:
@@ -55,7 +54,7 @@ def fixed_rollouts(trainer: Trainer) -> list[Rollout]:
 def update(trainer: Trainer, out: Path, split: str) -> None:
     rollouts = fixed_rollouts(trainer)
     mine = rollouts[trainer.rank::trainer.world] if split == "even" else rollouts if trainer.main else []
-    row = trainer.grpo_update(mine)
+    row = trainer.grpo_update([r.group() for r in mine], trainer.cfg.temperature)
     weights = trainer.accelerator.get_state_dict(trainer.model)  # gathered from the shards under FSDP2
     if trainer.main:
         torch.save({k: v.detach().cpu().clone() for k, v in weights.items()}, out / "weights.pt")
@@ -80,48 +79,15 @@ def srl(trainer: Trainer, out: Path) -> None:
     (out / f"rank{trainer.rank}.json").write_text(json.dumps({**row, **val}))
 
 
-def shards(out: Path) -> None:
-    from accelerate import Accelerator
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-    from torch.distributed.fsdp import fully_shard
+def text_rewards(texts, experts, cfg, **kwargs) -> list[float]:
+    """A fixed reward in [0, 1) for each completion's text: the same texts score the same after a resume."""
+    return [zlib.crc32(text.encode()) % 8 / 8 for text in texts]
 
-    accelerator = Accelerator(cpu=True)  # the gloo process group; the model is sharded by hand below
-    cfg = TrainConfig.builtin()
-    cfg.set("tiny_model.hidden_size", "32")
-    cfg.set("tiny_model.intermediate_size", "64")
-    ids = torch.randint(10, 500, (2, 16), generator=torch.Generator().manual_seed(accelerator.process_index))
 
-    def sharded_model(seed: int):
-        cfg.seed = seed
-        model, tokenizer = load_model(cfg, device=torch.device("cpu"))
-        for layer in model.model.layers:
-            fully_shard(layer)
-        fully_shard(model)
-        return model, torch.optim.AdamW(model.parameters(), lr=1e-3), tokenizer
-
-    def step(model, optimizer) -> None:
-        model(input_ids=ids, labels=ids).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
-    def gathered(model) -> dict[str, torch.Tensor]:
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-    model, optimizer, tokenizer = sharded_model(0)
-    step(model, optimizer)
-    save_shards(accelerator, model, optimizer, out / "shards")
-    step(model, optimizer)
-    expected = gathered(model)
-    fresh, fresh_optimizer, _ = sharded_model(1)  # other weights, no Adam state: the shards bring both back
-    load_shards(accelerator, fresh, fresh_optimizer, out / "shards")
-    step(fresh, fresh_optimizer)
-    resumed = gathered(fresh)
-    if accelerator.is_main_process:
-        torch.save({"expected": expected, "resumed": resumed}, out / "weights.pt")
-        save_model(fresh, tokenizer, out / "hf", resumed)
-    # no process leaves while another still works: gloo's threads abort one that exits mid-collective
-    accelerator.wait_for_everyone()
-    torch.distributed.destroy_process_group()
+def run(out: Path, settings: dict[str, str]) -> None:
+    trainer_module.srl_rewards = text_rewards
+    resume = settings.pop("resume", "0") == "1"
+    make_trainer(out, settings, resume, log=print).run()
 
 
 def main() -> None:
@@ -129,8 +95,8 @@ def main() -> None:
     settings = dict(pair.split("=", 1) for pair in pairs)
     split = settings.pop("split", "even")
     out = Path(out)
-    if mode == "shards":
-        return shards(out)
+    if mode == "run":
+        return run(out, settings)
     trainer = make_trainer(out, settings)
     update(trainer, out, split) if mode == "update" else srl(trainer, out)
     trainer.accelerator.wait_for_everyone()

@@ -1,12 +1,13 @@
-"""The trainer on several CPU processes (gloo, started by torchrun) through accelerate's DDP: the update from
-the same rollouts ends with the same weights as one process; a whole SRL step with dynamic sampling fills
-the global batch while a process that kept nothing still joins every collective; a two-process run killed
-with SIGKILL resumes identically, and FSDP2's shards (torch's fully_shard on gloo) save and resume. Also fp32
-master weights at the paper's lr, and the engine configs that cannot run here."""
+"""The trainer on several CPU processes (gloo, started by torchrun or accelerate launch) through accelerate's
+DDP, FSDP2 and DeepSpeed ZeRO-3: the update from the same rollouts ends with the same weights as one process
+(DDP and FSDP2); a whole SRL step with dynamic sampling fills the global batch while a process that kept
+nothing still joins every collective; two-process runs killed with SIGKILL resume identically, replicated or
+from each process's shards. Also fp32 master weights at the paper's lr, and engine configs that do not fit."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -109,23 +110,28 @@ def test_fp32_master_weights_take_an_lr_5e_7_step_that_bf16_weights_round_away()
     assert moved.median().item() == pytest.approx(5e-7, rel=0.1)  # Adam's first step: lr * sign(gradient)
 
 
-def test_an_engine_config_that_cannot_run_here_is_one_clear_line(tmp_path):
-    def launch(config: str, processes: int) -> str:
-        proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                               str(ROOT / "configs" / "accelerate" / config), "--num_processes", str(processes),
-                               "-m", "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(tmp_path / "x")],
-                              capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert proc.returncode != 0
-        return proc.stdout + proc.stderr
+def test_an_engine_config_that_does_not_fit_the_launch_is_one_clear_line(tmp_path, monkeypatch):
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                           str(ROOT / "configs" / "accelerate" / "fsdp2.yaml"), "--num_processes", "1",
+                           "-m", "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(tmp_path / "x")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0
+    assert "has one process: pass --num_processes N" in proc.stdout + proc.stderr
 
-    assert "has one process: pass --num_processes N" in launch("fsdp2.yaml", 1)
-    assert "which accelerate runs only on GPUs: on CPU launch with configs/accelerate/ddp.yaml" in launch(
-        "fsdp2.yaml", 2)
+    from srl_agent.errors import UserError
+    from srl_agent.train import engine
+    from srl_agent.train.config import TrainConfig
+
+    find_spec = engine.importlib.util.find_spec  # ZeRO-3 where DeepSpeed is not installed (CI installs it)
+    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None if name == "deepspeed" else
+                        find_spec(name))
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(UserError, match="DeepSpeed, which is not installed: pip install --no-build-isolation"):
+        engine.make_accelerator(TrainConfig())
 
 
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="accelerate runs FSDP only on GPUs (on CPU it falls back to "
-                    "DDP), and this needs two; torch's fully_shard itself works on CPU with gloo")
 def test_an_update_sharded_by_fsdp2_ends_with_one_process_s_weights(tmp_path):
+    """The same rollouts, split over two processes whose model accelerate's FSDP2 shards (gloo here)."""
     torchrun(1, "update", tmp_path / "one", "bf16=false")
     out = tmp_path / "two"
     out.mkdir()
@@ -136,27 +142,6 @@ def test_an_update_sharded_by_fsdp2_ends_with_one_process_s_weights(tmp_path):
     one, two = torch.load(tmp_path / "one" / "weights.pt"), torch.load(out / "weights.pt")
     for name in one:
         assert torch.allclose(one[name].cpu(), two[name].cpu(), atol=1e-5), name
-
-
-def test_fsdp2_shards_save_and_resume_the_model_and_optimizer_state(tmp_path):
-    """torch's fully_shard on two gloo processes (accelerate itself runs FSDP only on GPUs). Each process writes
-    its own shard; a fresh model from other weights with a fresh optimizer loads them and takes the same
-    second step as the model that never stopped: exactly, so Adam's moments came back too (a first Adam step
-    moves every weight by about the lr, a second by much less). The gathered weights make an HF folder."""
-    from transformers import AutoModelForCausalLM
-
-    torchrun(2, "shards", tmp_path / "fsdp")
-    assert sorted(p.name for p in (tmp_path / "fsdp" / "shards").glob("*.distcp")) == ["__0_0.distcp",
-                                                                                      "__1_0.distcp"]
-    weights = torch.load(tmp_path / "fsdp" / "weights.pt")
-    expected, resumed = weights["expected"], weights["resumed"]
-    assert expected.keys() == resumed.keys()
-    for name in expected:
-        assert torch.equal(expected[name], resumed[name]), name
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "fsdp" / "hf").state_dict()
-    assert loaded.keys() == resumed.keys()
-    for name in resumed:
-        assert torch.equal(loaded[name], resumed[name]), name
 
 
 TWO_PROCESS_RUN = ["--max-steps", "4", "--set", "tiny_model.hidden_size=32", "--set", "tiny_model.intermediate_size=64",
@@ -179,6 +164,18 @@ def descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in descendants(c)]
 
 
+def kill_once_latest_is(proc: subprocess.Popen, run: Path, checkpoint: str) -> None:
+    """SIGKILL the launcher and all its workers at once (as a lost node goes) when `latest` names `checkpoint`."""
+    deadline, latest = time.monotonic() + 600, run / "latest"
+    while not (latest.exists() and latest.read_text() == checkpoint):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.1)
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_two_processes_killed_with_sigkill_resume_identically(tmp_path):
     """The one-process kill -9 test (test_train.py) on two DDP processes: the launcher and both workers are
     killed once `latest` names step 2 (the SFT warm-up), the resumed run samples and updates steps 3-4 from
@@ -191,15 +188,7 @@ def test_two_processes_killed_with_sigkill_resume_identically(tmp_path):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-4000:]
     killed = tmp_path / "killed"
-    proc = launch_two(killed)
-    deadline, latest = time.monotonic() + 600, killed / "latest"
-    while not (latest.exists() and latest.read_text() == "step-000002"):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
-        time.sleep(0.1)
-    for pid in [proc.pid, *descendants(proc.pid)]:  # the whole launch at once, as a lost node would go
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    proc.wait()
+    kill_once_latest_is(launch_two(killed), killed, "step-000002")
     resumed = launch_two(killed, "--resume")
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-4000:]
@@ -227,6 +216,74 @@ def test_two_processes_killed_with_sigkill_resume_identically(tmp_path):
 
 def rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+SHARDED_RUN = ["max_steps=3", "sft_warmup_steps=1", "save_every=2", "eval_every=2", "val_trajectories=1",
+               "val_examples=4"]
+
+
+def launch_sharded(engine: str, out: Path, *settings: str) -> subprocess.Popen:
+    """The trainer (tests/distributed_worker.py `run`) on two gloo processes under an engine config we ship."""
+    out.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                             str(ROOT / "configs" / "accelerate" / f"{engine}.yaml"), "--num_processes", "2",
+                             str(WORKER), "run", str(out), *SHARDED_RUN, *settings], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("engine, shard_files", [
+    ("fsdp2", ["__0_0.distcp", "__1_0.distcp"]),
+    pytest.param("zero3", [f"state/zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt" for r in (0, 1)
+                           for kind in ("model", "optim")],
+                 marks=pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
+                                          reason="DeepSpeed is not installed (.ci/run installs it)")),
+])
+def test_a_sharded_run_killed_with_sigkill_resumes_identically(tmp_path, engine, shard_files):
+    """The trainer itself, sharded by accelerate's FSDP2 or DeepSpeed ZeRO-3 on two gloo processes: an SFT step,
+    then SRL steps whose GRPO update runs (the worker's reward tells completions apart), validation and
+    generation in step on both processes, each process's shards saved into the checkpoint. Killed with SIGKILL
+    once `latest` names step 2, the run resumes from the shards (model, Adam state, RNG, data position) and
+    ends as the run that never stopped; its checkpoints and best/ are whole HF folders that transformers loads."""
+    from transformers import AutoModelForCausalLM
+
+    from srl_agent.train.checkpoint import load_state
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    proc = launch_sharded(engine, straight)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-4000:]
+    kill_once_latest_is(launch_sharded(engine, killed), killed / "run", "step-000002")
+    proc = launch_sharded(engine, killed, "resume=1")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-4000:]
+    assert out.count("at step 2") == 2  # both processes resumed
+    a, b = rows(straight / "run"), rows(killed / "run")
+    assert [r["step"] for r in b] == [r["step"] for r in a] == [0, 1, 2, 3]
+    assert [r.get("phase") for r in a] == [None, "sft", "srl", "srl"]
+    assert all(r["update_tokens"] > 0 and r["grad_norm"] > 0 for r in a[1:])  # every step updated the model
+    for x, y in zip(a, b, strict=True):
+        assert y.get("batch") == x.get("batch")
+        for k in ("loss", "grad_norm", "reward_mean", "val_reward", "completion_tokens"):
+            if k in x:
+                assert y[k] == pytest.approx(x[k], rel=1e-5, abs=1e-6), (x["step"], k)
+    for checkpoint in ("step-000002", "step-000003"):  # each process's part of the model and the Adam state
+        shards = killed / "run" / "checkpoints" / checkpoint / "shards"
+        assert set(shard_files) <= {str(p.relative_to(shards)) for p in shards.rglob("*") if p.is_file()}
+        assert load_state(shards.parent)["optimizer"] is None  # no whole optimizer state anywhere
+
+    def hf_weights(folder: Path) -> dict[str, torch.Tensor]:
+        return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+    start = _initial_weights()
+    final, again = (hf_weights(run / "run" / "checkpoints" / "step-000003") for run in (straight, killed))
+    assert final.keys() == start.keys()
+    assert any(not torch.equal(final[k], start[k]) for k in final)
+    for name in final:
+        assert torch.allclose(final[name], again[name], atol=1e-6), name
+    best_step = json.loads((killed / "run" / "best" / "best.json").read_text())["step"]
+    best = hf_weights(killed / "run" / "best")
+    at_step = hf_weights(killed / "run" / "checkpoints" / f"step-{best_step:06d}")
+    assert all(torch.equal(best[name], at_step[name]) for name in best)
 
 
 def test_a_sharded_checkpoint_takes_in_the_processes_shards_before_it_comes_into_place(tmp_path):

@@ -147,6 +147,41 @@ def test_every_update_layout_gives_the_full_logits_logprobs_and_gradients():
             assert torch.allclose(ours, expected, atol=1e-5), layout
 
 
+def test_token_logprob_blocks_match_autograd_s_log_softmax_at_a_temperature():
+    """The chunk's log-softmax and its hand-written gradient (train/logprobs.py), over several row blocks,
+    against autograd through log_softmax: log-probs and gradients, at temperature 0.7, for fp32 and bf16
+    logits (a bf16 head's output gets a bf16 gradient)."""
+    from srl_agent.train.logprobs import BLOCK_ROWS, TokenLogprob
+
+    gen = torch.Generator().manual_seed(0)
+    rows = 2 * BLOCK_ROWS + 5
+    targets = torch.randint(0, 50, (rows,), generator=gen)
+    upstream = torch.randn(rows, generator=gen)
+    for dtype, atol in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+        logits = (3 * torch.randn(rows, 50, generator=gen)).to(dtype).requires_grad_()
+        expected = torch.log_softmax(logits.float() / 0.7, -1).gather(-1, targets[:, None]).squeeze(-1)
+        (expected_grad,) = torch.autograd.grad((expected * upstream).sum(), logits)
+        ours = TokenLogprob.apply(logits, targets, 0.7)
+        (grad,) = torch.autograd.grad((ours * upstream).sum(), logits)
+        assert ours.dtype == torch.float32 and grad.dtype == dtype
+        assert torch.allclose(ours, expected, atol=1e-5)
+        assert torch.allclose(grad.float(), expected_grad.float(), atol=atol)
+
+
+def test_the_logprob_forward_keeps_the_signature_that_generate_reads():
+    """`generate` passes `logits_to_keep` (prompt logits at the last position only) and `position_ids` only to a
+    forward whose signature names them; hiding them cost ~25 % of CPU generation time (benchmarks/README.md)."""
+    import inspect
+
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.model import load_model
+
+    model, _ = load_model(TrainConfig(), device=torch.device("cpu"))
+    assert inspect.signature(model.forward) == inspect.signature(type(model).forward.__get__(model))
+    assert {"logits_to_keep", "position_ids"} <= set(inspect.signature(model.forward).parameters)
+    assert model._supports_logits_to_keep()
+
+
 def test_micro_batches_keep_a_prompt_s_rollouts_together():
     from srl_agent.train.batching import group_chunks
 

@@ -5,6 +5,8 @@
     FSDP2 (sharded)                ... --config_file configs/accelerate/fsdp2.yaml ...
     DeepSpeed ZeRO-3 (sharded)     ... --config_file configs/accelerate/zero3.yaml ...   (pip install deepspeed)
 
+On a machine without GPUs every engine runs over gloo (FSDP2 and ZeRO-3 too, for trying a config).
+
 The trainer only calls `Accelerator.prepare`, `no_sync`, `backward`, `clip_grad_norm_` and
 `get_state_dict` (and `save_shards`/`load_shards` below for a sharded run's resumable state); mixed
 precision (bf16 compute, fp32 master weights and optimizer state) comes from the same config: autocast
@@ -19,8 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+from accelerate import Accelerator, PartialState
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    FullyShardedDataParallelPlugin,
+    InitProcessGroupKwargs,
+)
 
 from ..errors import UserError
 from .config import TrainConfig
@@ -35,21 +42,25 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     """The run's Accelerator, or one clear line when the engine config does not fit the launch."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if _launch_env("ACCELERATE_USE_DEEPSPEED") and importlib.util.find_spec("deepspeed") is None:
-        raise UserError("the accelerate config asks for DeepSpeed, which is not installed: pip install deepspeed, "
-                        "or launch with configs/accelerate/fsdp2.yaml")
+        raise UserError("the accelerate config asks for DeepSpeed, which is not installed: pip install "
+                        "--no-build-isolation deepspeed, or launch with configs/accelerate/fsdp2.yaml")
     if _launch_env("ACCELERATE_USE_FSDP") and world == 1:
         raise UserError("the accelerate config shards the model (FSDP) but this launch has one process: pass "
                         "--num_processes N (N > 1) to accelerate launch, or drop --config_file for one process")
-    bf16 = compute_bf16(cfg, pick_device())
+    bf16, gpu = compute_bf16(cfg, pick_device()), torch.cuda.is_available()
     # DDP's forward would broadcast buffers (rotary tables, constant here) in every call: a collective that
     # processes making different numbers of forward passes (shared-prefix groups) would never match.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no",
-                              kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
-    asked = "FSDP" if _launch_env("ACCELERATE_USE_FSDP") else "DeepSpeed" if _launch_env("ACCELERATE_USE_DEEPSPEED") \
-        else None
-    if asked and not is_sharded(accelerator):  # accelerate quietly falls back to DDP on CPU
-        raise UserError(f"the accelerate config asks for {asked}, which accelerate runs only on GPUs: on CPU launch "
-                        "with configs/accelerate/ddp.yaml or torchrun")
+    handlers: list = [DistributedDataParallelKwargs(broadcast_buffers=False)]
+    cpu_deepspeed = _launch_env("ACCELERATE_USE_DEEPSPEED") and not gpu
+    if cpu_deepspeed:  # accelerate takes DeepSpeed only with cpu=False, and then, finding no GPU, no backend: it would
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))  # count one process while DeepSpeed runs several
+    accelerator = Accelerator(cpu=not gpu and not cpu_deepspeed, mixed_precision="bf16" if bf16 else "no",
+                              kwargs_handlers=handlers)
+    if _launch_env("ACCELERATE_USE_FSDP") and accelerator.distributed_type == DistributedType.MULTI_CPU:
+        # accelerate's state turns FSDP on only for GPU-like process groups (accelerate/state.py) and would quietly
+        # run DDP; its FSDP2 path itself (fully_shard, clipping, gathering) runs on gloo: a CPU run shards too.
+        accelerator.state.distributed_type = PartialState().distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()  # from the launch's FSDP_* settings
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # The trainer lays out its own micro-batches and marks the last one of each step (sync_gradients);
         # DeepSpeed's own accumulation stays at 1 and clips as the run config says.

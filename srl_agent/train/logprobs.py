@@ -8,13 +8,18 @@ each chunk of `chunk_tokens` of them goes through the head and the log-softmax o
     logp[k] = logits[k, target[k]] / temperature - logsumexp(logits[k] / temperature)
 
 With gradients on, each chunk is checkpointed: the backward pass recomputes that chunk's logits
-instead of keeping them, so at most one chunk of fp32 logits is alive at a time.
+instead of keeping them, so at most one chunk of logits is alive at a time. Within a chunk the
+log-softmax and its gradient (`TokenLogprob`) work `BLOCK_ROWS` positions at a time in fp32, so
+besides the head's logits only their gradient is chunk-sized (autograd's log-softmax would keep
+~4 fp32 chunk-sized tensors: the upcast, the scaled logits, the softmax and its gradient).
 
 The pass runs inside the model's own forward (`install_logprob_forward`), because FSDP2 and
 DeepSpeed ZeRO-3 gather a module's sharded weights only when that module is called.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -23,11 +28,49 @@ IGNORE = -100
 """A target that is not scored (prompt, padding)."""
 
 
+BLOCK_ROWS = 128
+"""Positions per fp32 block inside a chunk: 128 x 152k vocabulary is 78 MB per temporary."""
+
+
+class TokenLogprob(torch.autograd.Function):
+    """logits [k, V] (any dtype), targets [k] -> [k] fp32 log-probs of the targets at `temperature`:
+
+        logp = logits[target] / t - logsumexp(logits / t)
+        d logp / d logits = (onehot(target) - softmax(logits / t)) / t
+
+    Both are computed a block of rows at a time; the backward makes the softmax in place in that block."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+        logp = torch.empty(len(targets), dtype=torch.float32, device=logits.device)
+        for start in range(0, len(targets), BLOCK_ROWS):
+            block = logits[start:start + BLOCK_ROWS].float() / temperature
+            target = targets[start:start + BLOCK_ROWS, None]
+            logp[start:start + BLOCK_ROWS] = block.gather(-1, target).squeeze(-1) - block.logsumexp(-1)
+        ctx.save_for_backward(logits, targets, logp)
+        ctx.temperature = temperature
+        return logp
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, targets, logp = ctx.saved_tensors
+        t = ctx.temperature
+        grad_logits = torch.empty_like(logits)
+        for start in range(0, len(targets), BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            block = logits[rows].float() / t
+            target, g = targets[rows, None], grad[rows, None] / t
+            lse = block.gather(-1, target) - logp[rows, None]  # logsumexp(logits / t), from the forward's answer
+            block.sub_(lse).exp_().mul_(-g).scatter_add_(-1, target, g)  # softmax, then (onehot - softmax) * g / t
+            grad_logits[rows] = block
+        return grad_logits, None, None
+
+
 def _chunk_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor,
                     temperature: float) -> torch.Tensor:
-    """[k, H] hidden states, [k] targets -> [k] log-probs (fp32 whatever the compute dtype)."""
-    logits = head(hidden).float() / temperature
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+    """[k, H] hidden states, [k] targets -> [k] log-probs (fp32 whatever the compute dtype). The head is
+    called as a module, so FSDP2 and ZeRO-3 gather its weights."""
+    return TokenLogprob.apply(head(hidden), targets, temperature)
 
 
 def chunked_logprobs(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor, temperature: float = 1.0,
@@ -54,6 +97,10 @@ def install_logprob_forward(model, chunk_tokens: int = 1024) -> None:
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model
     decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
 
+    # `generate` reads the forward's signature: without the original's, it passes neither `logits_to_keep` (the
+    # prefill then makes logits at every prompt position, ~25 % of CPU generation time here) nor `position_ids`
+    # (left-padded rows would be numbered from their padding).
+    @functools.wraps(original)
     def forward(*args, logprob_targets: torch.Tensor | None = None, temperature: float = 1.0, **kwargs):
         if logprob_targets is None:
             return original(*args, **kwargs)
