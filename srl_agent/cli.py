@@ -102,16 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--threshold", type=float, default=0.9, help="similarity below which a step diverges")
     replay.add_argument("--network", action="store_true", help="give the sandbox network access")
 
-    train = sub.add_parser("train", help="SRL (GRPO with dynamic sampling) or SFT on step-wise examples")
+    train = sub.add_parser("train", help="SRL (GRPO with dynamic sampling), SFT or RLVR (episodes in sandboxes)")
     train.add_argument("--env", default="swe", choices=["swe"], help="the task family (software engineering)")
     train.add_argument("--config", help="YAML config (default: configs/tiny.yaml, CPU, minutes)")
-    train.add_argument("--method", choices=["srl", "sft"])
+    train.add_argument("--method", choices=["srl", "sft", "rlvr", "srl+rlvr"])
     train.add_argument("--model", help="tiny, a local path or a hub id")
     train.add_argument("--trajectories", nargs="+", metavar="PATH", help="trajectory sources or a steps.jsonl")
     train.add_argument("--output-dir")
     train.add_argument("--max-steps", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--init-from", help="start from this checkpoint (SFT -> SRL, SRL -> RLVR)")
+    train.add_argument("--tasks", metavar="FILE", help="RLVR training tasks: a swebench-5 instances file "
+                       "(default: swe-mini's train split)")
+    train.add_argument("--workers", type=int, help="RLVR: sandboxes run at the same time (episodes.workers)")
+    train.add_argument("--executor", choices=["local", "ray"],
+                       help="RLVR: sandboxes on this machine or on Ray nodes (episodes.executor)")
+    train.add_argument("--address", dest="ray_address", metavar="HOST:PORT",
+                       help="--executor ray: the cluster (episodes.ray_address; default RAY_ADDRESS, else a local one)")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     again.add_argument("--overwrite", action="store_true",
@@ -659,10 +666,13 @@ def train_config(args: argparse.Namespace):
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig.builtin()
     flags = {"method": args.method, "model": args.model, "trajectories": args.trajectories,
              "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
-             "init_from": args.init_from}
+             "init_from": args.init_from, "tasks": args.tasks}
     for key, value in flags.items():
         if value is not None:
             setattr(cfg, key, value)
+    for name in ("workers", "executor", "ray_address"):
+        if getattr(args, name) is not None:
+            setattr(cfg.episodes, name, getattr(args, name))
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -694,6 +704,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                   + (f" ({trainer.world} processes, {engine_name(trainer.accelerator)})" if trainer.world > 1 else ""))
     console.print(f"{len(trainer.train_examples)} training steps, {len(trainer.val_examples)} held-out steps; "
                   f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters on {trainer.device}")
+    if trainer.tasks:
+        console.print(f"{len(trainer.tasks)} RLVR tasks ({cfg.tasks or 'swe-mini train split'}), "
+                      f"{cfg.episodes.group_size} episodes each, {cfg.episodes.workers} sandboxes at a time")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn()]
     with Progress(*columns, console=console) as progress:
@@ -703,6 +716,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             info = f"{row['phase']} loss {row.get('loss', float('nan')):.3f}"
             if row["phase"] == "srl":
                 info += f" reward {row['reward_mean']:+.3f} fill {row['fill_ratio']:.2f}"
+            if row["phase"] == "rlvr":
+                info += (f" reward {row['rlvr_reward_mean']:+.3f} resolved {row['rlvr_resolve_rate']:.2f} "
+                         f"fill {row['fill_ratio']:.2f}")
             if "val_reward" in row:
                 info += f" val {row['val_reward']:+.3f}"
             info += f" {row['tokens_per_s']:.0f} tok/s"

@@ -68,21 +68,28 @@ def ray_address_answers(address: str, timeout: float = 5.0) -> bool:
         return False
 
 
+def connect_ray(address: str | None = None):
+    """The `ray` module, connected to the cluster at `address` (None: RAY_ADDRESS, else a local one); one clear
+    UserError when Ray is missing or nothing answers there."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'srl-agent[ray]'") from None
+    target = address or os.environ.get("RAY_ADDRESS")  # what ray.init would connect to
+    if target and target != "auto" and not ray_address_answers(target):
+        raise UserError(f"no Ray cluster answers at {target} (start one with `ray start --head`, or check "
+                        "the address)")
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    return ray
+
+
 class RayExecutor:
     """Jobs as Ray tasks (one CPU each) on the cluster at `address` (None: RAY_ADDRESS, else a local one)."""
 
     def __init__(self, workers: int = 1, address: str | None = None, retries: int = 2):
-        try:
-            import ray
-        except ImportError:
-            raise UserError("--executor ray needs Ray: pip install 'srl-agent[ray]'") from None
-        target = address or os.environ.get("RAY_ADDRESS")  # what ray.init would connect to
-        if target and target != "auto" and not ray_address_answers(target):
-            raise UserError(f"no Ray cluster answers at {target} (start one with `ray start --head`, or check "
-                            "the address)")
+        ray = connect_ray(address)
         self.ray, self.workers = ray, max(1, workers)
-        if not ray.is_initialized():
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
         self.task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_call)
         self.running: dict[Any, Any] = {}
 

@@ -274,7 +274,7 @@ def test_sft_baseline_then_srl_from_it_with_lora(tmp_path):
 def test_bad_settings_are_clear_errors(tmp_path):
     proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "method=rlhf")
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and "method must be one of srl, sft, not 'rlhf'" in err
+    assert proc.returncode == 2 and "method must be one of srl, sft, rlvr, srl+rlvr, not 'rlhf'" in err
     proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "group_size=1")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "group_size must be at least 2" in err
@@ -374,18 +374,20 @@ def test_gradient_accumulation_matches_one_batch_and_the_norm_is_clipped(tmp_pat
     rollouts = [Rollout(ex, trainer.prompt_ids(ex)[-48:],
                         [Completion("", torch.randint(10, 500, (n,)).tolist()) for n in (3, 5, 8, 13)],
                         [0.1, 0.5, -1.0, 0.9]) for ex in trainer.train_examples[:2]]
+    groups = [r.group() for r in rollouts]
     params = [p for p in trainer.model.parameters() if p.requires_grad]
     grads = []
     trainer.optimizer.step = lambda: grads.append(torch.cat([p.grad.flatten() for p in params]))  # weights stay
     norms = {}
     for micro in (8, 3, 1):  # one padded batch, uneven chunks, one sequence at a time
         trainer.cfg.micro_batch_size = micro
-        norms[micro] = trainer.grpo_update(rollouts)["grad_norm"]
+        norms[micro] = trainer.grpo_update(groups, trainer.cfg.temperature)["grad_norm"]
     assert grads[0].abs().sum() > 0
     for g in grads[1:]:
         assert torch.allclose(g, grads[0], rtol=1e-4, atol=1e-7)
     trainer.cfg.max_grad_norm = norms[8] / 10
-    assert trainer.grpo_update(rollouts)["grad_norm"] == pytest.approx(norms[8], rel=1e-4)  # reported unclipped
+    reported = trainer.grpo_update(groups, trainer.cfg.temperature)["grad_norm"]
+    assert reported == pytest.approx(norms[8], rel=1e-4)  # reported unclipped
     assert grads[-1].norm() == pytest.approx(norms[8] / 10, rel=1e-3)  # applied clipped
     assert torch.allclose(grads[-1] * 10, grads[0], rtol=1e-3, atol=1e-7)  # same direction
 

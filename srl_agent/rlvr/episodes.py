@@ -23,6 +23,7 @@ from a sequence, so every kept token is one the policy saw.
 from __future__ import annotations
 
 import contextlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,13 +53,22 @@ class EpisodeConfig:
     max_episode_tokens: int = 4096
     """Tokens one episode's sequence may have (prompt, answers, observations); see the module's truncation rule."""
     temperature: float = 1.0
+    """Sampling temperature of the episodes (the update recomputes log-probs at the same one)."""
     step_timeout: float = 60.0
     """Seconds one tool call may run in the sandbox."""
     workers: int = 4
     """Sandboxes started, run and graded at the same time."""
     sandbox_kind: str = "docker"
+    """Where episodes run: docker, podman or bwrap (see srl_agent/sandbox)."""
+    executor: str = "local"
+    """Where the sandboxes live: `local` (this machine's engine) or `ray` (one Ray actor per sandbox, spread over
+    the cluster's nodes, each on its node's own engine; the policy stays here; see rlvr/ray_sandbox.py)."""
+    ray_address: str | None = None
+    """executor `ray`: the cluster (`host:port`); None: RAY_ADDRESS, else a local one."""
 
     def __post_init__(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"episodes.executor must be local or ray, got {self.executor!r}")
         if self.group_size < 1 or self.max_turns < 1 or self.workers < 1:
             raise ValueError("episodes.group_size, max_turns and workers must be >= 1")
         if self.max_new_tokens >= self.max_episode_tokens:
@@ -85,6 +95,10 @@ class EpisodeTokens:
         self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
 
 
+STATUSES = ("submitted", "turn_limit", "format_errors", "token_limit", "sandbox_error")
+"""How an episode can end (see the module docstring)."""
+
+
 @dataclass
 class Episode:
     """One agent run on one task as a rollout."""
@@ -92,7 +106,7 @@ class Episode:
     instance_id: str
     tokens: EpisodeTokens
     status: str = ""
-    """submitted | turn_limit | format_errors | token_limit | sandbox_error"""
+    """One of STATUSES once finished."""
     turns: int = 0
     format_errors: int = 0
     patch: str = ""
@@ -136,6 +150,10 @@ def add_turn_context(tokenizer, episode: Episode, new_messages: list[dict[str, A
 
 
 def _open_sandbox(instance: dict, cfg: EpisodeConfig):
+    if cfg.executor == "ray":
+        from .ray_sandbox import RaySandbox
+
+        return RaySandbox(instance, cfg)
     from ..sandbox import SandboxConfig, open_sandbox
 
     config = SandboxConfig(image=instance["image"], default_timeout=cfg.step_timeout)
@@ -143,10 +161,12 @@ def _open_sandbox(instance: dict, cfg: EpisodeConfig):
 
 
 def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: StepConfig,
-                 reward_cfg: RewardConfig, open_sandbox=_open_sandbox) -> list[list[Episode]]:
+                 reward_cfg: RewardConfig, open_sandbox=_open_sandbox,
+                 timings: dict[str, float] | None = None) -> list[list[Episode]]:
     """G episodes per instance, played turn by turn; returns [len(instances)][G] finished, scored episodes.
 
-    `policy` needs `tokenizer` and `generate_ids` (HFPolicy). Every sandbox is closed on return and on error."""
+    `policy` needs `tokenizer` and `generate_ids` (HFPolicy). Every sandbox is closed on return and on error.
+    `timings["generate"]`, when given, grows by the seconds spent sampling (the rest is the sandboxes')."""
     tokenizer = policy.tokenizer
     episodes = [start_episode(tokenizer, inst, rendering) for inst in instances for _ in range(cfg.group_size)]
     instance_of = [inst for inst in instances for _ in range(cfg.group_size)]
@@ -164,7 +184,10 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
             live = [i for i in live if not episodes[i].status]
             if not live:
                 break
+            started = time.perf_counter()
             completions = policy.generate_ids([episodes[i].tokens.ids for i in live], params)
+            if timings is not None:
+                timings["generate"] += time.perf_counter() - started
             calls = {}
             for i, (completion,) in zip(live, completions, strict=True):
                 episode = episodes[i]

@@ -1,4 +1,8 @@
-"""Update batches: (prompt, completion) token sequences laid out for the forward pass.
+"""Update batches: (prompt, completion[, mask]) token sequences laid out for the forward pass.
+
+The loss covers the completion's tokens, or with a mask only those where it is 1: an RLVR episode is
+one sequence (its first prompt, then every later token), and its mask keeps only the ids the policy
+sampled, so observations and the template's glue get no log-prob and no gradient.
 
 Three layouts give the same per-token log-probs and gradients (a test checks it):
 
@@ -29,7 +33,8 @@ import torch
 
 from .logprobs import IGNORE
 
-Sequence = tuple[list[int], list[int]]  # (prompt ids, completion ids)
+Sequence = tuple[list[int], list[int]] | tuple[list[int], list[int], list[int]]
+"""(prompt ids, completion ids) or (prompt ids, completion ids, completion mask: 1 = scored, same length)."""
 Layout = Literal["padded", "padding_free", "shared_prefix"]
 
 
@@ -38,13 +43,14 @@ class Batch:
     ids: torch.Tensor
     """[N, W] padded, or [1, L] padding-free."""
     target_mask: torch.Tensor
-    """[N, W-1]: 1 where position t predicts a completion token t+1."""
+    """[N, W-1]: 1 where position t predicts a scored completion token t+1."""
     attention_mask: torch.Tensor | None = None
     position_ids: torch.Tensor | None = None
     lengths: list[int] | None = None
     """Padding-free only: each sequence's length, in order."""
     groups: list[tuple[list[int], list[list[int]]]] | None = None
-    """Shared-prefix only: (prompt, its completions) for each run of sequences with one prompt."""
+    """Shared-prefix only: (prompt, its completions) for each run of sequences with one prompt (their
+    scored tokens are read off `target_mask`)."""
 
     def token_logprobs(self, model, temperature: float = 1.0) -> torch.Tensor:
         """[N, W-1] log-probs of each completion token (zeros elsewhere), through the model's log-prob
@@ -72,15 +78,18 @@ class Batch:
         from transformers import DynamicCache
 
         width, device = self.target_mask.shape[1], self.target_mask.device
-        rows = []
+        rows, row = [], 0
         for prompt, completions in self.groups:
             n, longest = len(completions), max(len(c) for c in completions)
             # The prompt's last token opens every completion row, so all log-probs come from one pass.
             ids = torch.zeros((n, longest), dtype=torch.long)
             targets = torch.full((n, longest), IGNORE, dtype=torch.long)
+            start = len(prompt) - 1  # completion token j follows a prompt of P tokens: position P-1+j below
             for i, c in enumerate(completions):
                 ids[i, : len(c)] = torch.tensor(prompt[-1:] + c[:-1])
-                targets[i, : len(c)] = torch.tensor(c)
+                scored = self.target_mask[row + i, start: start + len(c)].cpu().bool()
+                targets[i, : len(c)] = torch.where(scored, torch.tensor(c), IGNORE)
+            row += n
             cache = DynamicCache()  # our own: some models make none in training mode
             if len(prompt) > 1:
                 no_targets = torch.full((1, len(prompt) - 1), IGNORE, device=device)
@@ -89,8 +98,6 @@ class Batch:
                 cache.batch_repeat_interleave(n)
             logp = model(input_ids=ids.to(device), cache=cache, use_cache=True, logprob_targets=targets.to(device),
                          temperature=temperature)
-            # completion token j follows a prompt of P tokens: position P-1+j of the [N, W-1] layout
-            start = len(prompt) - 1
             rows.append(torch.nn.functional.pad(logp, (start, width - start - longest)))
         return torch.cat(rows)
 
@@ -132,37 +139,51 @@ def group_chunks(items: list, size: int) -> list[list]:
     return out
 
 
+def completion_mask(seq: Sequence) -> list[int]:
+    """Which completion tokens are scored: the sequence's own mask, else all of them."""
+    if len(seq) == 3:
+        if len(seq[2]) != len(seq[1]):
+            raise ValueError(f"a completion of {len(seq[1])} tokens with a mask of {len(seq[2])}")
+        return seq[2]
+    return [1] * len(seq[1])
+
+
+def scored_tokens(seq: Sequence) -> int:
+    return sum(completion_mask(seq))
+
+
 def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
     mask = torch.zeros((len(sequences), width), dtype=torch.float)
-    for i, (p, c) in enumerate(sequences):
-        mask[i, len(p): len(p) + len(c)] = 1
+    for i, seq in enumerate(sequences):
+        p, c = seq[0], seq[1]
+        mask[i, len(p): len(p) + len(c)] = torch.tensor(completion_mask(seq), dtype=torch.float)
     return mask[:, 1:]  # position t predicts token t+1
 
 
 def _prompt_runs(sequences: list[Sequence]) -> list[tuple[list[int], list[list[int]]]]:
-    return [(run[0][0], [c for _, c in run]) for run in _runs(sequences)]
+    return [(run[0][0], [seq[1] for seq in run]) for run in _runs(sequences)]
 
 
 def forward_tokens(sequences: list[Sequence], layout: Layout) -> int:
     """Tokens the model runs on for these sequences (padding not counted): a shared prompt counts once."""
     if layout == "shared_prefix":
         return sum(len(p) - 1 + sum(len(c) for c in cs) for p, cs in _prompt_runs(sequences))
-    return sum(len(p) + len(c) for p, c in sequences)
+    return sum(len(seq[0]) + len(seq[1]) for seq in sequences)
 
 
 def make_batch(sequences: list[Sequence], pad_id: int, device, layout: Layout = "padded") -> Batch:
-    width = max(len(p) + len(c) for p, c in sequences)
+    tokens = [seq[0] + seq[1] for seq in sequences]
+    width = max(len(t) for t in tokens)
     mask = _target_mask(sequences, width).to(device)
     if layout == "shared_prefix":
         return Batch(torch.empty(0), mask, groups=_prompt_runs(sequences))
     if layout == "padding_free":
-        tokens = [p + c for p, c in sequences]
         ids = torch.tensor([t for seq in tokens for t in seq]).unsqueeze(0)
         positions = torch.cat([torch.arange(len(seq)) for seq in tokens]).unsqueeze(0)
         return Batch(ids.to(device), mask, position_ids=positions.to(device), lengths=[len(s) for s in tokens])
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention = torch.zeros_like(ids)
-    for i, (p, c) in enumerate(sequences):
-        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-        attention[i, : len(p) + len(c)] = 1
+    for i, t in enumerate(tokens):
+        ids[i, : len(t)] = torch.tensor(t)
+        attention[i, : len(t)] = 1
     return Batch(ids.to(device), mask, attention_mask=attention.to(device))

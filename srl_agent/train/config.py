@@ -14,6 +14,10 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import UserError
+from ..rlvr.episodes import EpisodeConfig
+from ..rlvr.reward import RewardConfig as EpisodeRewardConfig
+
+Method = Literal["srl", "sft", "rlvr", "srl+rlvr"]
 
 
 @dataclass
@@ -38,8 +42,10 @@ class TinyModelConfig:
 class TrainConfig:
     """Everything a run needs. `srl-agent train --config X.yaml --set key=value` overrides fields."""
 
-    method: Literal["srl", "sft"] = "srl"
-    """`srl`: GRPO on the step-wise similarity reward; `sft`: token-level imitation of the expert step."""
+    method: Method = "srl"
+    """`srl`: GRPO on the step-wise similarity reward; `sft`: token-level imitation of the expert step;
+    `rlvr`: GRPO over whole agent episodes in sandboxes, rewarded by the task's tests (needs `history: full`);
+    `srl+rlvr`: both in one run and one optimizer, mixed by `rlvr_every` / `rlvr_after`."""
     model: str = "tiny"
     """`tiny` (built from `tiny_model` with the shipped tokenizer), a local path or a hub id."""
     tokenizer: str | None = None
@@ -47,7 +53,7 @@ class TrainConfig:
     tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)
     """The shape of the `tiny` model (ignored for other models)."""
     init_from: str | None = None
-    """A checkpoint to start from (chains stages: SFT -> SRL)."""
+    """A checkpoint to start from (chains stages: SFT -> SRL -> RLVR)."""
     trajectories: list[str] = field(default_factory=lambda: ["trajectories"])
     """Trajectory sources (any supported format), or a steps.jsonl from `srl-agent data build`."""
     output_dir: str = "runs/srl"
@@ -165,6 +171,26 @@ class TrainConfig:
     with gradient checkpointing (which drops the KV cache), LoRA dropout (one mask would serve all G
     completions) or a model with non-attention layers, which get padded."""
 
+    # RLVR (method rlvr or srl+rlvr)
+    tasks: str | None = None
+    """RLVR's training tasks: a swebench-5 instances file (each with `image` and `eval_script`); default
+    swe-mini's `train` split (envs/swe-mini/splits.json), so its `test` tasks stay held out."""
+    rlvr_batch_size: int = 2
+    """Tasks per RLVR step (after dynamic sampling), each played `episodes.group_size` times."""
+    rlvr_lr: float | None = None
+    """Learning rate of RLVR steps (default: lr)."""
+    rlvr_every: int = 2
+    """srl+rlvr: after the warm-up and `rlvr_after` SRL steps, every `rlvr_every`-th step is an RLVR step,
+    the others SRL (2: SRL, RLVR, SRL, ...; 1: RLVR only, the SRL -> RLVR curriculum)."""
+    rlvr_after: int = 0
+    """srl+rlvr: SRL steps after the warm-up before RLVR steps start."""
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    """How RLVR episodes run (`episodes.group_size`, `max_turns`, `max_episode_tokens`, `workers`, ...;
+    srl_agent/rlvr/episodes.py). `--workers N` sets `episodes.workers`."""
+    reward: EpisodeRewardConfig = field(default_factory=EpisodeRewardConfig)
+    """How RLVR episodes are scored (`reward.partial_credit`, `format_penalty`, `eval_timeout`;
+    srl_agent/rlvr/reward.py)."""
+
     # bookkeeping
     eval_every: int = 10
     """Steps between validations (and best-checkpoint updates)."""
@@ -198,7 +224,8 @@ class TrainConfig:
         return cfg
 
     def set(self, key: str, value: Any, source: str = "--set") -> None:
-        """Set a field (dotted for `tiny_model.*`), converting strings from the command line."""
+        """Set a field (dotted for `tiny_model.*`, `episodes.*`, `reward.*`), converting strings from the command
+        line."""
         target, name = self, key
         if "." in key:
             head, name = key.split(".", 1)
@@ -207,12 +234,13 @@ class TrainConfig:
                 raise UserError(f"{source}: unknown setting {key!r}")
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name not in fields:
+            module = type(target).__module__.replace(".", "/")
             raise UserError(f"{source}: unknown setting {key!r}; the settings are the fields of "
-                            f"srl_agent/train/config.py:{type(target).__name__}")
+                            f"{module}.py:{type(target).__name__}")
         hints = typing.get_type_hints(type(target))
-        if name == "tiny_model" and isinstance(value, dict):  # a YAML mapping: each field set (and checked)
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):  # a YAML mapping: each field set
             for sub_key, sub_value in value.items():
-                self.set(f"tiny_model.{sub_key}", sub_value, source)
+                self.set(f"{name}.{sub_key}", sub_value, source)
             return
         if isinstance(value, str):
             value = _parse(value, hints[name], key, source)
@@ -227,8 +255,34 @@ class TrainConfig:
                      "logprob_chunk_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.group_size < 2 and self.method == "srl":
+        if self.group_size < 2 and self.method in ("srl", "srl+rlvr"):
             raise UserError("group_size must be at least 2: GRPO compares rollouts within a group")
+        for section in ("episodes", "reward"):  # fields set one by one skip the section's own checks: rerun them
+            try:
+                getattr(self, section).__post_init__()
+            except ValueError as e:
+                raise UserError(str(e)) from None
+        if self.uses_rlvr:
+            for name in ("rlvr_batch_size", "rlvr_every"):
+                if getattr(self, name) < 1:
+                    raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
+            if self.rlvr_after < 0:
+                raise UserError(f"rlvr_after must be at least 0, not {self.rlvr_after}")
+            if self.episodes.group_size < 2:
+                raise UserError("episodes.group_size must be at least 2: GRPO compares episodes within a group")
+
+    @property
+    def uses_rlvr(self) -> bool:
+        return self.method in ("rlvr", "srl+rlvr")
+
+    def phase(self, step: int) -> str:
+        """What optimiser step `step` (0-based) does: `sft` (the method, or the warm-up), `srl` or `rlvr`."""
+        if self.method == "sft" or step < self.sft_warmup_steps:
+            return "sft"
+        if self.method != "srl+rlvr":
+            return self.method
+        k = step - self.sft_warmup_steps - self.rlvr_after
+        return "rlvr" if k >= 0 and (k + 1) % self.rlvr_every == 0 else "srl"
 
 
 def _members(hint: Any) -> tuple:

@@ -1,13 +1,16 @@
 """The training loop, top to bottom: sample, score, filter, update; validate; checkpoint.
 
     for step in steps:
-        if step < sft_warmup_steps or method == "sft":  imitate the expert's step (cross-entropy)
-        else:
-            rollouts = G completions for each of batch_size prompts, refilled by dynamic sampling
-            rewards  = SRL reward of each completion against the expert's call
-            update   = GRPO clipped objective on the group advantages
+        phase = cfg.phase(step)   sft (the method or the warm-up) | srl | rlvr (srl+rlvr: every rlvr_every-th)
+        sft:  imitate the expert's step (cross-entropy)
+        srl:  rollouts = G completions for each of batch_size prompts, refilled by dynamic sampling
+              rewards  = SRL reward of each completion against the expert's call
+              update   = GRPO clipped objective on the group advantages
+        rlvr: episodes = G agent runs in sandboxes for each of rlvr_batch_size tasks, refilled likewise
+              rewards  = the task's tests in each episode's sandbox
+              update   = the same GRPO update, over whole episodes, on the sampled tokens only
         every eval_every: mean greedy SRL reward on held-out trajectories; keep the best checkpoint
-        every save_every: checkpoint (resume continues with the same data order and RNG state)
+        every save_every: checkpoint (resume continues with the same data and task order and RNG state)
 """
 
 from __future__ import annotations
@@ -28,15 +31,29 @@ import torch
 from accelerate.utils import gather_object
 
 from ..errors import UserError
+from ..executor import connect_ray
 from ..jsonio import atomic_writer
 from ..plot import read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
+from ..rlvr.batch import episode_sequence, group_rewards
+from ..rlvr.episodes import STATUSES, Episode, run_episodes
+from ..rlvr.tasks import load_training_tasks, require_images
 from ..steps import expert_answer
 from ..types import StepExample
 from . import grpo
-from .batching import Batch, Layout, forward_tokens, group_chunks, make_batch, supports_shared_prefix
+from .batching import (
+    Batch,
+    Layout,
+    Sequence,
+    completion_mask,
+    forward_tokens,
+    group_chunks,
+    make_batch,
+    scored_tokens,
+    supports_shared_prefix,
+)
 from .checkpoint import (
     SHARDS_DIR,
     WANDB_ID_FILE,
@@ -54,6 +71,9 @@ from .data import ExampleStream, load_examples, split_by_trajectory, training_re
 from .engine import check_memory_plan, full_parameters, is_sharded, load_shards, make_accelerator, save_shards
 from .model import ADAPTER_DIR, load_model, save_model
 
+Group = tuple[list[Sequence], list[float]]
+"""What a GRPO update learns from: G sequences sampled for one prompt or task, and their rewards."""
+
 
 @dataclass
 class Rollout:
@@ -61,6 +81,9 @@ class Rollout:
     prompt_ids: list[int]
     completions: list[Completion]
     rewards: list[float]
+
+    def group(self) -> Group:
+        return [(self.prompt_ids, c.token_ids) for c in self.completions], self.rewards
 
 
 def key(ex: StepExample) -> str:
@@ -102,6 +125,15 @@ class Trainer:
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.main = self.accelerator.is_main_process
         self._check_run_dir(resume, overwrite)  # every process reads the same folder, so all agree
+        if cfg.uses_rlvr and self.sharded:
+            raise UserError(f"--method {cfg.method} under a sharded engine is not supported (episodes end after "
+                            "different numbers of turns on each process): use one process or DDP")
+        # RLVR's tasks and their images are checked before any weights load: a missing image costs nothing
+        self.tasks = load_training_tasks(cfg.tasks) if cfg.uses_rlvr else []
+        if self.tasks and cfg.episodes.executor == "ray":  # one clear line now; the nodes check their own images
+            connect_ray(cfg.episodes.ray_address)
+        elif self.tasks and cfg.episodes.sandbox_kind == "docker":
+            require_images(self.tasks)
         if resume and self.main:
             recover_run_dir(self.run_dir)
         self.accelerator.wait_for_everyone()
@@ -128,6 +160,9 @@ class Trainer:
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1)
         self.rendering = training_rendering(cfg, self.tokenizer, log)  # saved beside every checkpoint's weights
+        if cfg.uses_rlvr and self.rendering.history is not None:
+            raise UserError(f"--method {cfg.method} plays whole episodes with the full history in every prompt: "
+                            "set history=full (--set history=full)")
         examples = load_examples(cfg, self.tokenizer, self.rendering)
         # An old run goes only now that the model and data have loaded: a typo costs nothing.
         if checkpoint is None and self.main and (overwrite or resume):
@@ -140,6 +175,7 @@ class Trainer:
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
         self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
+        self.task_stream = ExampleStream(self.tasks, cfg.seed, self.rank, self.world) if self.tasks else None
         self.ref_model = None
         if cfg.kl_coef > 0:  # the reference is the starting model, also after a resume
             self.ref_model, _ = load_model(dataclasses.replace(cfg, lora=False), device=self.device)
@@ -222,6 +258,8 @@ class Trainer:
         else:
             self.optimizer.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(mine["stream"])
+        if self.task_stream and mine.get("task_stream"):
+            self.task_stream.load_state_dict(mine["task_stream"])
         torch.set_rng_state(mine["torch_rng"])
         if mine.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(mine["cuda_rng"])
@@ -257,6 +295,7 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         """The resumable state; every process contributes its data position and random state."""
         mine = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
+                "task_stream": self.task_stream.state_dict() if self.task_stream else None,
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "python_rng": random.getstate()}
         processes = gather_object([mine]) if self.world > 1 else [mine]
@@ -326,13 +365,52 @@ class Trainer:
                  "format_ok": format_ok / n_rewards, "completion_tokens": int(tokens)}
         return kept, stats
 
+    def play(self, tasks: list[dict], timings: dict[str, float]) -> list[list[Episode]]:
+        """G scored episodes per task, with the current policy, in their own sandboxes (all removed)."""
+        start, generating = time.perf_counter(), timings["generate"]
+        groups = run_episodes(self.rollout, tasks, self.cfg.episodes, self.rendering, self.cfg.reward,
+                              timings=timings)
+        timings["sandbox"] += time.perf_counter() - start - (timings["generate"] - generating)
+        return groups
+
+    def fill_episodes(self, timings: dict[str, float]) -> tuple[list[list[Episode]], list[list[Episode]],
+                                                                 dict[str, Any]]:
+        """fill_batch for RLVR: episode groups of new tasks until rlvr_batch_size non-flat groups (or the cap);
+        returns (kept, sampled, stats)."""
+        cfg = self.cfg
+        with self.sampling_phase():
+            kept, sampled, rounds = grpo.dynamic_fill(
+                lambda k: self.play(self.task_stream.take(k), timings), group_rewards, cfg.rlvr_batch_size,
+                cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling, self._gather, self.rank)
+        episodes = [e for group in sampled for e in group]
+        n_kept, n_sampled, n, reward, resolved, turns, tokens, sampled_tokens, format_errors, *statuses = \
+            self._global_sums(len(kept), len(sampled), len(episodes), sum(e.reward.reward for e in episodes),
+                              sum(e.reward.resolved for e in episodes), sum(e.turns for e in episodes),
+                              sum(len(e.tokens.ids) for e in episodes), sum(sum(e.tokens.mask) for e in episodes),
+                              sum(e.format_errors for e in episodes),
+                              *[sum(e.status == status for e in episodes) for status in STATUSES])
+        stats = {"fill_ratio": n_kept / cfg.rlvr_batch_size, "dropped_groups": int(n_sampled - n_kept),
+                 "sampled_tasks": int(n_sampled), "sample_rounds": rounds, "episodes": int(n),
+                 "rlvr_reward_mean": reward / n, "rlvr_resolve_rate": resolved / n, "rlvr_turns": turns / n,
+                 "rlvr_episode_tokens": tokens / n, "rlvr_format_errors": format_errors / n,
+                 "completion_tokens": int(sampled_tokens),
+                 **{f"rlvr_status_{status}": int(count) for status, count in zip(STATUSES, statuses, strict=True)}}
+        # a sandbox that died, hung or could not be graded scores 0; the run goes on, and says why
+        faults = [f"{e.instance_id}: {e.status}: {'; '.join(x for x in (e.detail, e.reward.reason) if x)}"
+                  for e in episodes if e.detail or e.reward.reason]
+        stats["episode_faults"] = [f for part in self._gather(faults) for f in part]
+        if self.main:
+            for fault in stats["episode_faults"]:
+                self.log(f"step {self.step + 1}: episode fault (scored as unresolved): {fault}")
+        return kept, sampled, stats
+
     # --- updates ------------------------------------------------------------------------------
 
     def _batch(self, sequences: list[tuple[list[int], list[int]]], layout: Layout | None = None):
         return make_batch(sequences, self.policy.pad_id, self.device, layout or self.layout)
 
-    def _logprobs(self, model, batch) -> torch.Tensor:
-        return batch.token_logprobs(model, max(self.cfg.temperature, 1e-5))
+    def _logprobs(self, model, batch, temperature: float) -> torch.Tensor:
+        return batch.token_logprobs(model, max(temperature, 1e-5))
 
     def _global_sums(self, *values: float) -> list[float]:
         if self.world == 1:
@@ -370,42 +448,44 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm) if norm is not None else math.nan
 
-    def grpo_update(self, rollouts: list[Rollout]) -> dict[str, float]:
+    def grpo_update(self, groups: list[Group], temperature: float) -> dict[str, float]:
+        """One GRPO step on SRL rollouts or RLVR episodes alike: each sequence's loss covers its scored tokens
+        (a completion, or an episode's sampled ids), log-probs recomputed at the sampling `temperature`."""
         cfg = self.cfg
-        advantages = grpo.group_advantages(torch.tensor([r.rewards for r in rollouts]), cfg.std_eps) \
-            if rollouts else []
-        seqs = [(r.prompt_ids, c.token_ids, float(a)) for r, adv in zip(rollouts, advantages, strict=True)
-                for c, a in zip(r.completions, adv, strict=True) if c.token_ids]
-        total_seqs, total_tokens = self._global_sums(len(seqs), sum(len(s[1]) for s in seqs))
+        advantages = grpo.group_advantages(torch.tensor([rewards for _, rewards in groups]), cfg.std_eps) \
+            if groups else []
+        seqs = [(s[0], s[1], completion_mask(s), float(a)) for (group, _), adv in zip(groups, advantages, strict=True)
+                for s, a in zip(group, adv, strict=True) if scored_tokens(s)]
+        total_seqs, total_tokens = self._global_sums(len(seqs), sum(sum(m) for _, _, m, _ in seqs))
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
         chunks_ = group_chunks(seqs, cfg.micro_batch_size)  # a group's rollouts stay together
-        pairs = [[(p, c) for p, c, _ in chunk] for chunk in chunks_]
+        triples = [[(p, c, m) for p, c, m, _ in chunk] for chunk in chunks_]
 
-        def share(chunk) -> float:  # of the global sequences or tokens: the loss is a global mean
-            return len(chunk) / total_seqs if cfg.loss_norm == "sequence" else sum(len(c) for _, c, _ in chunk) / \
-                total_tokens
+        def share(chunk) -> float:  # of the global sequences or scored tokens: the loss is a global mean
+            return len(chunk) / total_seqs if cfg.loss_norm == "sequence" else \
+                sum(sum(m) for _, _, m, _ in chunk) / total_tokens
 
         # laid out once, reused every epoch
-        micro = self._with_stand_ins([(self._batch(chunk_pairs), torch.tensor([a for *_, a in chunk]), share(chunk))
-                                      for chunk, chunk_pairs in zip(chunks_, pairs, strict=True)])
+        micro = self._with_stand_ins([(self._batch(chunk_seqs), torch.tensor([a for *_, a in chunk]), share(chunk))
+                                      for chunk, chunk_seqs in zip(chunks_, triples, strict=True)])
         old: list[torch.Tensor] = []
         if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
-                old = [self._logprobs(self.model, batch) for batch, _, _ in micro]
+                old = [self._logprobs(self.model, batch, temperature) for batch, _, _ in micro]
         losses, norms, kl = [], [], 0.0
         for _ in range(cfg.ppo_epochs):
             epoch_loss = 0.0
             for i, (batch, adv, weight) in enumerate(micro):
                 with self._micro_batch(last=i == len(micro) - 1):
                     mask = batch.target_mask
-                    logp = self._logprobs(self.model, batch)
+                    logp = self._logprobs(self.model, batch, temperature)
                     logp_old = old[i] if old else logp.detach()
                     loss = grpo.clipped_objective(logp, logp_old, adv.to(self.device), mask, cfg.clip_low,
                                                   cfg.clip_high, cfg.loss_norm) * weight
                     if self.ref_model is not None:
                         with torch.no_grad(), self.accelerator.autocast():
-                            ref = self._logprobs(self.ref_model, batch)
+                            ref = self._logprobs(self.ref_model, batch, temperature)
                         chunk_kl = grpo.kl_penalty(logp, ref, mask) * weight
                         loss = loss + cfg.kl_coef * chunk_kl
                         kl += chunk_kl.item() / cfg.ppo_epochs
@@ -416,7 +496,7 @@ class Trainer:
         # each process's loss is its share of the global mean (weights divide by global totals): sum the shares
         loss, kl = self._global_sums(sum(losses) / len(losses), kl)
         row = {"loss": loss, "grad_norm": norms[-1], "update_tokens": int(total_tokens),
-               "forward_tokens": cfg.ppo_epochs * sum(forward_tokens(chunk, self.layout) for chunk in pairs)}
+               "forward_tokens": cfg.ppo_epochs * sum(forward_tokens(chunk, self.layout) for chunk in triples)}
         if self.ref_model is not None:
             row["kl"] = kl  # to the starting model, normalised as the loss is
         return row
@@ -467,9 +547,9 @@ class Trainer:
 
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
-        timings = {"generate": 0.0, "reward": 0.0, "update": 0.0}
-        phase = "sft" if cfg.method == "sft" or self.step < cfg.sft_warmup_steps else "srl"
-        lr = cfg.sft_warmup_lr if phase == "sft" and cfg.method == "srl" and cfg.sft_warmup_lr else cfg.lr
+        phase = cfg.phase(self.step)
+        timings = {"generate": 0.0, "sandbox" if phase == "rlvr" else "reward": 0.0, "update": 0.0}
+        lr = {"sft": cfg.sft_warmup_lr if cfg.method != "sft" else None, "rlvr": cfg.rlvr_lr}.get(phase) or cfg.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         start = time.perf_counter()
@@ -479,12 +559,20 @@ class Trainer:
             t = time.perf_counter()
             row.update(self.sft_update(batch))
             timings["update"] = time.perf_counter() - t
-        else:
+        elif phase == "srl":
             rollouts, stats = self.fill_batch(timings)
             row = {"batch": [key(r.example) for r in rollouts], **stats}
             if rollouts or self.world > 1:  # every process joins the gradient sum, even with nothing kept
                 t = time.perf_counter()
-                row.update(self.grpo_update(rollouts))
+                row.update(self.grpo_update([r.group() for r in rollouts], cfg.temperature))
+                timings["update"] = time.perf_counter() - t
+        else:
+            kept, sampled, stats = self.fill_episodes(timings)
+            row = {"batch": [g[0].instance_id for g in kept], "tasks": [g[0].instance_id for g in sampled], **stats}
+            if kept or self.world > 1:
+                t = time.perf_counter()
+                row.update(self.grpo_update([([episode_sequence(e) for e in g], group_rewards(g)) for g in kept],
+                                            cfg.episodes.temperature))
                 timings["update"] = time.perf_counter() - t
         elapsed = time.perf_counter() - start
         tokens = row.get("completion_tokens", 0) + row.get("update_tokens", 0)
