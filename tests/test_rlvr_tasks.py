@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from srl_agent.bench.swe_mini import instances_path
 from srl_agent.errors import UserError
 from srl_agent.rlvr.tasks import check_split, load_training_tasks, require_images, splits_path, swe_mini_split
 
@@ -13,7 +14,7 @@ from srl_agent.rlvr.tasks import check_split, load_training_tasks, require_image
 def test_shipped_split_covers_swe_mini_by_repository():
     train, test = swe_mini_split("train"), swe_mini_split("test")
     assert not {i["repo"] for i in train} & {i["repo"] for i in test}
-    assert len(train) + len(test) == 20
+    assert len(train) + len(test) == len(instances_path().read_text().splitlines()) == 26
     assert {i["instance_id"] for i in train} == set(json.loads(splits_path().read_text())["train"])
     assert all(i["image"] == f"srl-agent/swe-mini:{i['instance_id']}" for i in train)
     assert load_training_tasks() == train
@@ -54,3 +55,20 @@ def test_a_missing_task_image_fails_before_training_with_the_hint(swe_mini_image
     gone = {**train[0], "instance_id": "swemini__gone-1", "image": "srl-agent/swe-mini:swemini__gone-1"}
     with pytest.raises(UserError, match=r"task swemini__gone-1: image .* is missing; .*srl-agent env build swe-mini"):
         require_images([*train, gone])
+
+
+def test_expert_runs_split_with_the_tasks_so_sft_data_stays_held_out():
+    from srl_agent.formats import load_trajectories
+    from srl_agent.paths import project_dir
+    from srl_agent.rlvr.tasks import split_trajectories
+    from srl_agent.types import Trajectory
+
+    shipped = list(load_trajectories([str(project_dir("trajectories"))]))
+    train, test = split_trajectories(shipped, "train"), split_trajectories(shipped, "test")
+    assert sorted(t.id for t in test) == sorted(i["instance_id"] for i in swe_mini_split("test"))
+    assert len(train) + len(test) == len(shipped) and "stats-mean" in {t.id for t in train}  # seed tasks: train
+    # a run on a test repository's task stays out of training, listed in splits.json or not
+    unlisted = Trajectory("cron-9", "", [], metadata={"repo": "swe-mini/cronexpr"})
+    assert split_trajectories([unlisted], "train") == [] and split_trajectories([unlisted], "test") == [unlisted]
+    with pytest.raises(UserError, match="unknown split"):
+        split_trajectories(shipped, "dev")

@@ -4,7 +4,9 @@ The expert (`srl_agent.bench.expert`) plans its steps from the gold patch and ru
 agent loop in the task's own image, so every observation is real; a run is kept only if it submits
 the gold patch. Needs Docker and the images (`srl-agent env build swe-mini`).
 
-    python trajectories/make_swe_mini.py [--workers 2]
+    python trajectories/make_swe_mini.py [--workers 2] [--instances ID ...]
+
+With --instances, only those tasks' runs are (re)made; the file keeps the other runs as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from srl_agent.bench.eval import instance_sandbox
 from srl_agent.bench.expert import run_expert
 from srl_agent.bench.swe_mini import load_instances
+from srl_agent.formats import load_trajectories
 from srl_agent.jsonio import write_jsonl
 
 
@@ -28,10 +31,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).with_name("swe-mini.jsonl")))
+    parser.add_argument("--instances", nargs="+", metavar="ID", help="only these tasks; keep the file's other runs")
     args = parser.parse_args()
     with ThreadPoolExecutor(args.workers) as pool:
-        trajectories = list(pool.map(solve, load_instances()))
-    for traj in trajectories:
+        made = list(pool.map(solve, load_instances(args.instances)))
+    for traj in made:
         print(f"{traj.id}: {len(traj.steps)} steps")
+    kept = {t.id: t for t in load_trajectories([args.out])} if args.instances and Path(args.out).exists() else {}
+    trajectories = sorted({**kept, **{t.id: t for t in made}}.values(), key=lambda t: t.id)
     write_jsonl(args.out, [traj.to_dict() for traj in trajectories])
     print(f"wrote {len(trajectories)} trajectories to {args.out}")

@@ -87,6 +87,21 @@ def swe_mini_split(side: str = "train") -> list[dict]:
             if i["instance_id"] in wanted]
 
 
+def split_trajectories(trajectories: list, side: str) -> list:
+    """The expert runs on one side of swe-mini's split, so that SFT/SRL training data stays held-out too.
+
+    A run is on the `test` side when its id is a task of a test repository, or its metadata names one
+    (the scripted expert records `repo`); every other run (the seed tasks too) is on the `train` side."""
+    from ..bench.swe_mini import instances_path
+
+    if side not in SIDES:
+        raise UserError(f"unknown split {side!r}; choose {' or '.join(SIDES)}")
+    test_repos = {i["repo"] for i in swe_mini_split("test")}
+    test_ids = {i["instance_id"] for i in _read_instances(instances_path()) if i["repo"] in test_repos}
+    return [t for t in trajectories
+            if (t.id in test_ids or t.metadata.get("repo") in test_repos) == (side == "test")]
+
+
 def load_training_tasks(tasks_file: str | Path | None = None) -> list[dict]:
     """RLVR's tasks: the instances in `tasks_file`, or swe-mini's train split when None."""
     if tasks_file is None:

@@ -1,0 +1,114 @@
+"""Which tasks can a model reach? G RLVR episodes per task (temperature 1), scored by the tests.
+
+GRPO learns only from groups whose rewards differ: a task no episode resolves (or every one does)
+gives no signal. This plays `--group` episodes per task with a checkpoint, in real sandboxes, exactly
+as RLVR does (rlvr/episodes.py: the whole history in the prompt, the test-execution reward of
+rlvr/reward.py), once per sampling seed, and reports the resolve rate per task and overall.
+
+Run: nice -n 10 python benchmarks/rlvr_reach.py --model CHECKPOINT [--side train] [--group 4] [--seeds 0 1 2]
+     [--instances ID ...] [--out reach.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+from _common import machine
+
+from srl_agent.jsonio import atomic_writer
+
+
+def load_policy(checkpoint: str | Path):
+    """The checkpoint as an HFPolicy on the CPU, and its rendering with the whole history (as episodes need)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from srl_agent.policy.hf import HFPolicy
+    from srl_agent.steps import load_rendering
+
+    rendering = dataclasses.replace(load_rendering(checkpoint), history=None)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    return HFPolicy(model, AutoTokenizer.from_pretrained(checkpoint), torch.device("cpu")), rendering
+
+
+def play(policy, rendering, tasks: list[dict], group: int, seed: int, workers: int = 2,
+         max_turns: int = 10, tasks_at_once: int = 2) -> dict:
+    """G episodes per task, `tasks_at_once` tasks' episodes batched per turn (as an RLVR batch); per-task
+    resolved counts and episode statuses."""
+    import torch
+
+    from srl_agent.rlvr.episodes import EpisodeConfig
+
+    torch.manual_seed(seed)
+    cfg = EpisodeConfig(group_size=group, max_turns=max_turns, max_new_tokens=128, max_episode_tokens=4096,
+                        workers=workers)
+    per_task, statuses, turns = {}, {}, []
+    for first in range(0, len(tasks), tasks_at_once):
+        batch = tasks[first:first + tasks_at_once]
+        for task, episodes in zip(batch, _episodes(policy, batch, cfg, rendering), strict=True):
+            per_task[task["instance_id"]] = sum(e.reward.resolved for e in episodes)
+            for e in episodes:
+                statuses[e.status] = statuses.get(e.status, 0) + 1
+                turns.append(e.turns)
+    resolved = sum(per_task.values())
+    return {"seed": seed, "resolved": resolved, "episodes": group * len(tasks),
+            "rate": resolved / (group * len(tasks)), "per_task": per_task, "statuses": statuses,
+            "mean_turns": statistics.mean(turns)}
+
+
+def _episodes(policy, batch: list[dict], cfg, rendering, attempts: int = 3):
+    """run_episodes, again when a sandbox fails to start (seen under heavy load: the start probe times out)."""
+    from srl_agent.rlvr.episodes import run_episodes
+    from srl_agent.rlvr.reward import RewardConfig
+
+    for attempt in range(attempts):
+        try:
+            return run_episodes(policy, batch, cfg, rendering, RewardConfig())
+        except RuntimeError as e:
+            if attempt == attempts - 1:
+                raise
+            print(f"  a sandbox did not start ({e}); playing the batch again", flush=True)
+
+
+def main() -> None:
+    from srl_agent.rlvr.tasks import swe_mini_split
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a checkpoint folder (with rendering.json)")
+    parser.add_argument("--side", default="train", choices=["train", "test"], help="swe-mini split side")
+    parser.add_argument("--instances", nargs="+", help="only these task ids")
+    parser.add_argument("--group", type=int, default=4, help="G: episodes per task")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds")
+    parser.add_argument("--max-turns", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="sandboxes at once")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    tasks = [t for t in swe_mini_split(args.side) if not args.instances or t["instance_id"] in args.instances]
+    policy, rendering = load_policy(args.model)
+    runs = []
+    for seed in args.seeds:
+        start = time.perf_counter()
+        runs.append({**play(policy, rendering, tasks, args.group, seed, args.workers, args.max_turns),
+                     "seconds": time.perf_counter() - start})
+        run = runs[-1]
+        print(f"seed {seed}: {run['resolved']}/{run['episodes']} resolved ({100 * run['rate']:.0f} %), "
+              f"{run['statuses']}, mean {run['mean_turns']:.1f} turns, {run['seconds']:.0f} s", flush=True)
+        print("  per task: " + ", ".join(f"{k.split('__')[1]} {v}" for k, v in run["per_task"].items()), flush=True)
+    rates = [r["rate"] for r in runs]
+    summary = {"model": args.model, "side": args.side, "group": args.group, "machine": machine(),
+               "rate_mean": statistics.mean(rates), "rate_stdev": statistics.stdev(rates) if len(rates) > 1 else 0.0,
+               "runs": runs}
+    print(f"resolve rate {100 * summary['rate_mean']:.1f} ± {100 * summary['rate_stdev']:.1f} % over "
+          f"{len(runs)} seeds ({args.group} episodes x {len(tasks)} tasks each)")
+    if args.out:
+        with atomic_writer(args.out) as f:
+            json.dump(summary, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
