@@ -6,7 +6,7 @@ as RLVR does (rlvr/episodes.py: the whole history in the prompt, the test-execut
 rlvr/reward.py), once per sampling seed, and reports the resolve rate per task and overall.
 
 Run: nice -n 10 python benchmarks/rlvr_reach.py --model CHECKPOINT [--side train] [--group 4] [--seeds 0 1 2]
-     [--instances ID ...] [--out reach.json]
+     [--instances ID ...] [--max-turns 10] [--max-new-tokens 128] [--out reach.json]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def load_policy(checkpoint: str | Path):
 
 
 def play(policy, rendering, tasks: list[dict], group: int, seed: int, workers: int = 2,
-         max_turns: int = 10, tasks_at_once: int = 2) -> dict:
+         max_turns: int = 10, tasks_at_once: int = 2, max_new_tokens: int = 128) -> dict:
     """G episodes per task, `tasks_at_once` tasks' episodes batched per turn (as an RLVR batch); per-task
     resolved counts and episode statuses."""
     import torch
@@ -45,7 +45,7 @@ def play(policy, rendering, tasks: list[dict], group: int, seed: int, workers: i
     from srl_agent.rlvr.episodes import EpisodeConfig
 
     torch.manual_seed(seed)
-    cfg = EpisodeConfig(group_size=group, max_turns=max_turns, max_new_tokens=128, max_episode_tokens=4096,
+    cfg = EpisodeConfig(group_size=group, max_turns=max_turns, max_new_tokens=max_new_tokens, max_episode_tokens=4096,
                         workers=workers)
     per_task, statuses, turns = {}, {}, []
     for first in range(0, len(tasks), tasks_at_once):
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=4, help="G: episodes per task")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds")
     parser.add_argument("--max-turns", type=int, default=10)
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="per answer")
     parser.add_argument("--workers", type=int, default=2, help="sandboxes at once")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
@@ -93,14 +94,16 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         start = time.perf_counter()
-        runs.append({**play(policy, rendering, tasks, args.group, seed, args.workers, args.max_turns),
+        runs.append({**play(policy, rendering, tasks, args.group, seed, args.workers, args.max_turns,
+                                 max_new_tokens=args.max_new_tokens),
                      "seconds": time.perf_counter() - start})
         run = runs[-1]
         print(f"seed {seed}: {run['resolved']}/{run['episodes']} resolved ({100 * run['rate']:.0f} %), "
               f"{run['statuses']}, mean {run['mean_turns']:.1f} turns, {run['seconds']:.0f} s", flush=True)
         print("  per task: " + ", ".join(f"{k.split('__')[1]} {v}" for k, v in run["per_task"].items()), flush=True)
     rates = [r["rate"] for r in runs]
-    summary = {"model": args.model, "side": args.side, "group": args.group, "machine": machine(),
+    summary = {"model": args.model, "side": args.side, "group": args.group, "max_turns": args.max_turns,
+               "max_new_tokens": args.max_new_tokens, "machine": machine(),
                "rate_mean": statistics.mean(rates), "rate_stdev": statistics.stdev(rates) if len(rates) > 1 else 0.0,
                "runs": runs}
     print(f"resolve rate {100 * summary['rate_mean']:.1f} ± {100 * summary['rate_stdev']:.1f} % over "

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from srl_agent.bench.eval import instance_sandbox
-from srl_agent.bench.expert import expert_plan, hunk_edits, run_expert
+from srl_agent.bench.expert import expert_plan, hunk_edits, run_expert, short_expert_plan
 from srl_agent.bench.swe_mini import instances_path, make_instance, swe_mini_dir
 from srl_agent.formats import load_trajectories
 from srl_agent.replay import replay
 from srl_agent.sandbox import SandboxConfig, open_sandbox
 
 SHIPPED = Path(__file__).resolve().parents[1] / "trajectories" / "swe-mini.jsonl"
+POCKETLIB_SHORT = SHIPPED.with_name("pocketlib-short.jsonl")
 
 
 def stored_instances() -> list[dict]:
@@ -81,6 +82,32 @@ def test_every_shipped_expert_trajectory_replays_cleanly(swe_mini_images):
     assert sorted(t.id for t in trajectories) == sorted(images)
     for traj in trajectories:
         assert traj.resolved and len(traj.steps) >= 8
+        with open_sandbox(SandboxConfig(image=images[traj.id]), kind="docker") as sb:
+            result = replay(traj, sb)
+        assert result.ok and result.first_divergence is None, traj.id
+
+
+def test_short_expert_plan_reads_edits_and_submits_in_the_same_words_for_every_task(swe_mini_images):
+    thoughts = set()
+    for instance in (i for i in swe_mini_images if "pocketlib" in i["instance_id"]):
+        repo = swe_mini_dir() / "repos" / "pocketlib"
+        plan = short_expert_plan(instance, lambda path, repo=repo: (repo / path).read_text())
+        view, edit, submit = plan
+        assert view.action.arguments["command"] == "view" and edit.action.arguments["command"] == "str_replace"
+        assert submit.action.name == "submit" and view.action.arguments["path"] == edit.action.arguments["path"]
+        first, last = view.action.arguments["view_range"]
+        text = (repo / edit.action.arguments["path"].removeprefix("/testbed/")).read_text()
+        assert edit.action.arguments["old_str"] in "\n".join(text.splitlines()[first - 1:last])  # it read what it edits
+        thoughts.add(tuple(s.thought for s in plan))
+    assert len(thoughts) == 1
+
+
+def test_shipped_short_pocketlib_runs_replay_cleanly(swe_mini_images):
+    images = {i["instance_id"]: i["image"] for i in swe_mini_images}
+    trajectories = list(load_trajectories([str(POCKETLIB_SHORT)]))
+    assert sorted(t.id for t in trajectories) == [f"swemini__pocketlib-{k}" for k in range(1, 7)]
+    for traj in trajectories:
+        assert traj.resolved and len(traj.steps) == 3
         with open_sandbox(SandboxConfig(image=images[traj.id]), kind="docker") as sb:
             result = replay(traj, sb)
         assert result.ok and result.first_divergence is None, traj.id

@@ -4,9 +4,11 @@ The expert (`srl_agent.bench.expert`) plans its steps from the gold patch and ru
 agent loop in the task's own image, so every observation is real; a run is kept only if it submits
 the gold patch. Needs Docker and the images (`srl-agent env build swe-mini`).
 
-    python trajectories/make_swe_mini.py [--workers 2] [--instances ID ...]
+    python trajectories/make_swe_mini.py [--workers 2] [--instances ID ...] [--short --out FILE]
 
 With --instances, only those tasks' runs are (re)made; the file keeps the other runs as they are.
+--short plays `short_expert_plan` (view, edit, submit, fixed wording): runs a tiny model can imitate, e.g.
+`--short --instances swemini__pocketlib-{1..6} --out trajectories/pocketlib-short.jsonl`.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from srl_agent.formats import load_trajectories
 from srl_agent.jsonio import write_jsonl
 
 
-def solve(instance: dict):
+def solve(instance: dict, short: bool = False):
     with instance_sandbox(instance) as sandbox:
-        return run_expert(instance, sandbox).trajectory
+        return run_expert(instance, sandbox, short).trajectory
 
 
 if __name__ == "__main__":
@@ -32,9 +34,10 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).with_name("swe-mini.jsonl")))
     parser.add_argument("--instances", nargs="+", metavar="ID", help="only these tasks; keep the file's other runs")
+    parser.add_argument("--short", action="store_true", help="the short plan: view, edit, submit, fixed wording")
     args = parser.parse_args()
     with ThreadPoolExecutor(args.workers) as pool:
-        made = list(pool.map(solve, load_instances(args.instances)))
+        made = list(pool.map(lambda instance: solve(instance, args.short), load_instances(args.instances)))
     for traj in made:
         print(f"{traj.id}: {len(traj.steps)} steps")
     kept = {t.id: t for t in load_trajectories([args.out])} if args.instances and Path(args.out).exists() else {}

@@ -193,8 +193,9 @@ class DockerSandbox(SandboxBase):
     def _probe(self) -> None:
         cfg = self.config
         # One root exec learns the agent user's ids and the keeper's pid (docker-init's child).
-        keeper = ("for i in 1 2 3 4 5 6 7 8 9 10; do c=$(cat /proc/1/task/1/children 2>/dev/null); "
-                  '[ -n "$c" ] && break; sleep 0.1; done; echo keeper $c')
+        # It may appear late on a loaded machine: wait up to 20 s, not the 1 s an idle one needs.
+        keeper = ("i=0; while [ $i -lt 200 ]; do c=$(cat /proc/1/task/1/children 2>/dev/null); "
+                  '[ -n "$c" ] && break; sleep 0.1; i=$((i+1)); done; echo keeper $c')
         ids = f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; " if cfg.user else ""
         tools = f"[ -x {TOOLS_DIR_IN_SANDBOX}/submit ] || echo no-tools; "
         conda = f"[ -x {SWEBENCH_CONDA_ENV}/bin/python ] && echo conda-env; "
