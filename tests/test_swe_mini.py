@@ -15,7 +15,7 @@ from srl_agent.replay import replay
 from srl_agent.sandbox import SandboxConfig, open_sandbox
 
 SHIPPED = Path(__file__).resolve().parents[1] / "trajectories" / "swe-mini.jsonl"
-POCKETLIB_SHORT = SHIPPED.with_name("pocketlib-short.jsonl")
+POCKETLIB_SHORT = swe_mini_dir() / "pocketlib-short.jsonl"  # outside trajectories/: not default training data
 
 
 def stored_instances() -> list[dict]:

@@ -8,7 +8,7 @@ the gold patch. Needs Docker and the images (`srl-agent env build swe-mini`).
 
 With --instances, only those tasks' runs are (re)made; the file keeps the other runs as they are.
 --short plays `short_expert_plan` (view, edit, submit, fixed wording): runs a tiny model can imitate, e.g.
-`--short --instances swemini__pocketlib-{1..6} --out trajectories/pocketlib-short.jsonl`.
+`--short --instances swemini__pocketlib-{1..6} --out envs/swe-mini/pocketlib-short.jsonl`.
 """
 
 from __future__ import annotations

@@ -199,7 +199,10 @@ class DockerSandbox(SandboxBase):
         ids = f"id -u {cfg.user} 2>/dev/null && id -g {cfg.user}; " if cfg.user else ""
         tools = f"[ -x {TOOLS_DIR_IN_SANDBOX}/submit ] || echo no-tools; "
         conda = f"[ -x {SWEBENCH_CONDA_ENV}/bin/python ] && echo conda-env; "
-        probe = self._exec(["sh", "-c", ids + tools + conda + keeper], user="root", timeout=30)
+        for _ in range(3):  # read-only, so safe to repeat: under load an exec's output has come back empty
+            probe = self._exec(["sh", "-c", ids + tools + conda + keeper], user="root", timeout=30)
+            if "keeper" in probe.output.split()[:-1]:
+                break
         lines = probe.output.split()
         path: list[str] = []
         if "no-tools" in lines:
