@@ -1,4 +1,4 @@
-"""Which tasks can a model reach? G RLVR episodes per task (temperature 1), scored by the tests.
+"""Which tasks can a model reach? G RLVR episodes per task, scored by the tests.
 
 GRPO learns only from groups whose rewards differ: a task no episode resolves (or every one does)
 gives no signal. This plays `--group` episodes per task with a checkpoint, in real sandboxes, exactly
@@ -6,7 +6,7 @@ as RLVR does (rlvr/episodes.py: the whole history in the prompt, the test-execut
 rlvr/reward.py), once per sampling seed, and reports the resolve rate per task and overall.
 
 Run: nice -n 10 python benchmarks/rlvr_reach.py --model CHECKPOINT [--side train] [--group 4] [--seeds 0 1 2]
-     [--instances ID ...] [--max-turns 10] [--max-new-tokens 128] [--out reach.json]
+     [--instances ID ...] [--max-turns 10] [--max-new-tokens 128] [--temperature 1] [--out reach.json]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def load_policy(checkpoint: str | Path):
 
 
 def play(policy, rendering, tasks: list[dict], group: int, seed: int, workers: int = 2,
-         max_turns: int = 10, tasks_at_once: int = 2, max_new_tokens: int = 128) -> dict:
+         max_turns: int = 10, tasks_at_once: int = 2, max_new_tokens: int = 128, temperature: float = 1.0) -> dict:
     """G episodes per task, `tasks_at_once` tasks' episodes batched per turn (as an RLVR batch); per-task
     resolved counts and episode statuses."""
     import torch
@@ -46,7 +46,7 @@ def play(policy, rendering, tasks: list[dict], group: int, seed: int, workers: i
 
     torch.manual_seed(seed)
     cfg = EpisodeConfig(group_size=group, max_turns=max_turns, max_new_tokens=max_new_tokens, max_episode_tokens=4096,
-                        workers=workers)
+                        workers=workers, temperature=temperature)
     per_task, statuses, turns = {}, {}, []
     for first in range(0, len(tasks), tasks_at_once):
         batch = tasks[first:first + tasks_at_once]
@@ -62,17 +62,23 @@ def play(policy, rendering, tasks: list[dict], group: int, seed: int, workers: i
 
 
 def _episodes(policy, batch: list[dict], cfg, rendering, attempts: int = 3):
-    """run_episodes, again when a sandbox fails to start (seen under heavy load: the start probe times out)."""
-    from srl_agent.rlvr.episodes import run_episodes
+    """run_episodes, played again when a sandbox did not start (seen under heavy load: the start probe times
+    out), so a reach counts only episodes that could play."""
+    from srl_agent.rlvr.episodes import NOT_STARTED, run_episodes
     from srl_agent.rlvr.reward import RewardConfig
 
     for attempt in range(attempts):
         try:
-            return run_episodes(policy, batch, cfg, rendering, RewardConfig())
-        except RuntimeError as e:
-            if attempt == attempts - 1:
-                raise
-            print(f"  a sandbox did not start ({e}); playing the batch again", flush=True)
+            groups = run_episodes(policy, batch, cfg, rendering, RewardConfig())
+        except RuntimeError as e:  # none of them started
+            groups, why = None, str(e)
+        else:
+            why = next((e.reward.reason for g in groups for e in g if e.detail == NOT_STARTED), None)
+        if why is None or attempt == attempts - 1:
+            if groups is None:
+                raise RuntimeError(why)
+            return groups
+        print(f"  a sandbox did not start ({why}); playing the batch again", flush=True)
 
 
 def main() -> None:
@@ -86,6 +92,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds")
     parser.add_argument("--max-turns", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=128, help="per answer")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (episodes.temperature)")
     parser.add_argument("--workers", type=int, default=2, help="sandboxes at once")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
@@ -95,7 +102,7 @@ def main() -> None:
     for seed in args.seeds:
         start = time.perf_counter()
         runs.append({**play(policy, rendering, tasks, args.group, seed, args.workers, args.max_turns,
-                                 max_new_tokens=args.max_new_tokens),
+                                 max_new_tokens=args.max_new_tokens, temperature=args.temperature),
                      "seconds": time.perf_counter() - start})
         run = runs[-1]
         print(f"seed {seed}: {run['resolved']}/{run['episodes']} resolved ({100 * run['rate']:.0f} %), "
@@ -103,7 +110,7 @@ def main() -> None:
         print("  per task: " + ", ".join(f"{k.split('__')[1]} {v}" for k, v in run["per_task"].items()), flush=True)
     rates = [r["rate"] for r in runs]
     summary = {"model": args.model, "side": args.side, "group": args.group, "max_turns": args.max_turns,
-               "max_new_tokens": args.max_new_tokens, "machine": machine(),
+               "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "machine": machine(),
                "rate_mean": statistics.mean(rates), "rate_stdev": statistics.stdev(rates) if len(rates) > 1 else 0.0,
                "runs": runs}
     print(f"resolve rate {100 * summary['rate_mean']:.1f} ± {100 * summary['rate_stdev']:.1f} % over "

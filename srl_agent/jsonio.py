@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from .errors import DataError
 
@@ -47,29 +47,54 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 def read_jsonl(path: str | Path, bad_lines: str = "raise") -> Iterator[tuple[int, Any]]:
     """Yield (1-based line number, parsed value) for each non-empty line.
 
-    A line that is not JSON raises a DataError, or with bad_lines="yield" is yielded as one.
+    A file that cannot be opened (missing, a folder, unreadable) raises a DataError naming it; a line that is not
+    UTF-8 JSON raises one naming the line too, or with bad_lines="yield" is yielded as one.
     """
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with _open_binary(path) as f:  # bytes, decoded line by line, so that a bad byte names its line
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                error = DataError(f"line is not valid JSON ({e.msg} at column {e.colno})", source=str(path), row=lineno)
+                value = _parse_line(raw, path, lineno)
+            except DataError as error:
                 if bad_lines != "yield":
-                    raise error from None
-                yield lineno, error
+                    raise
+                value = error
+            yield lineno, value
+
+
+def _parse_line(raw: bytes, path: str | Path, lineno: int) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"line is not UTF-8 text ({e.reason} at byte {e.start})", source=str(path),
+                        row=lineno) from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"line is not valid JSON ({_message(e)} at column {e.colno})", source=str(path),
+                        row=lineno) from None
+
+
+def _message(e: json.JSONDecodeError) -> str:
+    return e.msg.removesuffix(" at")  # "Unterminated string starting at", then our " at line …"
 
 
 def read_json(path: str | Path) -> Any:
     """Parse a whole JSON file; a truncated or malformed file names where parsing stopped."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with _open_binary(path) as f:
+            return json.loads(f.read().decode("utf-8"))
     except json.JSONDecodeError as e:
         hint = " (the file looks truncated)" if e.msg.startswith(("Expecting", "Unterminated")) else ""
-        raise DataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}",
+        raise DataError(f"not valid JSON: {_message(e)} at line {e.lineno} column {e.colno}{hint}",
                         source=str(path)) from None
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", source=str(path)) from None
+
+
+def _open_binary(path: str | Path) -> BinaryIO:
+    """Open a file for reading; a missing, unreadable or folder path is a DataError naming it."""
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        reason = "is a folder, not a file" if isinstance(e, IsADirectoryError) else (e.strerror or str(e)).lower()
+        raise DataError(f"cannot read: {reason}", source=str(path)) from None

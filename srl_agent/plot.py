@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import UserError
+from .jsonio import read_jsonl
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise UserError(f"{path}: no metrics (is {run_dir} a training run folder?)")
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-    return rows
+    # a line cut short by a kill comes back as a DataError and is skipped
+    return [row for _, row in read_jsonl(path, bad_lines="yield") if isinstance(row, dict)]
 
 
 def _series(rows: list[dict], key: str, phase: str | None = None) -> tuple[list[int], list[float]]:

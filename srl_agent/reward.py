@@ -219,6 +219,26 @@ def expert_from(value: Any) -> ToolCall:
     return ToolCall.from_dict(json.loads(value) if isinstance(value, str) else value)
 
 
+def read_scoring_rows(path: str) -> tuple[list[dict], list[str], list[ToolCall]]:
+    """A JSONL of rows with `completion` and `expert_action` (what `srl-agent reward --batch` scores).
+
+    Returns the rows, their completions and their expert actions; a row without them names itself.
+    """
+    from .errors import DataError
+    from .jsonio import read_jsonl
+
+    rows, completions, experts = [], [], []
+    for lineno, row in read_jsonl(path):
+        try:
+            experts.append(expert_from(row["expert_action"]))
+            completions.append(str(row["completion"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"needs 'completion' and 'expert_action' ({type(e).__name__}: {e})",
+                            source=path, row=lineno) from None
+        rows.append(row)
+    return rows, completions, experts
+
+
 def _completion_text(completion: Any) -> str:
     """TRL passes plain strings, or (conversational) a list with one assistant message."""
     if isinstance(completion, str):

@@ -100,7 +100,7 @@ def load_rendering(where: str | Path) -> StepConfig | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"{path}: cannot read the rendering record ({e})") from None
     return StepConfig.from_dict(data, str(path))
 

@@ -22,6 +22,17 @@ def load_fixture_json(rel: str):
     return json.loads(fixture(rel).read_text())
 
 
+def cli_error(capsys, *argv: str) -> str:
+    """Run `srl-agent ARGV` in this process; it must fail with exit 2 and end on one error line: that line."""
+    from srl_agent.cli import main
+
+    capsys.readouterr()
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err.splitlines()[-1]
+
+
 @pytest.fixture(scope="session")
 def all_trajectories():
     from srl_agent.formats import load_trajectories

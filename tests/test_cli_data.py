@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES, fixture, load_fixture_json
+from .conftest import FIXTURES, cli_error, fixture, load_fixture_json
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -148,6 +148,34 @@ def test_corrupt_file_after_good_ones_stops_a_parallel_build(tmp_path):
 def test_missing_file(tmp_path):
     proc = cli("data", "build", "--trajectories", str(tmp_path / "nope.traj"), "--out", str(tmp_path / "o.jsonl"))
     assert proc.returncode == 2 and "nope.traj: no such file or folder" in proc.stderr
+
+
+def test_stats_and_show_name_a_file_they_cannot_read(steps_file, tmp_path, capsys):
+    good = steps_file.read_text().splitlines(keepends=True)[:2]
+    cases = {  # file -> the error line
+        tmp_path / "missing.jsonl": "cannot read: no such file or directory",
+        tmp_path: "cannot read: is a folder, not a file",
+        write(tmp_path / "bad.jsonl", "".join(good) + "\n{oops\n"):  # the blank line counts
+            "row 4: line is not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+    }
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(good[0].encode() + '{"note": "café"}\n'.encode("latin-1"))
+    cases[latin1] = "row 2: line is not UTF-8 text (invalid continuation byte at byte 13)"
+    for path, message in cases.items():
+        assert cli_error(capsys, "data", "stats", str(path)) == f"error: {path}: {message}"
+        # show stops at the example it wants: index 5 is past every bad line
+        assert cli_error(capsys, "data", "show", str(path), "--index", "5") == f"error: {path}: {message}"
+
+
+def test_a_line_that_is_not_utf8_is_skipped_like_any_bad_line(tmp_path):
+    from srl_agent.errors import DataError
+    from srl_agent.jsonio import read_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": "\xff"}\n{"c": 3}\n')
+    rows = list(read_jsonl(path, bad_lines="yield"))
+    assert [(n, row) for n, row in rows if not isinstance(row, DataError)] == [(1, {"a": 1}), (3, {"c": 3})]
+    assert str(rows[1][1]) == f"{path}: row 2: line is not UTF-8 text (invalid start byte at byte 7)"
 
 
 def test_skip_bad_goes_on_and_reports(tmp_path):

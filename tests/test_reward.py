@@ -23,6 +23,8 @@ from srl_agent.reward import (
 )
 from srl_agent.types import ToolCall
 
+from .conftest import cli_error
+
 
 def random_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
@@ -179,6 +181,30 @@ def test_reward_cli_batch(tmp_path):
     src.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"completion": "x"}) + "\n")
     proc = run_cli("reward", "--batch", str(src))
     assert proc.returncode == 2 and f"{src}: row 2: needs 'completion' and 'expert_action'" in proc.stderr
+
+
+def test_reward_cli_names_a_file_it_cannot_read(tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"completion": "x", "expert_action": EXPERT.to_json()}) + "\n{oops\n")
+    truncated = tmp_path / "expert.json"
+    truncated.write_text(EXPERT.to_json()[:20])
+    not_a_call = tmp_path / "list.json"
+    not_a_call.write_text("[1, 2]")
+    missing = tmp_path / "missing.jsonl"
+    cases = {  # reward arguments -> the error line
+        ("--batch", str(missing)): f"{missing}: cannot read: no such file or directory",
+        ("--batch", str(tmp_path)): f"{tmp_path}: cannot read: is a folder, not a file",
+        ("--batch", str(rows)): f"{rows}: row 2: line is not valid JSON (Expecting property name enclosed in double "
+                                "quotes at column 2)",
+        ("--expert", f"@{missing}"): f"{missing}: cannot read: no such file or directory",
+        ("--expert", f"@{tmp_path}"): f"{tmp_path}: cannot read: is a folder, not a file",
+        ("--expert", f"@{truncated}"): f"{truncated}: not valid JSON: Unterminated string starting at line 1 column "
+                                       "10 (the file looks truncated)",
+        ("--expert", f"@{not_a_call}"): f"{not_a_call}: expert is not a tool call JSON object: a tool call needs a "
+                                        "string 'name', got '[1, 2]'",
+    }
+    for args, message in cases.items():
+        assert cli_error(capsys, "reward", *args, "--completion", "x") == f"error: {message}", args
 
 
 def test_a_legacy_tool_the_prompt_offers_is_scored_like_any_other(all_trajectories):

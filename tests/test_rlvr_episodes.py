@@ -4,6 +4,7 @@ sandbox is removed. Real tiny model, real swe-mini sandboxes."""
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from srl_agent.rlvr.episodes import (
     start_episode,
 )
 from srl_agent.rlvr.reward import RewardConfig
+from srl_agent.sandbox import LABEL
 from srl_agent.steps import StepConfig
 from srl_agent.train.grpo import clipped_objective, token_logprobs
 
@@ -51,8 +53,10 @@ class RecordingOpener:
         import docker
 
         client = docker.from_env()
-        try:
-            return [c.name for c in client.containers.list(all=True) if c.name in self.names]
+        try:  # the plain listing: the SDK's model listing inspects every container, and fails on one that another
+            # process removes meanwhile
+            listed = client.api.containers(all=True, filters={"label": LABEL})
+            return [name for c in listed for name in (n.lstrip("/") for n in c["Names"]) if name in self.names]
         finally:
             client.close()
 
@@ -214,3 +218,51 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
     assert dead.status == "sandbox_error" and dead.detail and dead.turns == 2
     assert dead.reward.reward == 0.0 and dead.reward.reason.startswith("sandbox_error")
     assert (alive.status, alive.turns, alive.reward.reason) == ("turn_limit", 3, "")
+
+
+class FailingOpener(RecordingOpener):
+    """Opens sandboxes as run_episodes would, except that call number `fail_call` (every call when None) raises
+    the error a start on a loaded machine raised."""
+
+    def __init__(self, fail_call: int | None):
+        super().__init__()
+        self.fail_call, self.calls, self.lock = fail_call, 0, threading.Lock()
+
+    def __call__(self, instance, cfg):
+        with self.lock:  # the sandboxes open on several threads
+            self.calls += 1
+            fails = self.fail_call in (None, self.calls)
+        if fails:
+            raise RuntimeError("cannot find the container's keeper process: ''")
+        return super().__call__(instance, cfg)
+
+
+def test_a_sandbox_that_does_not_start_scores_0_and_the_other_episodes_play(tiny_policy, swe_mini_images):
+    from srl_agent.types import ToolCall
+
+    class BatchRecordingPolicy(ScriptedPolicy):
+        def generate_ids(self, prompt_ids, params):
+            self.batch_sizes.append(len(prompt_ids))
+            return super().generate_ids(prompt_ids, params)
+
+    instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
+    look = ToolCall("bash", {"command": "ls"})
+    policy = BatchRecordingPolicy(tiny_policy.tokenizer, [look] * 2)
+    policy.batch_sizes = []
+    opener = FailingOpener(fail_call=2)
+    cfg = EpisodeConfig(group_size=3, max_turns=2, max_new_tokens=64, max_episode_tokens=3000, workers=3)
+    (group,) = run_episodes(policy, [instance], cfg, FULL_HISTORY, RewardConfig(), opener)
+    assert len(opener.names) == 2 and opener.leftovers() == []  # the two that started were removed
+    (dead,) = [e for e in group if e.status == "sandbox_error"]
+    assert (dead.detail, dead.reward.reward, dead.reward.resolved) == ("the sandbox did not start", 0.0, False)
+    assert dead.reward.reason == "sandbox_error: RuntimeError: cannot find the container's keeper process: ''"
+    assert dead.turns == 0 and sum(dead.tokens.mask) == 0 and dead.patch == ""
+    assert policy.batch_sizes == [2, 2]  # it never generated; the two others played both turns
+    played = [e for e in group if e is not dead]
+    assert [(e.status, e.turns, e.reward.reason, e.detail) for e in played] == [("turn_limit", 2, "", "")] * 2
+
+    # no sandbox started: nothing was played, so the call raises rather than hand back a group of zeros
+    opener = FailingOpener(fail_call=None)
+    with pytest.raises(RuntimeError, match=r"none of the 2 sandboxes could start: RuntimeError: cannot find"):
+        run_episodes(policy, [instance], EpisodeConfig(group_size=2, workers=2), FULL_HISTORY, RewardConfig(), opener)
+    assert opener.calls == 2 and opener.names == []

@@ -10,6 +10,8 @@ from srl_agent.bench.swe_mini import instances_path
 from srl_agent.errors import UserError
 from srl_agent.rlvr.tasks import check_split, load_training_tasks, require_images, splits_path, swe_mini_split
 
+from .conftest import cli_error
+
 
 def test_shipped_split_covers_swe_mini_by_repository():
     train, test = swe_mini_split("train"), swe_mini_split("test")
@@ -47,6 +49,25 @@ def test_tasks_file_is_loaded_and_bad_rows_named(tmp_path):
         load_training_tasks(tmp_path / "missing.jsonl")
     with pytest.raises(UserError, match="unknown split"):
         swe_mini_split("dev")
+
+
+def test_an_unreadable_tasks_file_is_a_one_line_error_naming_its_line(tmp_path, capsys):
+    tasks, run = tmp_path / "tasks.jsonl", tmp_path / "run"
+    train = ("train", "--method", "rlvr", "--set", "history=full", "--output-dir", str(run), "--tasks")
+    for content, expected in (
+            (b'{"instance_id": "a"}\n\n{bad\n', "row 3: line is not valid JSON (Expecting property name enclosed "
+                                                "in double quotes at column 2)"),
+            (b'{"instance_id": "a"}\n{"instance_id": "caf\xe9"}\n', "row 2: line is not UTF-8 text "
+                                                                  "(invalid continuation byte at byte 20)")):
+        tasks.write_bytes(content)
+        assert cli_error(capsys, *train, str(tasks)) == f"error: {tasks}: {expected}"
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    assert cli_error(capsys, *train, str(folder)) == f"error: {folder}: cannot read: is a folder, not a file"
+    whole = tmp_path / "tasks.json"
+    whole.write_text('[{"instance_id": "a"}]\n[{"instance_id": "b"}]\n')  # two documents, as if JSON Lines
+    assert cli_error(capsys, *train, str(whole)) == f"error: {whole}: not valid JSON: Extra data at line 2 column 1"
+    assert not run.exists()
 
 
 def test_a_missing_task_image_fails_before_training_with_the_hint(swe_mini_images):

@@ -34,6 +34,10 @@ def test_the_mixing_schedule_and_the_rlvr_config_sections():
     assert (cfg.episodes.group_size, cfg.episodes.workers, cfg.reward.partial_credit) == (3, 2, True)
     cfg.method = "rlvr"
     assert [cfg.phase(s) for s in range(4)] == ["sft", "sft", "rlvr", "rlvr"]
+    cfg.lr, cfg.sft_warmup_lr, cfg.rlvr_lr = 1e-3, 4e-3, 0.0  # rlvr_lr 0 is a frozen RLVR phase, not `lr`
+    assert [cfg.learning_rate(s) for s in range(3)] == [4e-3, 4e-3, 0.0]
+    cfg.rlvr_lr, cfg.lr_warmup_steps = 2e-3, 4  # a linear ramp over the run's first 4 steps, then the phase's
+    assert [cfg.learning_rate(s) for s in range(6)] == pytest.approx([1e-3, 2e-3, 1.5e-3, 2e-3, 2e-3, 2e-3])
     cfg.set("episodes.max_turns", "4")
     cfg.set("reward.format_penalty", "0.1")
     assert (cfg.episodes.max_turns, cfg.reward.format_penalty) == (4, 0.1)

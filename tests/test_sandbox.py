@@ -201,6 +201,41 @@ def test_missing_image_is_a_clear_error(engine):
         open_sandbox(SandboxConfig(image="srl-agent/no-such-image:1", engine=url), kind=kind)
 
 
+def test_the_start_probe_is_asked_again_when_its_output_is_lost(swe_image):
+    """Under load an exec's output has come back empty: the start probe is asked up to 3 times, then the start
+    fails with one line and the container is removed."""
+    from srl_agent.sandbox import Observation
+    from srl_agent.sandbox.docker import DockerSandbox, docker_client
+
+    class LossyProbe(DockerSandbox):
+        """Loses the output of the first `lost` probes (the only root execs), as a loaded engine did."""
+
+        lost, probes, names = 0, 0, []
+
+        def _exec(self, argv, user, timeout, env=None, workdir="/"):
+            observation = super()._exec(argv, user, timeout, env, workdir)
+            if user != "root":
+                return observation
+            LossyProbe.probes += 1
+            LossyProbe.names.append(self.name)
+            if LossyProbe.probes > LossyProbe.lost:
+                return observation
+            return Observation("", observation.exit_code)
+
+    LossyProbe.lost = 2
+    with LossyProbe(SandboxConfig(image=swe_image)) as sb:
+        assert LossyProbe.probes == 3 and sb.run("id -un").output == "agent\n"
+    LossyProbe.lost, LossyProbe.probes, LossyProbe.names = 3, 0, []
+    with pytest.raises(RuntimeError, match=r"^cannot find the container's keeper process: ''$"):
+        LossyProbe(SandboxConfig(image=swe_image))
+    assert LossyProbe.probes == 3 and len(set(LossyProbe.names)) == 1
+    client = docker_client()
+    try:
+        assert not _exists(client, LossyProbe.names[0])
+    finally:
+        client.close()
+
+
 def test_missing_podman_socket_is_one_clear_line(tmp_path):
     from srl_agent.errors import UserError
     from srl_agent.sandbox import open_sandbox

@@ -16,6 +16,8 @@ from srl_agent.errors import UserError
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.data import ExampleStream, split_by_trajectory
 
+from .conftest import cli_error
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -284,6 +286,43 @@ def test_bad_settings_are_clear_errors(tmp_path):
         proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "rollout_backend=vllm")
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and "pip install 'srl-agent[vllm]'" in err
+
+
+def test_unreadable_trajectories_and_metrics_are_one_line_errors(tmp_path, capsys):
+    steps = tmp_path / "steps.jsonl"
+    steps.write_bytes('{"note": "café"}\n'.encode("latin-1"))
+    run = tmp_path / "run"
+    assert cli_error(capsys, "train", "--trajectories", str(steps), "--output-dir", str(run)) == \
+        f"error: {steps}: row 1: line is not UTF-8 text (invalid continuation byte at byte 13)"
+    steps.write_text('{"expert_action": "..."}\n')  # a steps file: its rendering record is read first
+    record = tmp_path / "steps.rendering.json"
+    record.write_bytes(b"\xff")
+    assert cli_error(capsys, "train", "--trajectories", str(steps), "--output-dir", str(run)) == \
+        f"error: {record}: cannot read the rendering record ('utf-8' codec can't decode byte 0xff in position 0: " \
+        "invalid start byte)"
+    metrics = run / "metrics.jsonl"
+    metrics.mkdir(parents=True)
+    assert cli_error(capsys, "plot", str(run)) == f"error: {metrics}: cannot read: is a folder, not a file"
+
+
+def test_a_bad_config_file_is_a_one_line_error_naming_it(tmp_path, capsys):
+    config, run = tmp_path / "bad.yaml", tmp_path / "run"
+    for content, expected in (
+            (b"model: tiny\nlr: 1\n  bad: x: y\n", "line 3: mapping values are not allowed here"),
+            (b'model: tiny\nsystem_prompt: "unclosed\n', "line 3: found unexpected end of stream "
+                                                         "(while scanning a quoted scalar)"),
+            (b"model: tiny\nsystem_prompt: caf\xe9\n", "line 2: not UTF-8 text (invalid continuation byte at byte 30)"),
+            (b"- model: tiny\n- lr: 1\n", "the top level must be a mapping of settings (key: value), not a list"),
+            (b"42\n", "the top level must be a mapping of settings (key: value), not the value 42"),
+            (b"1: x\n", "unknown setting '1'; the settings are the fields of srl_agent/train/config.py:TrainConfig")):
+        config.write_bytes(content)
+        assert cli_error(capsys, "train", "--config", str(config), "--output-dir", str(run)) == \
+            f"error: {config}: {expected}"
+    assert cli_error(capsys, "train", "--config", str(tmp_path), "--output-dir", str(run)) == \
+        f"error: {tmp_path}: cannot read the config (is a directory)"
+    assert not run.exists()
+    config.write_text("")  # an empty config is all defaults
+    assert TrainConfig.from_yaml(config) == TrainConfig()
 
 
 def test_two_processes_train_like_one(tmp_path):

@@ -187,6 +187,19 @@ def read_predictions(path: str | Path) -> list[dict]:
     return list(seen.values())
 
 
+def import_predictions(rows: list[dict], instances: list[dict], run_dir: Path) -> None:
+    """Log predictions made elsewhere (`read_predictions`) in the run's predictions.jsonl, for grading.
+
+    Only rows of `instances` that the log does not hold yet: a resumed run keeps what it has.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = PredictionLog(run_dir / "predictions.jsonl")
+    wanted = {i["instance_id"] for i in instances}
+    for row in rows:
+        if row["instance_id"] in wanted and row["instance_id"] not in log.rows:
+            log.append(row)
+
+
 class Interrupted(Exception):
     """The run is stopping (Ctrl-C): a worker gives up its instance without recording it."""
 

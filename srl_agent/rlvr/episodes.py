@@ -18,6 +18,13 @@ in the prompt (`rendering.history` None). Either missing fails loudly (UserError
 Truncation: an episode whose next turn might not fit (sequence + max_new_tokens > max_episode_tokens)
 ends before it with status `token_limit`, is scored on the patch it has, and is counted. Nothing is cut
 from a sequence, so every kept token is one the policy saw.
+
+Faults: a sandbox that cannot start, dies, hangs or floods output ends its own episode with status
+`sandbox_error` (reward 0, the reason in `detail` and `reward.reason`) and the others go on. An episode
+whose sandbox did not start never generates. Two start failures raise instead, since no episode could
+be played through them and zeros would hide them: a UserError (a missing image, an engine that cannot
+be reached or refuses the container: the user must act, and the message says how), and a call in which
+every sandbox failed (the engine, not one episode, is at fault). Every sandbox that opened is closed.
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ from ..agent import FORMAT_HELP
 from ..errors import FormatViolation, UserError
 from ..execute import execute
 from ..policy import SamplingParams
+from ..sandbox import SandboxConfig
 from ..steps import StepConfig, build_prompt, prompt_tools, render_prompt, truncate_middle
 from ..types import Trajectory
-from .reward import Reward, RewardConfig, verify
+from .reward import Reward, RewardConfig, expected_tests, fault_line, score, verify
 
 
 @dataclass
@@ -95,6 +103,9 @@ class EpisodeTokens:
         self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
 
 
+NOT_STARTED = "the sandbox did not start"
+"""The `detail` of an episode whose sandbox could not be opened."""
+
 STATUSES = ("submitted", "turn_limit", "format_errors", "token_limit", "sandbox_error")
 """How an episode can end (see the module docstring)."""
 
@@ -149,15 +160,34 @@ def add_turn_context(tokenizer, episode: Episode, new_messages: list[dict[str, A
     episode.text = after
 
 
+def sandbox_config(instance: dict, cfg: EpisodeConfig) -> SandboxConfig:
+    """The sandbox of one episode of `instance` (here or on a Ray node): the task's image, the hardened defaults."""
+    return SandboxConfig(image=instance["image"], default_timeout=cfg.step_timeout)
+
+
 def _open_sandbox(instance: dict, cfg: EpisodeConfig):
     if cfg.executor == "ray":
         from .ray_sandbox import RaySandbox
 
         return RaySandbox(instance, cfg)
-    from ..sandbox import SandboxConfig, open_sandbox
+    from ..sandbox import open_sandbox
 
-    config = SandboxConfig(image=instance["image"], default_timeout=cfg.step_timeout)
-    return open_sandbox(config, kind=cfg.sandbox_kind, base_commit=instance.get("base_commit"))
+    return open_sandbox(sandbox_config(instance, cfg), kind=cfg.sandbox_kind, base_commit=instance.get("base_commit"))
+
+
+def _open_all(pool: ThreadPoolExecutor, stack: contextlib.ExitStack, open_sandbox, instances: list[dict],
+              cfg: EpisodeConfig) -> tuple[list, list[BaseException | None]]:
+    """One sandbox per episode, opened `workers` at a time and entered in `stack`; (sandboxes, errors), aligned
+    with `instances`: a sandbox where it opened, else None and why. Raises what no episode can score (module doc)."""
+    opening = [pool.submit(open_sandbox, inst, cfg) for inst in instances]
+    errors = [f.exception() for f in opening]
+    sandboxes = [stack.enter_context(f.result()) if e is None else None for f, e in zip(opening, errors, strict=True)]
+    for error in errors:  # what the user must fix (or an interrupt) stops the call
+        if isinstance(error, UserError) or (error is not None and not isinstance(error, Exception)):
+            raise error
+    if errors and all(errors):
+        raise RuntimeError(f"none of the {len(errors)} sandboxes could start: {fault_line(errors[0])}") from errors[0]
+    return sandboxes, errors
 
 
 def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: StepConfig,
@@ -166,17 +196,19 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
     """G episodes per instance, played turn by turn; returns [len(instances)][G] finished, scored episodes.
 
     `policy` needs `tokenizer` and `generate_ids` (HFPolicy). Every sandbox is closed on return and on error.
+    A sandbox that does not start scores its episode 0 (`sandbox_error`); see the module doc for when it raises.
     `timings["generate"]`, when given, grows by the seconds spent sampling (the rest is the sandboxes')."""
     tokenizer = policy.tokenizer
     episodes = [start_episode(tokenizer, inst, rendering) for inst in instances for _ in range(cfg.group_size)]
     instance_of = [inst for inst in instances for _ in range(cfg.group_size)]
     params = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(cfg.workers) as pool:
-        opening = [pool.submit(open_sandbox, inst, cfg) for inst in instance_of]
-        sandboxes = [stack.enter_context(f.result()) for f in opening if f.exception() is None]  # all closed at exit
-        failed = next((f.exception() for f in opening if f.exception() is not None), None)
-        if failed is not None:
-            raise failed
+        sandboxes, start_errors = _open_all(pool, stack, open_sandbox, instance_of, cfg)  # all closed at exit
+        for episode, instance, error in zip(episodes, instance_of, start_errors, strict=True):
+            if error is not None:  # ends before its first turn, scored 0 with the reason
+                episode.status, episode.detail = "sandbox_error", NOT_STARTED
+                reason = f"sandbox_error: {fault_line(error)}"
+                episode.reward = score({}, *expected_tests(instance), 0, reward_cfg, reason)
         while live := [i for i, e in enumerate(episodes) if not e.status]:
             for i in live:
                 if len(episodes[i].tokens.ids) + cfg.max_new_tokens > cfg.max_episode_tokens:
@@ -221,7 +253,9 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
             for i in live:
                 if not episodes[i].status and episodes[i].turns >= cfg.max_turns:
                     episodes[i].status = "turn_limit"
-        list(pool.map(_finish, episodes, sandboxes, instance_of, [reward_cfg] * len(episodes)))
+        started = [i for i, sandbox in enumerate(sandboxes) if sandbox is not None]
+        list(pool.map(_finish, [episodes[i] for i in started], [sandboxes[i] for i in started],
+                      [instance_of[i] for i in started], [reward_cfg] * len(started)))
     g = cfg.group_size
     return [episodes[k * g:(k + 1) * g] for k in range(len(instances))]
 
@@ -231,7 +265,7 @@ def _run_call(sandbox, call, cfg: EpisodeConfig):
     try:
         return execute(sandbox, call, timeout=cfg.step_timeout)
     except Exception as e:  # a dead container raises engine-specific errors
-        return f"{type(e).__name__}: {str(e)[:200]}"
+        return fault_line(e)
 
 
 def _finish(episode: Episode, sandbox, instance: dict, reward_cfg: RewardConfig) -> None:
@@ -239,5 +273,5 @@ def _finish(episode: Episode, sandbox, instance: dict, reward_cfg: RewardConfig)
     try:
         episode.patch = sandbox.diff()
     except Exception as e:  # engine errors of many types: the episode scores 0, the run goes on
-        episode.detail = f"diff failed: {type(e).__name__}: {str(e)[:200]}"
+        episode.detail = f"diff failed: {fault_line(e)}"
     episode.reward, _ = verify(sandbox, instance, reward_cfg, episode.format_errors)

@@ -27,6 +27,7 @@ import threading
 
 from ..errors import UserError
 from ..sandbox import Observation, SandboxConfig
+from .episodes import sandbox_config
 
 CALL_GRACE = 120.0
 """Seconds a round trip may take beyond the command's own timeout before the episode gives up on the node."""
@@ -97,7 +98,7 @@ class RaySandbox:
             self.ray = connect_ray(cfg.ray_address)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.config = SandboxConfig(image=instance["image"], default_timeout=cfg.step_timeout)
+        self.config = sandbox_config(instance, cfg)
         self.kind = cfg.sandbox_kind
         actor_class, self._sweep = _remote(self.ray)
         # hard: Ray 2.60 placed soft-affine actors on the other node of a two-node cluster (measured)

@@ -101,6 +101,11 @@ def score(statuses: dict[str, str], fail_to_pass: list[str], pass_to_pass: list[
                   malformed_turns, reason)
 
 
+def fault_line(error: BaseException) -> str:
+    """One short line naming a sandbox's failure (engines raise errors of many types)."""
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
 def verify(sandbox, instance: dict, cfg: RewardConfig, malformed_turns: int = 0) -> tuple[Reward, str]:
     """Run `instance`'s eval_script in `sandbox` (the episode's edits in place) and score it; returns (reward, log).
 
@@ -110,7 +115,7 @@ def verify(sandbox, instance: dict, cfg: RewardConfig, malformed_turns: int = 0)
         sandbox.write_file(EVAL_SCRIPT_PATH, instance["eval_script"], mode=0o755)
         obs = sandbox.run(f"bash {EVAL_SCRIPT_PATH}", timeout=cfg.eval_timeout)
     except Exception as e:  # a dead container raises engine-specific errors; the episode just scores 0
-        reason = f"sandbox_error: {type(e).__name__}: {str(e)[:200]}"
+        reason = f"sandbox_error: {fault_line(e)}"
         return score({}, fail_to_pass, pass_to_pass, malformed_turns, cfg, reason), ""
     if obs.timed_out:
         return score({}, fail_to_pass, pass_to_pass, malformed_turns, cfg, "eval_timeout"), obs.output

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..bench.swe_mini import image_name, swe_mini_dir
 from ..errors import UserError
+from ..jsonio import read_json, read_jsonl
 
 SIDES = ("train", "test")
 
@@ -45,16 +46,8 @@ def _parser_names() -> set[str]:
 
 def _read_instances(path: Path) -> list[dict]:
     """A swebench-5 instances file (.jsonl or .json), one clear line on bad input."""
-    if not path.is_file():
-        raise UserError(f"--tasks {path}: no such file")
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise UserError(f"--tasks {path}: not valid JSON ({e})") from None
+    # the shared readers raise a DataError (a UserError) naming the file, and the line of a bad .jsonl row
+    rows = read_json(path) if path.suffix == ".json" else [row for _, row in read_jsonl(path)]
     if not isinstance(rows, list) or not rows:
         raise UserError(f"--tasks {path}: no instances")
     required = ("instance_id", "eval_script", "FAIL_TO_PASS", "PASS_TO_PASS", "image")
@@ -69,10 +62,13 @@ def _read_instances(path: Path) -> list[dict]:
     return rows
 
 
-def swe_mini_split(side: str = "train") -> list[dict]:
-    """swe-mini's instances on one side of splits.json, checked (no repository on both sides)."""
+def _check_side(side: str) -> None:
     if side not in SIDES:
         raise UserError(f"unknown split {side!r}; choose {' or '.join(SIDES)}")
+
+
+def _swe_mini_instances_and_split() -> tuple[list[dict], dict]:
+    """swe-mini's instances and its splits.json, checked (no repository on both sides)."""
     from ..bench.swe_mini import instances_path
 
     instances = _read_instances(instances_path())
@@ -82,6 +78,13 @@ def swe_mini_split(side: str = "train") -> list[dict]:
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: {e}") from None
     check_split(split, {i["instance_id"]: i["repo"] for i in instances}, str(path))
+    return instances, split
+
+
+def swe_mini_split(side: str = "train") -> list[dict]:
+    """swe-mini's instances on one side of splits.json, checked (no repository on both sides)."""
+    _check_side(side)
+    instances, split = _swe_mini_instances_and_split()
     wanted = set(split[side])
     return [{**i, "image": i.get("image") or image_name(i["instance_id"])} for i in instances
             if i["instance_id"] in wanted]
@@ -92,12 +95,11 @@ def split_trajectories(trajectories: list, side: str) -> list:
 
     A run is on the `test` side when its id is a task of a test repository, or its metadata names one
     (the scripted expert records `repo`); every other run (the seed tasks too) is on the `train` side."""
-    from ..bench.swe_mini import instances_path
-
-    if side not in SIDES:
-        raise UserError(f"unknown split {side!r}; choose {' or '.join(SIDES)}")
-    test_repos = {i["repo"] for i in swe_mini_split("test")}
-    test_ids = {i["instance_id"] for i in _read_instances(instances_path()) if i["repo"] in test_repos}
+    _check_side(side)
+    instances, split = _swe_mini_instances_and_split()
+    test_listed = set(split["test"])
+    test_repos = {i["repo"] for i in instances if i["instance_id"] in test_listed}
+    test_ids = {i["instance_id"] for i in instances if i["repo"] in test_repos}
     return [t for t in trajectories
             if (t.id in test_ids or t.metadata.get("repo") in test_repos) == (side == "test")]
 

@@ -201,9 +201,11 @@ class DockerSandbox(SandboxBase):
         conda = f"[ -x {SWEBENCH_CONDA_ENV}/bin/python ] && echo conda-env; "
         for _ in range(3):  # read-only, so safe to repeat: under load an exec's output has come back empty
             probe = self._exec(["sh", "-c", ids + tools + conda + keeper], user="root", timeout=30)
-            if "keeper" in probe.output.split()[:-1]:
+            lines = probe.output.split()
+            if "keeper" in lines[:-1]:  # with its pid after it
                 break
-        lines = probe.output.split()
+        else:
+            raise RuntimeError(f"cannot find the container's keeper process: {probe.output!r}")
         path: list[str] = []
         if "no-tools" in lines:
             self._install_tools()
@@ -214,8 +216,6 @@ class DockerSandbox(SandboxBase):
         if path:
             image_env = dict(e.split("=", 1) for e in self.container.attrs["Config"].get("Env") or [] if "=" in e)
             self.extra_env["PATH"] = ":".join([*path, image_env.get("PATH", DEFAULT_PATH)])
-        if "keeper" not in lines[:-1]:
-            raise RuntimeError(f"cannot find the container's keeper process: {probe.output!r}")
         self.keeper = lines[lines.index("keeper") + 1]
         has_user = cfg.user is not None and lines[0].isdigit()
         self.exec_user = cfg.user if has_user else None

@@ -85,6 +85,10 @@ class TrainConfig:
     """Rollouts per prompt (G)."""
     lr: float = 5e-7
     """AdamW learning rate (the paper's 5e-7 is for a 7B model; the tiny one wants far more)."""
+    lr_warmup_steps: int = 0
+    """The learning rate rises linearly over a run's first N optimiser steps (1/N of it at step 1). A fresh
+    AdamW's first step moves every weight by about the learning rate, whatever the gradient's size: after
+    --init-from, that one noisy step can undo the checkpoint (seen at RLVR lr 2e-3)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
@@ -210,17 +214,29 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """A YAML file of settings; a file that cannot be read or parsed is one line naming it (and the line)."""
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"{path}: cannot read the config ({e})") from None
+            raw = Path(path).read_bytes()
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except OSError as e:
+            raise UserError(f"{path}: cannot read the config ({(e.strerror or str(e)).lower()})") from None
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise UserError(f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except yaml.YAMLError as e:
+            raise UserError(f"{path}: {_yaml_problem(e)}") from None
+        if data is None:  # an empty file: all defaults
+            data = {}
+        if not isinstance(data, dict):
+            what = "a list" if isinstance(data, list) else f"the value {data!r}"
+            raise UserError(f"{path}: the top level must be a mapping of settings (key: value), not {what}")
         return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
         cfg = cls()
         for key, value in data.items():
-            cfg.set(key, value, source)
+            cfg.set(str(key), value, source)  # str: YAML reads a key like `1:` or `true:` as a number or bool
         return cfg
 
     def set(self, key: str, value: Any, source: str = "--set") -> None:
@@ -255,6 +271,8 @@ class TrainConfig:
                      "logprob_chunk_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.lr_warmup_steps < 0:
+            raise UserError(f"lr_warmup_steps must be at least 0, not {self.lr_warmup_steps}")
         if self.group_size < 2 and self.method in ("srl", "srl+rlvr"):
             raise UserError("group_size must be at least 2: GRPO compares rollouts within a group")
         for section in ("episodes", "reward"):  # fields set one by one skip the section's own checks: rerun them
@@ -284,10 +302,29 @@ class TrainConfig:
         k = step - self.sft_warmup_steps - self.rlvr_after
         return "rlvr" if k >= 0 and (k + 1) % self.rlvr_every == 0 else "srl"
 
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimiser step `step` (0-based): its phase's, ramped by `lr_warmup_steps`."""
+        phase = self.phase(step)
+        lr = self.lr
+        if phase == "sft" and self.method != "sft" and self.sft_warmup_lr is not None:
+            lr = self.sft_warmup_lr
+        elif phase == "rlvr" and self.rlvr_lr is not None:
+            lr = self.rlvr_lr
+        return lr * min(1.0, (step + 1) / self.lr_warmup_steps) if self.lr_warmup_steps > 0 else lr
+
 
 def _members(hint: Any) -> tuple:
     """The types a field takes: (int,) for `int`, (str, NoneType) for `str | None`."""
     return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's multi-line error as one clause: the line where parsing stopped and why."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or problem is None:  # e.g. a ReaderError (a control character): no line, a position
+        return f"not valid YAML ({' '.join(str(e).split())})"
+    context = f" ({e.context})" if getattr(e, "context", None) else ""
+    return f"line {mark.line + 1}: {problem}{context}"
 
 
 def _parse(text: str, hint: Any, key: str, source: str) -> Any:

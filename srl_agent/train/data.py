@@ -3,7 +3,6 @@ and a seeded, resumable order."""
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from ..data import read_examples
 from ..errors import UserError
 from ..formats import load_trajectories
+from ..jsonio import read_jsonl
 from ..steps import ExampleBuilder, StepConfig, load_rendering, parse_history, rendering_file, template_rendering
 from ..types import StepExample
 from .config import TrainConfig
@@ -19,12 +19,9 @@ from .config import TrainConfig
 def _is_steps_file(path: str) -> bool:
     if not path.endswith(".jsonl") or not Path(path).is_file():
         return False
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-    try:
-        return "expert_action" in json.loads(first)
-    except json.JSONDecodeError:
-        return False
+    # a bad first line is no steps file: the trajectory loader then reports it
+    _, first = next(read_jsonl(path, bad_lines="yield"), (0, None))
+    return isinstance(first, dict) and "expert_action" in first
 
 
 def training_rendering(cfg: TrainConfig, tokenizer, log: Callable[[str], None] = print) -> StepConfig:

@@ -549,9 +549,8 @@ class Trainer:
         cfg = self.cfg
         phase = cfg.phase(self.step)
         timings = {"generate": 0.0, "sandbox" if phase == "rlvr" else "reward": 0.0, "update": 0.0}
-        lr = {"sft": cfg.sft_warmup_lr if cfg.method != "sft" else None, "rlvr": cfg.rlvr_lr}.get(phase) or cfg.lr
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = cfg.learning_rate(self.step)
         start = time.perf_counter()
         if phase == "sft":
             batch = self.stream.take(self.local_batch)
@@ -576,7 +575,8 @@ class Trainer:
                 timings["update"] = time.perf_counter() - t
         elapsed = time.perf_counter() - start
         tokens = row.get("completion_tokens", 0) + row.get("update_tokens", 0)
-        row.update(phase=phase, seconds=elapsed, tokens_per_s=tokens / elapsed if elapsed else 0.0,
+        row.update(phase=phase, lr=cfg.learning_rate(self.step), seconds=elapsed,
+                   tokens_per_s=tokens / elapsed if elapsed else 0.0,
                    examples_per_s=len(row["batch"]) / elapsed if elapsed else 0.0,
                    **{f"time_{k}": v for k, v in timings.items()})
         return row

@@ -1,0 +1,117 @@
+"""Does RLVR learn? The resolve rate of a tiny model's episodes, before and during RLVR, over seeds.
+
+The task: swe-mini's `pocketlib-4` (`percent` multiplies by 10 instead of 100). The warm start imitates three
+expert runs that disagree on the fix: the short expert run (view, one `str_replace`, submit) and twice a
+misled copy whose edit writes `* 1000` instead of `* 100` (in the call and in the observation that echoes
+it). The runs are the same answers up to one token, so after SFT (every step on all 9 of their steps, so the model
+learns the 1:2 mixture, not the last batches' draw) the model mostly makes the wrong fix, and imitation
+cannot tell which is right; only the tests can. RLVR (the trainer's `--method rlvr`, episodes in
+sandboxes, reward 1 when the tests pass) should move the model to the fix that resolves.
+
+Per seed, through the CLI as a user runs it:
+
+    srl-agent train --method sft  --trajectories experts.jsonl --max-steps 200 (lr 5e-3, history full, batch 9)
+    srl-agent train --method rlvr --init-from <SFT step 200> --tasks pocketlib-4.jsonl --max-steps STEPS
+        G = 8 episodes, 1 task per step, temperature 0.6, rlvr_lr 3e-4 ramped over 3 steps, 4 turns
+
+Every RLVR step logs the resolve rate of all the episodes it played (metrics.jsonl, `rlvr_resolve_rate`):
+step 1's episodes are the SFT model's. Writes OUT/results.json (default runs/rlvr-rise).
+Run: OMP_NUM_THREADS=1 nice -n 10 python benchmarks/rlvr_rise.py --seeds 0 1 2 [--steps 6] [--results FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import machine
+
+from srl_agent.jsonio import atomic_writer, write_jsonl
+from srl_agent.paths import project_dir
+from srl_agent.plot import read_metrics
+
+TASK, RIGHT, WRONG = "swemini__pocketlib-4", "* 100\n", "* 1000\n"
+SFT_STEPS = 200
+RLVR_SETTINGS = {"sft_warmup_steps": 0, "history": "full", "val_trajectories": 0, "rlvr_lr": 3e-4,
+                 "lr_warmup_steps": 3, "rlvr_batch_size": 1, "max_sample_rounds": 2, "episodes.group_size": 8,
+                 "episodes.temperature": 0.6, "episodes.max_turns": 4, "episodes.max_new_tokens": 192}
+
+
+def write_inputs(out: Path) -> tuple[Path, Path]:
+    """The expert runs (one right, two misled) and the task's instance, as files the CLI reads."""
+    runs = [json.loads(line) for line in (project_dir("envs") / "swe-mini" / "pocketlib-short.jsonl").open()]
+    right = next(r for r in runs if r["id"] == TASK)
+    edit = next(i for i, s in enumerate(right["steps"]) if s["action"]["arguments"].get("command") == "str_replace")
+    wrong = json.loads(json.dumps(right))
+    wrong["steps"][edit]["action"]["arguments"]["new_str"] = right["steps"][edit]["action"]["arguments"][
+        "new_str"].replace(RIGHT, WRONG)
+    wrong["steps"][edit]["observation"] = right["steps"][edit]["observation"].replace(RIGHT, WRONG, 1)
+    instances = [json.loads(line) for line in (project_dir("envs") / "swe-mini" / "instances.jsonl").open()]
+    experts, tasks = out / "experts.jsonl", out / "pocketlib-4.jsonl"
+    write_jsonl(experts, [right, *({**wrong, "id": f"{TASK}-misled-{k}"} for k in (1, 2))])
+    write_jsonl(tasks, [i for i in instances if i["instance_id"] == TASK])
+    return experts, tasks
+
+
+def train(args: list[str], log: Path) -> None:
+    """One `srl-agent train` run, its output in `log`."""
+    with log.open("w") as f:
+        done = subprocess.run([str(Path(sys.executable).parent / "srl-agent"), "train", "--env", "swe", *args],
+                              stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if done.returncode:
+        sys.exit(f"srl-agent train failed (exit {done.returncode}); see {log}")
+
+
+def run_seed(out: Path, seed: int, steps: int) -> list[float]:
+    """SFT on the expert runs, then `steps` RLVR steps; the resolve rate of each RLVR step's episodes."""
+    experts, tasks = write_inputs(out)
+    sft, rlvr = out / f"sft-s{seed}", out / f"rlvr-s{seed}"
+    if not (sft / "checkpoints" / f"step-{SFT_STEPS:06d}").is_dir():
+        train(["--method", "sft", "--trajectories", str(experts), "--max-steps", str(SFT_STEPS), "--seed", str(seed),
+               "--set", "lr=5e-3", "--set", "batch_size=9", "--set", "history=full", "--set", "val_trajectories=0",
+               "--no-plot",
+               "--overwrite", "--output-dir", str(sft)], out / f"sft-s{seed}.log")
+    settings = [arg for key, value in RLVR_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
+    train(["--method", "rlvr", "--init-from", str(sft / "checkpoints" / f"step-{SFT_STEPS:06d}"), "--tasks", str(tasks),
+           "--trajectories", str(experts), "--max-steps", str(steps), "--seed", str(seed), "--workers", "2",
+           *settings, "--overwrite", "--output-dir", str(rlvr)], out / f"rlvr-s{seed}.log")
+    return [row["rlvr_resolve_rate"] for row in read_metrics(rlvr) if "rlvr_resolve_rate" in row]
+
+
+def rise(rates: list[float]) -> float:
+    """Mean resolve rate of the last 3 RLVR steps minus that of the first 2 (8-episode steps are noisy; step 1's
+    episodes are the SFT model's)."""
+    return statistics.mean(rates[-3:]) - statistics.mean(rates[:2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=6, help="RLVR steps per seed")
+    parser.add_argument("--out", default="runs/rlvr-rise")
+    parser.add_argument("--results", help="also copy results.json here (e.g. benchmarks/rlvr_rise.json)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for seed in args.seeds:
+        rates = run_seed(out, seed, args.steps)
+        runs[str(seed)] = {"resolve_rate_per_step": rates, "rise": rise(rates)}
+        print(f"seed {seed}: resolve rate per RLVR step {' '.join(f'{r:.2f}' for r in rates)}; "
+              f"rise (last 3 - first 2) {rise(rates):+.2f}", flush=True)
+    rises = [r["rise"] for r in runs.values()]
+    report = {"machine": machine(), "sft_steps": SFT_STEPS, "rlvr_steps": args.steps, "settings": RLVR_SETTINGS,
+              "runs": runs, "rise_mean": statistics.mean(rises), "rise_min": min(rises)}
+    for path in [out / "results.json", *([Path(args.results)] if args.results else [])]:
+        with atomic_writer(path) as f:
+            json.dump(report, f, indent=2)
+    print(f"rise over {len(rises)} seeds: mean {report['rise_mean']:+.2f}, smallest {report['rise_min']:+.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""`srl-agent tasks synthesize|split`: the task factory (the work: srl_agent.tasks)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+from .common import bar, console, out
+
+
+def add_parser(sub) -> None:
+    tasks = sub.add_parser("tasks", help="the task factory: synthesize bug-fix tasks from a repository's tests")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", required=True)
+    synth = tasks_sub.add_parser("synthesize", help="mutate a repository, keep bugs its tests catch, write instances "
+                                                    "and expert trajectories")
+    synth.add_argument("--repo", nargs="+", default=[], metavar="PATH",
+                       help="git repositories, source folders or sdists (.tar.gz)")
+    synth.add_argument("--pypi", nargs="+", default=[], metavar="NAME==VERSION",
+                       help="download these sdists first (pip download --no-binary :all: --no-deps)")
+    synth.add_argument("--out", required=True, help="the task folder (tasks/NAME); a rerun resumes it")
+    synth.add_argument("--max-tasks", type=int, default=5, help="accepted tasks per repository")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--attempts-per-task", type=int, default=4, help="mutations tried per task wanted")
+    synth.add_argument("--workers", type=int, default=2, help="sandboxes at once")
+    synth.add_argument("--max-fail-fraction", type=float, default=0.5,
+                       help="drop a mutation that fails more than this fraction of the suite")
+    synth.add_argument("--test-timeout", type=float, default=120, help="seconds per run of the suite")
+    synth.add_argument("--writer", metavar="URL", help="an OpenAI-compatible …/v1 that rewrites problem statements")
+    synth.add_argument("--writer-model", default="default")
+    synth.add_argument("--no-expert", dest="expert", action="store_false",
+                       help="write instances only: no images, no expert trajectories")
+    synth.set_defaults(handler=cmd_tasks_synthesize)
+
+    split = tasks_sub.add_parser("split", help="hold whole repositories out of training")
+    split.add_argument("tasks", help="a task folder (instances.jsonl, trajectories.jsonl)")
+    split.add_argument("--out", required=True, help="writes OUT/train and OUT/test")
+    split.add_argument("--holdout", nargs="+", metavar="REPO", help="repositories for the test side")
+    split.add_argument("--fraction", type=float, default=0.25, help="without --holdout: this share of repositories")
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(handler=cmd_tasks_split)
+
+
+def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
+    from ..tasks.synthesize import Progress, SourceSpec, SynthesizeConfig, synthesize
+
+    if not args.repo and not args.pypi:
+        raise UserError("tasks synthesize: pass --repo PATH or --pypi NAME==VERSION")
+    cfg = SynthesizeConfig(out=Path(args.out), max_tasks=args.max_tasks, seed=args.seed,
+                           attempts_per_task=args.attempts_per_task, workers=args.workers,
+                           max_fail_fraction=args.max_fail_fraction, test_timeout=args.test_timeout,
+                           writer=args.writer, writer_model=args.writer_model, expert=args.expert)
+
+    class Bars(Progress):
+        def log(self, message: str) -> None:
+            console.print(message, markup=False, highlight=False)
+
+        def bar(self, description: str, total: int):
+            return bar(description, total)
+
+    sources = [SourceSpec(p) for p in args.repo] + [SourceSpec(f"pypi:{p}") for p in args.pypi]
+    summary = synthesize(sources, cfg, Bars())
+    for repo in summary["repos"]:
+        if repo["skipped"]:
+            out.print(f"{repo['repo']}: skipped ({repo['skipped']})", markup=False)
+        else:
+            out.print(f"{repo['repo']}: {repo['accepted']} tasks from {repo['tried']} mutations in "
+                      f"{repo['seconds']:.0f}s; kinds {repo['kinds']}", markup=False, highlight=False)
+    if "expert_solved" in summary:
+        out.print(f"expert: {summary['expert_solved']} solved, {len(summary['expert_failed'])} failed")
+    out.print(f"{summary['instances']} instances in {cfg.out / 'instances.jsonl'}; train with "
+              f"`srl-agent train --env swe --trajectories {cfg.out}`", markup=False, highlight=False)
+    return 0
+
+
+def cmd_tasks_split(args: argparse.Namespace) -> int:
+    from ..tasks.split import split_folder
+
+    counts = split_folder(Path(args.tasks), Path(args.out), args.holdout, args.fraction, args.seed)
+    for side, info in counts.items():
+        out.print(f"{side}: {info['instances']} instances, {info['trajectories']} trajectories from "
+                  f"{', '.join(info['repos']) or 'no repositories'} -> {Path(args.out) / side}", markup=False)
+    return 0
