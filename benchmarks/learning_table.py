@@ -46,7 +46,7 @@ WARMUP_STEPS, ARM_LR, EVAL_EVERY = 400, 1e-3, 20
 
 # RLVR arms: 4 episodes of one train task per step, 4 turns each (CPU time). No train task resolves from these
 # starts, so the reward's format penalty (0.1 per malformed answer) is what their groups differ by. RLVR at
-# lr 1e-3 was measured to break the model within 10 steps (benchmarks/rlvr_rise.py): 3e-4, ramped over 3 steps.
+# lr 1e-3 broke the model within 10 steps where 3e-4 learned (README, "RLVR learns"): 3e-4, ramped over 3 steps.
 RLVR_SETTINGS = {"history": "full", "episodes.workers": 2, "episodes.group_size": 4, "episodes.max_turns": 4,
                  "rlvr_batch_size": 1, "max_sample_rounds": 2, "reward.format_penalty": 0.1, "rlvr_lr": 3e-4,
                  "lr_warmup_steps": 3}
@@ -91,7 +91,7 @@ def run_config(out: Path, seed: int, name: str, train_data: Path, rlvr_steps: in
         return cfg
     arm = ARMS[name]
     cfg.method, cfg.lr, cfg.max_steps = arm.method, ARM_LR, arm.steps
-    if arm.method == "rlvr" and rlvr_steps:
+    if name == "rlvr" and rlvr_steps:
         cfg.max_steps = rlvr_steps
     start = "warmup" if arm.init == "warmup" else arm.init.split("@")[0]
     at = WARMUP_STEPS if arm.init == "warmup" else int(arm.init.split("@")[1])
@@ -107,7 +107,7 @@ def train(cfg: TrainConfig, test_data: Path) -> dict:
 
     run_dir = Path(cfg.output_dir)
     done = run_dir / "done.json"
-    if done.exists():
+    if done.exists() and json.loads(done.read_text()).get("steps", cfg.max_steps) == cfg.max_steps:
         return json.loads(done.read_text())
     if cfg.init_from and not Path(cfg.init_from).is_dir():
         sys.exit(f"{cfg.init_from} is missing: run its arm first")
@@ -130,7 +130,7 @@ def train(cfg: TrainConfig, test_data: Path) -> dict:
 
     trainer.run(show)
     rows = [r for r in read_metrics(run_dir) if "val_reward" in r]
-    result = {"curve": {str(r["step"]): r["val_reward"] for r in rows},
+    result = {"steps": cfg.max_steps, "curve": {str(r["step"]): r["val_reward"] for r in rows},
               "format": {str(r["step"]): r["val_format_ok"] for r in rows},
               "held_out_steps": len(held_out),
               "train_seconds": sum(r.get("seconds", 0.0) for r in read_metrics(run_dir)),
@@ -155,7 +155,10 @@ def summarise(results: dict, arms: list[str]) -> tuple[dict, str]:
     table, lines = {}, []
     start = [r["warmup"]["curve"][str(WARMUP_STEPS)] for r in results.values() if "warmup" in r]
     for arm in arms:
-        runs = [r[arm] for r in results.values() if arm in r]
+        # curves keyed by update steps since the warm-up: an arm that starts from another arm's step N is shifted by N
+        shift = int(ARMS[arm].init.split("@")[1]) if "@" in ARMS[arm].init else 0
+        runs = [{**r[arm], **{key: {str(int(s) + shift): v for s, v in r[arm][key].items()}
+                              for key in ("curve", "format")}} for r in results.values() if arm in r]
         if not runs:
             continue
         steps = sorted({int(s) for run in runs for s in run["curve"]})

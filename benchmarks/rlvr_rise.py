@@ -22,6 +22,7 @@ Run: OMP_NUM_THREADS=1 nice -n 10 python benchmarks/rlvr_rise.py --seeds 0 1 2 [
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from _common import machine
 
-from srl_agent.jsonio import atomic_writer, write_jsonl
+from srl_agent.jsonio import atomic_writer, read_jsonl, write_jsonl
 from srl_agent.paths import project_dir
 from srl_agent.plot import read_metrics
 
@@ -44,14 +45,14 @@ RLVR_SETTINGS = {"sft_warmup_steps": 0, "history": "full", "val_trajectories": 0
 
 def write_inputs(out: Path) -> tuple[Path, Path]:
     """The expert runs (one right, two misled) and the task's instance, as files the CLI reads."""
-    runs = [json.loads(line) for line in (project_dir("envs") / "swe-mini" / "pocketlib-short.jsonl").open()]
-    right = next(r for r in runs if r["id"] == TASK)
+    swe_mini = project_dir("envs") / "swe-mini"
+    right = next(r for _, r in read_jsonl(swe_mini / "pocketlib-short.jsonl") if r["id"] == TASK)
     edit = next(i for i, s in enumerate(right["steps"]) if s["action"]["arguments"].get("command") == "str_replace")
-    wrong = json.loads(json.dumps(right))
+    wrong = copy.deepcopy(right)
     wrong["steps"][edit]["action"]["arguments"]["new_str"] = right["steps"][edit]["action"]["arguments"][
         "new_str"].replace(RIGHT, WRONG)
     wrong["steps"][edit]["observation"] = right["steps"][edit]["observation"].replace(RIGHT, WRONG, 1)
-    instances = [json.loads(line) for line in (project_dir("envs") / "swe-mini" / "instances.jsonl").open()]
+    instances = [instance for _, instance in read_jsonl(swe_mini / "instances.jsonl")]
     experts, tasks = out / "experts.jsonl", out / "pocketlib-4.jsonl"
     write_jsonl(experts, [right, *({**wrong, "id": f"{TASK}-misled-{k}"} for k in (1, 2))])
     write_jsonl(tasks, [i for i in instances if i["instance_id"] == TASK])
@@ -61,8 +62,8 @@ def write_inputs(out: Path) -> tuple[Path, Path]:
 def train(args: list[str], log: Path) -> None:
     """One `srl-agent train` run, its output in `log`."""
     with log.open("w") as f:
-        done = subprocess.run([str(Path(sys.executable).parent / "srl-agent"), "train", "--env", "swe", *args],
-                              stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run([sys.executable, "-m", "srl_agent.cli", "train", "--env", "swe", *args], stdout=f,
+                              stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if done.returncode:
         sys.exit(f"srl-agent train failed (exit {done.returncode}); see {log}")
 
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/rlvr-rise")
     parser.add_argument("--results", help="also copy results.json here (e.g. benchmarks/rlvr_rise.json)")
     args = parser.parse_args()
+    if args.steps < 5:
+        parser.error("--steps must be at least 5 (the rise compares the first 2 steps with the last 3)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -47,15 +48,17 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 def read_jsonl(path: str | Path, bad_lines: str = "raise") -> Iterator[tuple[int, Any]]:
     """Yield (1-based line number, parsed value) for each non-empty line.
 
-    A file that cannot be opened (missing, a folder, unreadable) raises a DataError naming it; a line that is not
-    UTF-8 JSON raises one naming the line too, or with bad_lines="yield" is yielded as one.
+    Lines end in \n, \r\n or \r; a leading UTF-8 BOM is skipped. A file that cannot be opened (missing, a folder,
+    unreadable) raises a DataError naming it; a line that is not UTF-8 JSON raises one naming the line too, or with
+    bad_lines="yield" is yielded as one.
     """
-    with _open_binary(path) as f:  # bytes, decoded line by line, so that a bad byte names its line
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
+    # surrogateescape: a bad byte does not stop the reading; it is named with its line when that line is parsed
+    with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
                 continue
             try:
-                value = _parse_line(raw, path, lineno)
+                value = _parse_line(line, path, lineno)
             except DataError as error:
                 if bad_lines != "yield":
                     raise
@@ -63,9 +66,9 @@ def read_jsonl(path: str | Path, bad_lines: str = "raise") -> Iterator[tuple[int
             yield lineno, value
 
 
-def _parse_line(raw: bytes, path: str | Path, lineno: int) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
+def _parse_line(line: str, path: str | Path, lineno: int) -> Any:
+    try:  # the line's own bytes again, decoded strictly: a bad byte is named at its place in the line
+        return json.loads(line.encode("utf-8", "surrogateescape").decode("utf-8"))
     except UnicodeDecodeError as e:
         raise DataError(f"line is not UTF-8 text ({e.reason} at byte {e.start})", source=str(path),
                         row=lineno) from None
@@ -82,7 +85,7 @@ def read_json(path: str | Path) -> Any:
     """Parse a whole JSON file; a truncated or malformed file names where parsing stopped."""
     try:
         with _open_binary(path) as f:
-            return json.loads(f.read().decode("utf-8"))
+            return json.loads(f.read().decode("utf-8-sig"))  # -sig: a leading BOM is skipped
     except json.JSONDecodeError as e:
         hint = " (the file looks truncated)" if e.msg.startswith(("Expecting", "Unterminated")) else ""
         raise DataError(f"not valid JSON: {_message(e)} at line {e.lineno} column {e.colno}{hint}",

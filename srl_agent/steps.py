@@ -29,7 +29,7 @@ from typing import Any
 
 from .actions import CALL_STYLES, CallStyle, Reasoning, assistant_message
 from .errors import UserError
-from .jsonio import atomic_writer
+from .jsonio import atomic_writer, read_json
 from .tools import STANDARD_TOOLS, load_tools, tool_schemas
 from .types import StepExample, ToolCall, Trajectory
 
@@ -98,11 +98,7 @@ def load_rendering(where: str | Path) -> StepConfig | None:
     path = rendering_file(where)
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
-        raise UserError(f"{path}: cannot read the rendering record ({e})") from None
-    return StepConfig.from_dict(data, str(path))
+    return StepConfig.from_dict(read_json(path), str(path))
 
 
 def parse_history(value: str) -> int | None:

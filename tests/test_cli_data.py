@@ -178,6 +178,24 @@ def test_a_line_that_is_not_utf8_is_skipped_like_any_bad_line(tmp_path):
     assert str(rows[1][1]) == f"{path}: row 2: line is not UTF-8 text (invalid start byte at byte 7)"
 
 
+def test_a_bom_and_every_line_ending_are_read(steps_file, tmp_path, capsys):
+    from srl_agent.cli import main
+    from srl_agent.jsonio import read_json, read_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    for text in (b'\xef\xbb\xbf{"a": 1}\n\n{"c": 3}\n', b'{"a": 1}\r\n\r\n{"c": 3}\r\n', b'{"a": 1}\r\r{"c": 3}\r'):
+        path.write_bytes(text)
+        assert list(read_jsonl(path)) == [(1, {"a": 1}), (3, {"c": 3})], text
+    path.write_bytes(b'\xef\xbb\xbf{"a": [1]}')
+    assert read_json(path) == {"a": [1]}
+    # a steps file saved by an editor that adds a BOM
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b"".join(steps_file.read_bytes().splitlines(keepends=True)[:2]))
+    capsys.readouterr()
+    assert main(["data", "stats", str(bom), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 2
+
+
 def test_skip_bad_goes_on_and_reports(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -208,30 +208,47 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
                 client.close()
             return super().generate_ids(prompt_ids, params)
 
-    opener = RecordingOpener()
+    class DiffRecordingOpener(RecordingOpener):
+        """Also remembers which sandboxes were asked for their patch."""
+
+        def __call__(self, instance, cfg):
+            sandbox = super().__call__(instance, cfg)
+            diff = sandbox.diff
+
+            def recorded_diff():
+                self.diffed.append(sandbox.name)
+                return diff()
+
+            sandbox.diff = recorded_diff
+            return sandbox
+
+    opener = DiffRecordingOpener()
+    opener.diffed = []
     cfg = EpisodeConfig(group_size=2, max_turns=3, max_new_tokens=64, max_episode_tokens=3000, workers=2)
     (group,) = run_episodes(KillingPolicy(tiny_policy.tokenizer, [look] * 3), [instance], cfg, FULL_HISTORY,
                             RewardConfig(), opener)
     # two workers open the sandboxes concurrently: the first container opened may be either episode's
     dead, alive = sorted(group, key=lambda episode: episode.status != "sandbox_error")
     assert opener.leftovers() == []
-    assert dead.status == "sandbox_error" and dead.detail and dead.turns == 2
-    assert dead.reward.reward == 0.0 and dead.reward.reason.startswith("sandbox_error")
+    assert (dead.status, dead.detail, dead.turns) == ("sandbox_error", "the sandbox failed at turn 2", 2)
+    # the engine's error, on one line, is the reason; the dead sandbox was not asked for a patch or tests
+    assert dead.reward.reward == 0.0 and dead.reward.reason and "\n" not in dead.reward.reason
+    assert opener.diffed == opener.names[1:] and dead.patch == ""
     assert (alive.status, alive.turns, alive.reward.reason) == ("turn_limit", 3, "")
 
 
 class FailingOpener(RecordingOpener):
-    """Opens sandboxes as run_episodes would, except that call number `fail_call` (every call when None) raises
-    the error a start on a loaded machine raised."""
+    """Opens sandboxes as run_episodes would, except that the calls numbered in `fail_calls` (every call when None)
+    raise the error a start on a loaded machine raised."""
 
-    def __init__(self, fail_call: int | None):
+    def __init__(self, fail_calls: set[int] | None):
         super().__init__()
-        self.fail_call, self.calls, self.lock = fail_call, 0, threading.Lock()
+        self.fail_calls, self.calls, self.lock = fail_calls, 0, threading.Lock()
 
     def __call__(self, instance, cfg):
         with self.lock:  # the sandboxes open on several threads
             self.calls += 1
-            fails = self.fail_call in (None, self.calls)
+            fails = self.fail_calls is None or self.calls in self.fail_calls
         if fails:
             raise RuntimeError("cannot find the container's keeper process: ''")
         return super().__call__(instance, cfg)
@@ -249,20 +266,21 @@ def test_a_sandbox_that_does_not_start_scores_0_and_the_other_episodes_play(tiny
     look = ToolCall("bash", {"command": "ls"})
     policy = BatchRecordingPolicy(tiny_policy.tokenizer, [look] * 2)
     policy.batch_sizes = []
-    opener = FailingOpener(fail_call=2)
-    cfg = EpisodeConfig(group_size=3, max_turns=2, max_new_tokens=64, max_episode_tokens=3000, workers=3)
+    # one worker: the starts run in order, episode 1's second try (call 4) after episode 2's first (call 3)
+    opener = FailingOpener(fail_calls={2, 4})
+    cfg = EpisodeConfig(group_size=3, max_turns=2, max_new_tokens=64, max_episode_tokens=3000, workers=1)
     (group,) = run_episodes(policy, [instance], cfg, FULL_HISTORY, RewardConfig(), opener)
-    assert len(opener.names) == 2 and opener.leftovers() == []  # the two that started were removed
+    assert opener.calls == 4 and len(opener.names) == 2 and opener.leftovers() == []  # the two started were removed
     (dead,) = [e for e in group if e.status == "sandbox_error"]
     assert (dead.detail, dead.reward.reward, dead.reward.resolved) == ("the sandbox did not start", 0.0, False)
-    assert dead.reward.reason == "sandbox_error: RuntimeError: cannot find the container's keeper process: ''"
+    assert dead.reward.reason == "RuntimeError: cannot find the container's keeper process: ''"
     assert dead.turns == 0 and sum(dead.tokens.mask) == 0 and dead.patch == ""
     assert policy.batch_sizes == [2, 2]  # it never generated; the two others played both turns
     played = [e for e in group if e is not dead]
     assert [(e.status, e.turns, e.reward.reason, e.detail) for e in played] == [("turn_limit", 2, "", "")] * 2
 
     # no sandbox started: nothing was played, so the call raises rather than hand back a group of zeros
-    opener = FailingOpener(fail_call=None)
+    opener = FailingOpener(fail_calls=None)
     with pytest.raises(RuntimeError, match=r"none of the 2 sandboxes could start: RuntimeError: cannot find"):
         run_episodes(policy, [instance], EpisodeConfig(group_size=2, workers=2), FULL_HISTORY, RewardConfig(), opener)
-    assert opener.calls == 2 and opener.names == []
+    assert opener.calls == 4 and opener.names == []  # each tried twice

@@ -9,8 +9,10 @@ from srl_agent.rlvr.reward import (
     START_MARKER,
     RewardConfig,
     expected_tests,
+    fault_line,
     marked_test_output,
     score,
+    unplayable,
     verify,
 )
 
@@ -54,6 +56,18 @@ def test_format_penalty_is_per_malformed_turn():
     assert score(statuses(2), F2P, P2P, 3, cfg).reward == pytest.approx(0.2)  # 0.5 - 3 * 0.1
     with pytest.raises(ValueError, match="format_penalty"):
         RewardConfig(format_penalty=-1)
+
+
+def test_a_failed_sandbox_is_one_short_line_and_scores_0():
+    # an engine's message of several lines (or none) still makes one log line
+    assert fault_line(RuntimeError("409 Conflict:\n  container abc\tis not running\n")) == \
+        "RuntimeError: 409 Conflict: container abc is not running"
+    assert fault_line(TimeoutError()) == "TimeoutError"
+    assert len(fault_line(OSError("x" * 500))) == len("OSError: ") + 200
+    instance = {"FAIL_TO_PASS": F2P, "PASS_TO_PASS": "[]"}
+    dead = unplayable(instance, RewardConfig(partial_credit=True, format_penalty=0.1), "TimeoutError", 2)
+    assert (dead.reward, dead.resolved, dead.fail_to_pass_total, dead.malformed_turns, dead.reason) == \
+        (pytest.approx(-0.2), False, 4, 2, "TimeoutError")  # nothing passed: 0, less the format penalty
 
 
 def test_only_the_marked_test_output_is_parsed():

@@ -298,8 +298,7 @@ def test_unreadable_trajectories_and_metrics_are_one_line_errors(tmp_path, capsy
     record = tmp_path / "steps.rendering.json"
     record.write_bytes(b"\xff")
     assert cli_error(capsys, "train", "--trajectories", str(steps), "--output-dir", str(run)) == \
-        f"error: {record}: cannot read the rendering record ('utf-8' codec can't decode byte 0xff in position 0: " \
-        "invalid start byte)"
+        f"error: {record}: not UTF-8 text (invalid start byte at byte 0)"
     metrics = run / "metrics.jsonl"
     metrics.mkdir(parents=True)
     assert cli_error(capsys, "plot", str(run)) == f"error: {metrics}: cannot read: is a folder, not a file"

@@ -1,7 +1,7 @@
 """The `srl-agent` command line: argument parsing and printing only; the work is in the library."""
 
 # One module per command: `srl-agent X ...` is cli/X.py, whose `add_parser(sub)` adds its options and sets
-# `handler`, the function that runs it; common.py holds the consoles and progress bars they share.
+# `handler`, the function that runs it; common.py holds the consoles, log printer and progress bars they share.
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import UserError
-from . import data, env, eval, plot, probe, replay, reward, serve, tasks, train
+from . import data, env, plot, probe, replay, reward, serve, tasks, train
+from . import eval as eval_command
 from .common import console
 
-COMMANDS = (data, reward, replay, train, probe, serve, plot, env, tasks, eval)  # in `srl-agent --help` order
+COMMANDS = (data, reward, replay, train, probe, serve, plot, env, tasks, eval_command)  # in `srl-agent --help` order
 
 
 def build_parser() -> argparse.ArgumentParser:

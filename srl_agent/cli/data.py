@@ -7,7 +7,7 @@ import json
 import os
 
 from ..errors import UserError
-from .common import console, out
+from .common import bars, console, log, out
 
 
 def add_parser(sub) -> None:
@@ -60,14 +60,6 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip malformed records, report them, and go on")
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[examples]} examples"), TimeElapsedColumn(), console=console,
-                    transient=False)
-
-
 def cmd_data_build(args: argparse.Namespace) -> int:
     from ..data import build_steps
     from ..steps import StepConfig, parse_history
@@ -78,18 +70,18 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     cfg = StepConfig(history=history, max_observation_chars=args.max_observation_chars, call_style=args.call_style)
     tokenizer = None if args.tokenizer.lower() == "none" else args.tokenizer
-    with _progress() as progress:
-        task = progress.add_task("building examples", total=None, examples=0)
+    with bars() as progress:
+        task = progress.add_task("building examples", total=None, info="0 examples")
         made = [0]
 
         def tick(n: int) -> None:
             made[0] += n
-            progress.update(task, advance=1, examples=made[0])
+            progress.update(task, advance=1, info=f"{made[0]} examples")
 
         report = build_steps(args.trajectories, args.out, cfg, tokenizer=tokenizer,
                              max_prompt_tokens=args.max_prompt_tokens, fmt=args.format,
                              only_resolved=args.only_resolved, skip_bad=args.skip_bad, workers=args.workers,
-                             on_trajectory=tick, log=lambda m: progress.console.print(m, markup=False))
+                             on_trajectory=tick, log=log)
     _print_skipped(report.load.skipped)
     extra = f", {report.dropped_too_long} over --max-prompt-tokens dropped" if report.dropped_too_long else ""
     console.print(f"{report.load.summary()}; {report.examples} examples written to {args.out}{extra}")
@@ -100,7 +92,7 @@ def _print_skipped(skipped: list[str]) -> None:
     if skipped:
         console.print(f"[yellow]skipped {len(skipped)} bad record(s):[/]")
         for reason in skipped:
-            console.print(f"  - {reason}", markup=False, highlight=False)
+            log(f"  - {reason}")
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import bar, console
+from .common import console, log, progress_bar
 
 
 def add_parser(sub) -> None:
@@ -42,7 +42,7 @@ def cmd_env_build(args: argparse.Namespace) -> int:
 
     def build_swe(tag: str = SWE_IMAGE) -> str:
         return build_swe_image(client, base=args.base or DEFAULT_BASE, tag=tag, offline=args.offline,
-                               mirror=args.mirror, log=lambda m: console.print(m, markup=False))
+                               mirror=args.mirror, log=log)
 
     if args.name == "swe":
         console.print(f"built {build_swe(args.tag or SWE_IMAGE)}")
@@ -56,7 +56,7 @@ def cmd_env_build(args: argparse.Namespace) -> int:
         instances = load_task_instances(args.instances[0], args.instances[1:])
         if not image_is_current(client, SWE_IMAGE):
             build_swe()
-        with bar("task images", len(instances)) as tick:
+        with progress_bar("task images", len(instances)) as tick:
             built = build_images(client, args.instances[0], instances, SWE_IMAGE, rebuild=args.rebuild,
                                  progress=tick)
     else:  # swe-mini
@@ -65,7 +65,7 @@ def cmd_env_build(args: argparse.Namespace) -> int:
         if not image_is_current(client, SWE_IMAGE):
             build_swe()
         instances = load_instances(args.instances)
-        with bar("swe-mini images", len(instances)) as tick:
+        with progress_bar("swe-mini images", len(instances)) as tick:
             built = build_images(client, instances, SWE_IMAGE, rebuild=args.rebuild, progress=tick)
     console.print(f"{len(built)} built, {len(instances) - len(built)} up to date")
     return 0
@@ -77,6 +77,6 @@ def cmd_env_copy(args: argparse.Namespace) -> int:
 
     target = podman_client() if args.to == "podman" else engine_client(args.to)
     copied = copy_images(expand_image_names(args.images), docker_client(), target,
-                         log=lambda m: console.print(m, markup=False))
+                         log=log)
     console.print(f"{len(copied)} copied to {args.to}")
     return 0

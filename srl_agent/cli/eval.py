@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_engine_option, bars, console, out
+from .common import add_engine_option, bars, console, log, out
 
 
 def add_parser(sub) -> None:
@@ -95,8 +95,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                & PredictionLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
     policy = None if cfg.model == GOLD or done == len(instances) else load_policy(cfg.model)
     if policy is not None and cfg.mode == "agent":  # prompts shaped as in training
-        agent.rendering = rendering_for(cfg.model, policy, lambda m: console.print(m, markup=False, highlight=False),
-                                        args.history, args.max_observation_chars, args.call_style)
+        agent.rendering = rendering_for(cfg.model, policy, log, args.history, args.max_observation_chars,
+                                        args.call_style)
     how = "the gold patches" if cfg.model == GOLD else (
         f"grading {args.predictions} only: no agent ran" if imported else cfg.mode)
     console.print(f"[bold]eval[/] {cfg.model} ({how}) on {cfg.bench}: {len(instances)} instances, "
@@ -112,7 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         summary = run_eval(cfg, policy, instances, run_dir, on_solved=solved,
                            on_graded=lambda n: progress.update(grading, completed=n),
-                           log=lambda m: progress.console.print(m, markup=False))
+                           log=log)
         progress.update(solving, completed=len(instances))
         progress.update(grading, completed=len(instances))
     _print_summary(summary, run_dir)

@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import console, out
+from .common import log, out
 
 
 def add_parser(sub) -> None:
@@ -44,7 +44,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise UserError("-n and --samples must be at least 1")
     trajectories = list(load_trajectories(args.trajectories or [str(project_dir("trajectories"))]))
     policy = load_policy(args.model)
-    log = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
     rendering = rendering_for(args.model, policy, log, args.history, args.max_observation_chars, args.call_style,
                               base=config_rendering(args.config, policy, log) if args.config else None)
     examples = sample_examples(trajectories, rendering, args.prompts, args.seed)

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import UserError
-from .common import console
+from .common import console, log
 
 
 def add_parser(sub) -> None:
@@ -50,7 +50,7 @@ def cmd_reward(args: argparse.Namespace) -> int:
         raise UserError("give --expert and --completion, or --batch FILE")
     completion = sys.stdin.read() if args.completion == "-" else args.completion
     value, reason = explain_reward(completion, _read_expert(args.expert), cfg)
-    console.print(reason, markup=False, highlight=False)
+    log(reason)
     print(f"{value:.6f}")
     return 0
 

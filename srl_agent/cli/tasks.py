@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from .common import bar, console, out
+from .common import log, out, progress_bar
 
 
 def add_parser(sub) -> None:
@@ -51,15 +51,15 @@ def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
                            max_fail_fraction=args.max_fail_fraction, test_timeout=args.test_timeout,
                            writer=args.writer, writer_model=args.writer_model, expert=args.expert)
 
-    class Bars(Progress):
+    class ConsoleProgress(Progress):
         def log(self, message: str) -> None:
-            console.print(message, markup=False, highlight=False)
+            log(message)
 
         def bar(self, description: str, total: int):
-            return bar(description, total)
+            return progress_bar(description, total)
 
     sources = [SourceSpec(p) for p in args.repo] + [SourceSpec(f"pypi:{p}") for p in args.pypi]
-    summary = synthesize(sources, cfg, Bars())
+    summary = synthesize(sources, cfg, ConsoleProgress())
     for repo in summary["repos"]:
         if repo["skipped"]:
             out.print(f"{repo['repo']}: skipped ({repo['skipped']})", markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import console
+from .common import bars, console, log
 
 
 def add_parser(sub) -> None:
@@ -66,8 +66,6 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from ..plot import plot_run
     from ..train.engine import engine_name
     from ..train.trainer import Trainer
@@ -77,10 +75,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..train.plan import dry_run
 
         report, fits = dry_run(cfg, args.gpus, args.gpu_memory, args.engine)
-        console.print(report, markup=False, highlight=False)
+        log(report)
         return 0 if fits else 1
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, check_memory=not args.ignore_memory_plan,
-                      log=lambda m: console.print(m, markup=False, highlight=False))
+                      log=log)
     if not trainer.main:  # other processes of a multi-process run work silently
         trainer.run()
         return 0
@@ -91,9 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.tasks:
         console.print(f"{len(trainer.tasks)} RLVR tasks ({cfg.tasks or 'swe-mini train split'}), "
                       f"{cfg.episodes.group_size} episodes each, {cfg.episodes.workers} sandboxes at a time")
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=console) as progress:
+    with bars(time_left=True) as progress:
         task = progress.add_task("train", total=cfg.max_steps, completed=trainer.step, info="")
 
         def on_step(row: dict) -> None:

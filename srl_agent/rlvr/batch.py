@@ -8,14 +8,15 @@ An episode [T] becomes one masked sequence, split at its first sampled token:
 
 The G episodes of one task share their first prompt, so the shared-prefix layout runs it once per group.
 The update scores only mask-1 tokens: observations get no log-prob and no gradient. One advantage per
-episode: grpo.group_advantages of the group's rewards. A group whose episodes all scored the same (all 0
-or all 1) teaches nothing; dynamic sampling (grpo.dynamic_fill) drops it and refills with new tasks.
+episode: grpo.group_advantages of the rewards of the group's played episodes (`played`). A group whose
+episodes all scored the same (all 0 or all 1) teaches nothing; dynamic sampling (grpo.dynamic_fill) drops
+it and refills with new tasks.
 """
 
 from __future__ import annotations
 
 from ..train.batching import Sequence
-from .episodes import Episode
+from .episodes import NOT_STARTED, Episode
 
 
 def episode_sequence(episode: Episode) -> Sequence:
@@ -25,6 +26,12 @@ def episode_sequence(episode: Episode) -> Sequence:
     return tokens.ids[:first], tokens.ids[first:], tokens.mask[first:]
 
 
+def played(group: list[Episode]) -> list[Episode]:
+    """The episodes whose sandbox started: one that did not says nothing about the policy (its 0 would make an
+    all-1 group look informative), so it is left out of the group's advantages, dynamic sampling and means."""
+    return [e for e in group if e.detail != NOT_STARTED]
+
+
 def group_rewards(group: list[Episode]) -> list[float]:
-    """The G episode rewards of a group (every episode must be scored)."""
-    return [e.reward.reward for e in group]
+    """The rewards of a group's played episodes (every episode must be scored)."""
+    return [e.reward.reward for e in played(group)]

@@ -19,9 +19,10 @@ Truncation: an episode whose next turn might not fit (sequence + max_new_tokens 
 ends before it with status `token_limit`, is scored on the patch it has, and is counted. Nothing is cut
 from a sequence, so every kept token is one the policy saw.
 
-Faults: a sandbox that cannot start, dies, hangs or floods output ends its own episode with status
-`sandbox_error` (reward 0, the reason in `detail` and `reward.reason`) and the others go on. An episode
-whose sandbox did not start never generates. Two start failures raise instead, since no episode could
+Faults: a sandbox that cannot start (tried twice), dies, hangs or floods output ends its own episode with
+status `sandbox_error` (reward 0, its tests not run; `detail` says when, `reward.reason` why) and the others
+go on. An episode whose sandbox did not start (`detail` NOT_STARTED) never generates and is left out of its group's
+statistics (rlvr/batch.py: the engine, not the policy, failed). Two start failures raise instead, since no episode could
 be played through them and zeros would hide them: a UserError (a missing image, an engine that cannot
 be reached or refuses the container: the user must act, and the message says how), and a call in which
 every sandbox failed (the engine, not one episode, is at fault). Every sandbox that opened is closed.
@@ -43,7 +44,7 @@ from ..policy import SamplingParams
 from ..sandbox import SandboxConfig
 from ..steps import StepConfig, build_prompt, prompt_tools, render_prompt, truncate_middle
 from ..types import Trajectory
-from .reward import Reward, RewardConfig, expected_tests, fault_line, score, verify
+from .reward import Reward, RewardConfig, fault_line, unplayable, verify
 
 
 @dataclass
@@ -166,13 +167,14 @@ def sandbox_config(instance: dict, cfg: EpisodeConfig) -> SandboxConfig:
 
 
 def _open_sandbox(instance: dict, cfg: EpisodeConfig):
+    config, base_commit = sandbox_config(instance, cfg), instance.get("base_commit")
     if cfg.executor == "ray":
         from .ray_sandbox import RaySandbox
 
-        return RaySandbox(instance, cfg)
+        return RaySandbox(config, cfg.sandbox_kind, base_commit, cfg.ray_address)
     from ..sandbox import open_sandbox
 
-    return open_sandbox(sandbox_config(instance, cfg), kind=cfg.sandbox_kind, base_commit=instance.get("base_commit"))
+    return open_sandbox(config, kind=cfg.sandbox_kind, base_commit=base_commit)
 
 
 def _open_all(pool: ThreadPoolExecutor, stack: contextlib.ExitStack, open_sandbox, instances: list[dict],
@@ -180,10 +182,24 @@ def _open_all(pool: ThreadPoolExecutor, stack: contextlib.ExitStack, open_sandbo
     """One sandbox per episode, opened `workers` at a time and entered in `stack`; (sandboxes, errors), aligned
     with `instances`: a sandbox where it opened, else None and why. Raises what no episode can score (module doc)."""
     opening = [pool.submit(open_sandbox, inst, cfg) for inst in instances]
-    errors = [f.exception() for f in opening]
+    submitted = list(opening)
+    try:
+        for k, (future, inst) in enumerate(zip(opening, instances, strict=True)):
+            error = future.exception()
+            if error is not None and not isinstance(error, UserError):  # a loaded engine's failure: once more
+                opening[k] = pool.submit(open_sandbox, inst, cfg)
+                submitted.append(opening[k])
+        errors = [f.exception() for f in opening]
+    except BaseException:  # Ctrl-C while starting: no new starts, and every sandbox that opened is closed
+        for future in submitted:
+            future.cancel()
+        for future in submitted:
+            if not future.cancelled() and future.exception() is None:
+                future.result().close()
+        raise
     sandboxes = [stack.enter_context(f.result()) if e is None else None for f, e in zip(opening, errors, strict=True)]
-    for error in errors:  # what the user must fix (or an interrupt) stops the call
-        if isinstance(error, UserError) or (error is not None and not isinstance(error, Exception)):
+    for error in errors:
+        if isinstance(error, UserError):
             raise error
     if errors and all(errors):
         raise RuntimeError(f"none of the {len(errors)} sandboxes could start: {fault_line(errors[0])}") from errors[0]
@@ -207,8 +223,7 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
         for episode, instance, error in zip(episodes, instance_of, start_errors, strict=True):
             if error is not None:  # ends before its first turn, scored 0 with the reason
                 episode.status, episode.detail = "sandbox_error", NOT_STARTED
-                reason = f"sandbox_error: {fault_line(error)}"
-                episode.reward = score({}, *expected_tests(instance), 0, reward_cfg, reason)
+                episode.reward = unplayable(instance, reward_cfg, fault_line(error))
         while live := [i for i, e in enumerate(episodes) if not e.status]:
             for i in live:
                 if len(episodes[i].tokens.ids) + cfg.max_new_tokens > cfg.max_episode_tokens:
@@ -241,8 +256,10 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
             observations = dict(zip(calls, ran, strict=True))
             for i, (parsed, answer) in calls.items():
                 obs = observations[i]
-                if isinstance(obs, str):
-                    episodes[i].status, episodes[i].detail = "sandbox_error", obs
+                if isinstance(obs, str):  # the sandbox failed: nothing more can run in it, not even the tests
+                    episode = episodes[i]
+                    episode.status, episode.detail = "sandbox_error", f"the sandbox failed at turn {episode.turns}"
+                    episode.reward = unplayable(instance_of[i], reward_cfg, obs, episode.format_errors)
                 elif parsed.call.name == "submit":
                     episodes[i].status = "submitted"
                 else:
@@ -253,9 +270,9 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
             for i in live:
                 if not episodes[i].status and episodes[i].turns >= cfg.max_turns:
                     episodes[i].status = "turn_limit"
-        started = [i for i, sandbox in enumerate(sandboxes) if sandbox is not None]
-        list(pool.map(_finish, [episodes[i] for i in started], [sandboxes[i] for i in started],
-                      [instance_of[i] for i in started], [reward_cfg] * len(started)))
+        ended = [i for i, episode in enumerate(episodes) if episode.reward is None]  # not by a sandbox_error
+        list(pool.map(_finish, [episodes[i] for i in ended], [sandboxes[i] for i in ended],
+                      [instance_of[i] for i in ended], [reward_cfg] * len(ended)))
     g = cfg.group_size
     return [episodes[k * g:(k + 1) * g] for k in range(len(instances))]
 
@@ -269,9 +286,9 @@ def _run_call(sandbox, call, cfg: EpisodeConfig):
 
 
 def _finish(episode: Episode, sandbox, instance: dict, reward_cfg: RewardConfig) -> None:
-    """The episode's patch and reward, from its own sandbox (a dead sandbox scores 0 with the reason)."""
+    """The patch and reward of an episode that ended in a live sandbox (one that dies now scores 0 with the reason)."""
     try:
         episode.patch = sandbox.diff()
-    except Exception as e:  # engine errors of many types: the episode scores 0, the run goes on
-        episode.detail = f"diff failed: {fault_line(e)}"
+    except Exception as e:  # engine errors of many types: the tests still run (and fail alike if it is dead)
+        episode.detail = "; ".join(x for x in (episode.detail, f"diff failed: {fault_line(e)}") if x)
     episode.reward, _ = verify(sandbox, instance, reward_cfg, episode.format_errors)

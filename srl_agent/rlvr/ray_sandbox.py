@@ -4,11 +4,12 @@
     RaySandbox --- run / write_file / read_file / diff ---> SandboxActor: one sandbox on this node's own engine
                <-- Observation / bytes / patch ----------
 
-Under `episodes.executor: ray`, run_episodes' `open_sandbox` is `RaySandbox`: one actor per episode, placed
-round-robin over the live nodes that offer CPUs and reserving none (the container, not the actor, does the work;
-`episodes.workers` bounds how many calls run at once). The actor opens the task's image on its node's engine,
-so the images must be on every node. The proxy has the sandbox methods the episode code calls (execute, verify,
-diff, close), one round trip each.
+Under `episodes.executor: ray`, run_episodes opens each episode's sandbox as a `RaySandbox` of the SandboxConfig
+it built (this module knows nothing of episodes): one actor per episode, placed round-robin over the live nodes
+that offer CPUs and reserving none (the container, not the actor, does the work; `episodes.workers` bounds how
+many calls run at once). The actor opens the task's image on its node's engine, so the images must be on every
+node. The proxy has the sandbox methods the episode code calls (execute, verify, diff, close), one round trip
+each.
 
 Faults: when an actor's worker process or node dies, the proxy's next call raises, which run_episodes turns
 into `sandbox_error` (reward 0, the reason logged) and the run goes on. The dead worker's container is left on
@@ -27,7 +28,6 @@ import threading
 
 from ..errors import UserError
 from ..sandbox import Observation, SandboxConfig
-from .episodes import sandbox_config
 
 CALL_GRACE = 120.0
 """Seconds a round trip may take beyond the command's own timeout before the episode gives up on the node."""
@@ -89,24 +89,23 @@ def next_node(ray) -> str:
 
 
 class RaySandbox:
-    """The Sandbox interface for one episode, run by a SandboxActor on a Ray node (`open_sandbox` of run_episodes)."""
+    """The Sandbox interface for one episode, run by a SandboxActor on a Ray node: `open_sandbox(config, kind,
+    base_commit)` there, on the cluster at `address` (None: RAY_ADDRESS, else a local one)."""
 
-    def __init__(self, instance: dict, cfg):
+    def __init__(self, config: SandboxConfig, kind: str, base_commit: str | None, address: str | None):
         from ..executor import connect_ray
 
         with _CONNECTING:
-            self.ray = connect_ray(cfg.ray_address)
+            self.ray = connect_ray(address)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.config = sandbox_config(instance, cfg)
-        self.kind = cfg.sandbox_kind
+        self.config, self.kind = config, kind
         actor_class, self._sweep = _remote(self.ray)
         # hard: Ray 2.60 placed soft-affine actors on the other node of a two-node cluster (measured)
         on_node = NodeAffinitySchedulingStrategy(next_node(self.ray), soft=False)
         self.actor = actor_class.options(scheduling_strategy=on_node).remote()
         try:
-            self.node_id, self.worker = self._get(self.actor.open.remote(self.config, self.kind,
-                                                                         instance.get("base_commit")), None)
+            self.node_id, self.worker = self._get(self.actor.open.remote(config, kind, base_commit), None)
         except BaseException:
             self.ray.kill(self.actor, no_restart=True)
             raise

@@ -55,7 +55,8 @@ class Reward:
     pass_to_pass_broken: int
     malformed_turns: int
     reason: str = ""
-    """Why the tests gave nothing ('eval_timeout', 'no_tests_ran', 'sandbox_error: ...'), '' when they ran."""
+    """Why the tests gave nothing ('eval_timeout', 'no_tests_ran', 'sandbox_error: ...' when the sandbox failed
+    while grading; for an episode ended by its sandbox's failure, that failure), '' when they ran."""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -102,8 +103,16 @@ def score(statuses: dict[str, str], fail_to_pass: list[str], pass_to_pass: list[
 
 
 def fault_line(error: BaseException) -> str:
-    """One short line naming a sandbox's failure (engines raise errors of many types)."""
-    return f"{type(error).__name__}: {str(error)[:200]}"
+    """One short line naming a sandbox's failure: engines raise errors of many types, some with messages of
+    several lines, which would split a log line."""
+    message = " ".join(str(error).split())[:200]
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def unplayable(instance: dict, cfg: RewardConfig, reason: str, malformed_turns: int = 0) -> Reward:
+    """The reward of an episode whose tests could not run because its sandbox failed: 0 (less the format penalty),
+    with `reason` (a pure function)."""
+    return score({}, *expected_tests(instance), malformed_turns, cfg, reason)
 
 
 def verify(sandbox, instance: dict, cfg: RewardConfig, malformed_turns: int = 0) -> tuple[Reward, str]:
@@ -115,8 +124,7 @@ def verify(sandbox, instance: dict, cfg: RewardConfig, malformed_turns: int = 0)
         sandbox.write_file(EVAL_SCRIPT_PATH, instance["eval_script"], mode=0o755)
         obs = sandbox.run(f"bash {EVAL_SCRIPT_PATH}", timeout=cfg.eval_timeout)
     except Exception as e:  # a dead container raises engine-specific errors; the episode just scores 0
-        reason = f"sandbox_error: {fault_line(e)}"
-        return score({}, fail_to_pass, pass_to_pass, malformed_turns, cfg, reason), ""
+        return unplayable(instance, cfg, f"sandbox_error: {fault_line(e)}", malformed_turns), ""
     if obs.timed_out:
         return score({}, fail_to_pass, pass_to_pass, malformed_turns, cfg, "eval_timeout"), obs.output
     statuses = parse_statuses(marked_test_output(obs.output), instance.get("log_parser") or "parse_log_pytest")

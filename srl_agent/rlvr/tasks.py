@@ -8,7 +8,6 @@ Any swebench-5 instances file (`--tasks FILE`, e.g. a `srl-agent tasks split` tr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..bench.swe_mini import image_name, swe_mini_dir
@@ -73,10 +72,7 @@ def _swe_mini_instances_and_split() -> tuple[list[dict], dict]:
 
     instances = _read_instances(instances_path())
     path = splits_path()
-    try:
-        split = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: {e}") from None
+    split = read_json(path)
     check_split(split, {i["instance_id"]: i["repo"] for i in instances}, str(path))
     return instances, split
 

@@ -86,9 +86,10 @@ class TrainConfig:
     lr: float = 5e-7
     """AdamW learning rate (the paper's 5e-7 is for a 7B model; the tiny one wants far more)."""
     lr_warmup_steps: int = 0
-    """The learning rate rises linearly over a run's first N optimiser steps (1/N of it at step 1). A fresh
-    AdamW's first step moves every weight by about the learning rate, whatever the gradient's size: after
-    --init-from, that one noisy step can undo the checkpoint (seen at RLVR lr 2e-3)."""
+    """The learning rate rises linearly over a run's first N steps (1/N of it at step 1; a step whose dynamic
+    sampling kept nothing counts too). A fresh AdamW's first step moves every weight by about the learning
+    rate, whatever the gradient's size: after --init-from, that one noisy step can undo the checkpoint (seen
+    at RLVR lr 2e-3)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
@@ -107,7 +108,7 @@ class TrainConfig:
     kl_coef: float = 0.0
     """KL to the initial model (k3 estimator); 0 as in the paper."""
     sft_warmup_lr: float | None = None
-    """Learning rate of the SFT warm-up (default: lr). RL wants a far smaller step than imitation."""
+    """Learning rate of the SFT warm-up (None: lr; 0 freezes it). RL wants a far smaller step than imitation."""
     sft_warmup_steps: int = 0
     """SFT steps before GRPO. A model that never writes a well-formed call gets -1 for every rollout,
     so every group is flat and dynamic sampling drops it: a short warm-up gives GRPO something to rank."""
@@ -182,7 +183,8 @@ class TrainConfig:
     rlvr_batch_size: int = 2
     """Tasks per RLVR step (after dynamic sampling), each played `episodes.group_size` times."""
     rlvr_lr: float | None = None
-    """Learning rate of RLVR steps (default: lr)."""
+    """Learning rate of RLVR steps (None: lr). The tiny model wanted a smaller one than SRL's (README: "RLVR
+    learns")."""
     rlvr_every: int = 2
     """srl+rlvr: after the warm-up and `rlvr_after` SRL steps, every `rlvr_every`-th step is an RLVR step,
     the others SRL (2: SRL, RLVR, SRL, ...; 1: RLVR only, the SRL -> RLVR curriculum)."""

@@ -95,7 +95,8 @@ def dynamic_fill(sample: Callable[[int], Sequence[G]], rewards_of: Callable[[G],
         if not enabled:
             kept = groups
             break
-        keep = keep_groups(torch.tensor([list(rewards_of(g)) for g in groups]), eps).tolist()
+        # one group at a time: groups may differ in size
+        keep = [bool(keep_groups(torch.tensor([list(rewards_of(g))]), eps)) for g in groups]
         kept += [g for g, k in zip(groups, keep, strict=True) if k]
     before = sum(gather(len(kept))[:rank])  # kept by the processes ahead of this one
     return kept[:max(0, batch_size - before)], sampled, rounds

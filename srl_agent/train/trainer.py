@@ -37,7 +37,7 @@ from ..plot import read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import HFPolicy
 from ..reward import RewardConfig, srl_rewards
-from ..rlvr.batch import episode_sequence, group_rewards
+from ..rlvr.batch import episode_sequence, group_rewards, played
 from ..rlvr.episodes import STATUSES, Episode, run_episodes
 from ..rlvr.tasks import load_training_tasks, require_images
 from ..steps import expert_answer
@@ -382,22 +382,24 @@ class Trainer:
             kept, sampled, rounds = grpo.dynamic_fill(
                 lambda k: self.play(self.task_stream.take(k), timings), group_rewards, cfg.rlvr_batch_size,
                 cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling, self._gather, self.rank)
-        episodes = [e for group in sampled for e in group]
+        every = [e for group in sampled for e in group]
+        episodes = [e for group in sampled for e in played(group)]  # the means are the policy's, not the engine's
         n_kept, n_sampled, n, reward, resolved, turns, tokens, sampled_tokens, format_errors, *statuses = \
             self._global_sums(len(kept), len(sampled), len(episodes), sum(e.reward.reward for e in episodes),
                               sum(e.reward.resolved for e in episodes), sum(e.turns for e in episodes),
                               sum(len(e.tokens.ids) for e in episodes), sum(sum(e.tokens.mask) for e in episodes),
                               sum(e.format_errors for e in episodes),
-                              *[sum(e.status == status for e in episodes) for status in STATUSES])
+                              *[sum(e.status == status for e in every) for status in STATUSES])
         stats = {"fill_ratio": n_kept / cfg.rlvr_batch_size, "dropped_groups": int(n_sampled - n_kept),
-                 "sampled_tasks": int(n_sampled), "sample_rounds": rounds, "episodes": int(n),
-                 "rlvr_reward_mean": reward / n, "rlvr_resolve_rate": resolved / n, "rlvr_turns": turns / n,
-                 "rlvr_episode_tokens": tokens / n, "rlvr_format_errors": format_errors / n,
-                 "completion_tokens": int(sampled_tokens),
-                 **{f"rlvr_status_{status}": int(count) for status, count in zip(STATUSES, statuses, strict=True)}}
+                 "sampled_tasks": int(n_sampled), "sample_rounds": rounds, "episodes": int(n)}
+        n = max(n, 1)
+        stats |= {"rlvr_reward_mean": reward / n, "rlvr_resolve_rate": resolved / n, "rlvr_turns": turns / n,
+                  "rlvr_episode_tokens": tokens / n, "rlvr_format_errors": format_errors / n,
+                  "completion_tokens": int(sampled_tokens),
+                  **{f"rlvr_status_{status}": int(count) for status, count in zip(STATUSES, statuses, strict=True)}}
         # a sandbox that died, hung or could not be graded scores 0; the run goes on, and says why
         faults = [f"{e.instance_id}: {e.status}: {'; '.join(x for x in (e.detail, e.reward.reason) if x)}"
-                  for e in episodes if e.detail or e.reward.reason]
+                  for e in every if e.detail or e.reward.reason]
         stats["episode_faults"] = [f for part in self._gather(faults) for f in part]
         if self.main:
             for fault in stats["episode_faults"]:
@@ -452,8 +454,8 @@ class Trainer:
         """One GRPO step on SRL rollouts or RLVR episodes alike: each sequence's loss covers its scored tokens
         (a completion, or an episode's sampled ids), log-probs recomputed at the sampling `temperature`."""
         cfg = self.cfg
-        advantages = grpo.group_advantages(torch.tensor([rewards for _, rewards in groups]), cfg.std_eps) \
-            if groups else []
+        # per group: RLVR groups may differ in size (episodes whose sandbox never started are left out)
+        advantages = [grpo.group_advantages(torch.tensor([rewards]), cfg.std_eps)[0] for _, rewards in groups]
         seqs = [(s[0], s[1], completion_mask(s), float(a)) for (group, _), adv in zip(groups, advantages, strict=True)
                 for s, a in zip(group, adv, strict=True) if scored_tokens(s)]
         total_seqs, total_tokens = self._global_sums(len(seqs), sum(sum(m) for _, _, m, _ in seqs))
@@ -549,8 +551,9 @@ class Trainer:
         cfg = self.cfg
         phase = cfg.phase(self.step)
         timings = {"generate": 0.0, "sandbox" if phase == "rlvr" else "reward": 0.0, "update": 0.0}
+        lr = cfg.learning_rate(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.learning_rate(self.step)
+            group["lr"] = lr
         start = time.perf_counter()
         if phase == "sft":
             batch = self.stream.take(self.local_batch)
@@ -570,12 +573,12 @@ class Trainer:
             row = {"batch": [g[0].instance_id for g in kept], "tasks": [g[0].instance_id for g in sampled], **stats}
             if kept or self.world > 1:
                 t = time.perf_counter()
-                row.update(self.grpo_update([([episode_sequence(e) for e in g], group_rewards(g)) for g in kept],
-                                            cfg.episodes.temperature))
+                groups = [([episode_sequence(e) for e in played(g)], group_rewards(g)) for g in kept]
+                row.update(self.grpo_update(groups, cfg.episodes.temperature))
                 timings["update"] = time.perf_counter() - t
         elapsed = time.perf_counter() - start
         tokens = row.get("completion_tokens", 0) + row.get("update_tokens", 0)
-        row.update(phase=phase, lr=cfg.learning_rate(self.step), seconds=elapsed,
+        row.update(phase=phase, lr=lr, seconds=elapsed,
                    tokens_per_s=tokens / elapsed if elapsed else 0.0,
                    examples_per_s=len(row["batch"]) / elapsed if elapsed else 0.0,
                    **{f"time_{k}": v for k, v in timings.items()})
