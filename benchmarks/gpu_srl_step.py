@@ -6,15 +6,19 @@ trajectories in ../shared, prompts cut to --prompt-tokens, G = 8 completions of 
 --completion-tokens each. A random model rarely ends a completion early, so both trainers generate
 (almost) the full length: the same work on both sides.
 
-Ours (srl_agent.train.Trainer): bf16, gradient checkpointing, vLLM rollouts when vllm imports (else
-HF generation), padding-free updates with flash-attention when it is installed. Reports generation
+First, generation alone with each of transformers' KV caches (dynamic; static, which transformers compiles on
+CUDA; policy/hf.py), tokens/s side by side; then the update alone per layout (padded, shared_prefix, and
+padding_free with flash-attention) with gradient checkpointing off and on: tokens/s, MFU, peak memory.
+Ours (srl_agent.train.Trainer): bf16, gradient checkpointing, vLLM
+rollouts when vllm imports (else the faster of those caches, `--rollout-backend` to choose), padding-free
+updates with flash-attention when it is installed. Reports generation
 tokens/s, update tokens/s and MFU (6 x parameters x tokens against the card's dense bf16 peak),
 peak memory and end-to-end SRL examples/s (prompts per second of step time). TRL: GRPOTrainer with
 our reward function (`srl_agent.reward.TRLRewardFunction`), the same model, batch and lengths; its
-examples/s and the ratio. Targets: >= 2x TRL's examples/s, update MFU >= 40 %.
+examples/s and the ratio. Targets: >= 3x TRL's examples/s, update MFU >= 40 %, generation >= 5x 772 tokens/s.
 
-    python benchmarks/gpu_srl_step.py --model 0.5b [--batch 16] [--steps 3]
-    python benchmarks/gpu_srl_step.py --smoke          # the script itself on CPU: tiny model, short lengths
+    python benchmarks/gpu_srl_step.py --model 0.5b [--batch 16] [--steps 3] [--out DIR]   # DIR/results.json, log.txt
+    python benchmarks/gpu_srl_step.py --smoke --no-trl  # the script itself on CPU: tiny model, short lengths
 
 The GPU machine may lack trl/datasets (pass --no-trl, or carry their wheels) and vllm.
 """
@@ -71,7 +75,7 @@ def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
         val_trajectories=1, val_examples=1, bf16=cuda, update_layout=args.update_layout,
         gradient_checkpointing=cuda and args.update_layout != "shared_prefix",  # which needs the KV cache
         attn_implementation="flash_attention_2" if flash else "sdpa",
-        rollout_backend="vllm" if cuda and importlib.util.find_spec("vllm") else "hf")
+        rollout_backend=args.rollout_backend)
 
 
 def measure_ours(args: argparse.Namespace) -> dict[str, float]:
@@ -98,6 +102,67 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
             "update_mfu": update_flops / peak if peak else None,
             "generate_share": generate / seconds, "update_share": update / seconds,
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
+
+
+def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Generation alone, per transformers KV cache (policy/hf.py): the step's prompts, G samples each, at the step's
+    lengths; one warm-up call (on CUDA the static cache compiles there), then `--steps` timed calls."""
+    from srl_agent.policy import SamplingParams
+    from srl_agent.policy.hf import HFPolicy
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
+        trainer = Trainer(config_for(args, out), log=lambda _: None)
+        prompts = [trainer.prompt_ids(ex) for ex in trainer.stream.take(args.batch)]
+        params = SamplingParams(n=args.group, temperature=1.0, max_new_tokens=args.completion_tokens)
+        for cache in ("dynamic", "static"):
+            policy = HFPolicy(trainer.unwrapped, trainer.tokenizer, trainer.device, cache=cache)
+            policy.generate_ids(prompts, params, with_logprobs=False)  # warm-up (and compilation)
+            tokens, start = 0, time.perf_counter()
+            for _ in range(args.steps):
+                tokens += sum(len(c.token_ids) for g in policy.generate_ids(prompts, params, with_logprobs=False)
+                              for c in g)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            results[cache] = {"tokens_per_s": tokens / (time.perf_counter() - start)}
+    return results
+
+
+def measure_layouts(args: argparse.Namespace) -> dict[str, dict[str, float | None]]:
+    """The update alone, per layout (train/batching.py) with gradient checkpointing on and off: one batch of
+    rollouts, then per setting a warm-up update and `--steps` timed ones; forward tokens/s, MFU, peak memory."""
+    results: dict[str, dict[str, float | None]] = {}
+    cuda = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
+        trainer = Trainer(config_for(args, out), log=lambda _: None)
+        rollouts, _ = trainer.fill_batch({"generate": 0.0, "reward": 0.0, "update": 0.0})
+        groups = [r.group() for r in rollouts]
+        layouts = ["padded", "shared_prefix", *(["padding_free"] if trainer.cfg.attn_implementation ==
+                                                 "flash_attention_2" else [])]
+        _, peak = card_peak()
+        for layout in layouts:
+            for checkpointing in (False, True):
+                if layout == "shared_prefix" and checkpointing:  # checkpointing drops the KV cache it shares
+                    continue
+                trainer.layout = layout
+                if checkpointing:
+                    trainer.unwrapped.gradient_checkpointing_enable()
+                else:
+                    trainer.unwrapped.gradient_checkpointing_disable()
+                trainer.grpo_update(groups, 1.0)  # warm-up
+                if cuda:
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                start = time.perf_counter()
+                tokens = sum(trainer.grpo_update(groups, 1.0)["forward_tokens"] for _ in range(args.steps))
+                if cuda:
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
+                results[layout + (" + checkpointing" if checkpointing else "")] = {
+                    "tokens_per_s": tokens / seconds,
+                    "mfu": 6 * matmul_params(trainer.model) * tokens / seconds / peak if peak else None,
+                    "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    return results
 
 
 def measure_trl(args: argparse.Namespace) -> dict[str, float]:
@@ -140,14 +205,21 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
     return {"examples_per_s": args.batch / statistics.mean(measured)}
 
 
-def in_child(args: argparse.Namespace, side: str) -> dict:
-    """One side in its own process, so each starts with a clean GPU (and its own vLLM engine)."""
+def in_child(args: argparse.Namespace, side: str, say) -> dict:
+    """One side in its own process, so each starts with a clean GPU (and its own vLLM engine); its output is said."""
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as tmp:
         out = Path(tmp) / f"{side}.json"
-        argv = [a for a in sys.argv[1:] if not a.startswith("--json")]
-        if args.json:
-            argv = [a for a in argv if a != args.json]
-        subprocess.run([sys.executable, __file__, *argv, "--side", side, "--json", str(out)], check=True)
+        argv = ["--model", args.model, "--batch", str(args.batch), "--group", str(args.group), "--prompt-tokens",
+                str(args.prompt_tokens), "--completion-tokens", str(args.completion_tokens), "--micro-batch",
+                str(args.micro_batch), "--steps", str(args.steps), "--update-layout", args.update_layout,
+                "--rollout-backend", args.rollout_backend, *(["--smoke"] if args.smoke else []),
+                "--side", side, "--json", str(out)]
+        child = subprocess.Popen([sys.executable, __file__, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        for line in child.stdout:
+            say(line.rstrip("\n"))
+        if child.wait():
+            raise SystemExit(f"the {side} side failed (exit {child.returncode}); its output is above")
         return json.loads(out.read_text())
 
 
@@ -162,35 +234,68 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="measured steps (after one warm-up step)")
     parser.add_argument("--update-layout", default="auto", choices=["auto", "padded", "padding_free", "shared_prefix"],
                         help="our update's layout (shared_prefix turns gradient checkpointing off)")
+    parser.add_argument("--rollout-backend", default="auto", choices=["auto", "hf", "hf_static", "vllm"],
+                        help="ours: auto = vllm when it imports on a GPU, else the faster KV cache measured first")
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
     parser.add_argument("--smoke", action="store_true", help="CPU check: the tiny model and short lengths")
-    parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)  # internal: one side per process
+    parser.add_argument("--out", help="write results.json and log.txt into this folder")
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # internal: where a child writes its side
+    parser.add_argument("--side", choices=["ours", "trl", "rollout", "layouts"], help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.smoke:
         args.batch, args.completion_tokens, args.steps, args.micro_batch = 2, 16, 1, 8
-    card, _ = card_peak()
-    print(f"machine: {machine()}; device: {card}; torch {torch.__version__}")
-    print(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
-          f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, {args.steps} measured steps")
     if args.side:  # a child process: measure one side, write it, done
-        result = measure_ours(args) if args.side == "ours" else measure_trl(args)
-        Path(args.json).write_text(json.dumps(result))
+        measure = {"ours": measure_ours, "trl": measure_trl, "rollout": measure_rollout,
+                   "layouts": measure_layouts}[args.side]
+        Path(args.json).write_text(json.dumps(measure(args)))
         return
-    ours = in_child(args, "ours")
-    print(json.dumps({"ours": ours}, indent=1))
-    results = {"card": card, "args": vars(args), "ours": ours}
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    log = (out / "log.txt").open("w", encoding="utf-8") if out else None
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        if log:
+            log.write(line + "\n")
+            log.flush()
+
+    card, _ = card_peak()
+    say(f"machine: {machine()}; device: {card}; torch {torch.__version__}")
+    say(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
+        f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, {args.steps} measured steps")
+    results: dict = {"card": card, "args": vars(args)}
+    chosen = args.rollout_backend
+    if chosen != "vllm":  # the KV caches side by side; auto takes the faster
+        results["rollout"] = rollout = in_child(with_fields(args, rollout_backend="hf"), "rollout", say)
+        say("generation alone: " + ", ".join(f"{cache} cache {r['tokens_per_s']:.0f} tokens/s"
+                                             for cache, r in rollout.items()))
+        if chosen == "auto":
+            static_wins = rollout["static"]["tokens_per_s"] > rollout["dynamic"]["tokens_per_s"]
+            chosen = "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") else \
+                "hf_static" if static_wins else "hf"
+    args.rollout_backend = chosen
+    results["ours"] = ours = in_child(args, "ours", say)
+    say(json.dumps({"ours": ours}, indent=1))
+    results["layouts"] = layouts = in_child(args, "layouts", say)
+    for name, r in layouts.items():
+        say(f"update alone, {name}: {r['tokens_per_s']:.0f} forward tokens/s"
+            + (f", MFU {r['mfu']:.1%}, peak {r['peak_memory_gib']:.1f} GiB" if r["mfu"] is not None else ""))
     if not args.no_trl:
-        trl = in_child(args, "trl")
-        results["trl"] = trl
-        ratio = ours["examples_per_s"] / trl["examples_per_s"]
-        results["ratio"] = ratio
-        print(f"TRL GRPOTrainer: {trl['examples_per_s']:.3f} examples/s; ours {ours['examples_per_s']:.3f}: "
-              f"{ratio:.2f}x (target >= 2x)")
+        results["trl"] = trl = in_child(args, "trl", say)
+        results["ratio"] = ratio = ours["examples_per_s"] / trl["examples_per_s"]
+        say(f"TRL GRPOTrainer: {trl['examples_per_s']:.3f} examples/s; ours {ours['examples_per_s']:.3f}: "
+            f"{ratio:.2f}x (target >= 3x)")
     if ours["update_mfu"] is not None:
-        print(f"update MFU {ours['update_mfu']:.1%} (target >= 40 %)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        say(f"update MFU {ours['update_mfu']:.1%} (target >= 40 %)")
+    if out:
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        say(f"wrote {out / 'results.json'} and {out / 'log.txt'}")
+
+
+def with_fields(args: argparse.Namespace, **changes) -> argparse.Namespace:
+    """`args` with some fields changed (the parent's own stay as they are)."""
+    return argparse.Namespace(**{**vars(args), **changes})
 
 
 if __name__ == "__main__":

@@ -24,6 +24,23 @@ def tiny_policy() -> HFPolicy:
     return HFPolicy(model.eval(), tokenizer)
 
 
+def test_a_static_kv_cache_samples_the_same_ids_and_logprobs(tiny_policy):
+    """rollout_backend hf_static: the same model behind a static cache (fixed shapes, compiled on CUDA) must be
+    a drop-in: the same ids, greedy and sampled with the same seed, and the same log-probs."""
+    static = HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache="static")
+    prompts = tiny_policy.encode_prompts([tiny_policy.render(PROMPT, None), "Fix the bug in the parser, please."])
+    for params in (SamplingParams(temperature=0.0, max_new_tokens=16), SamplingParams(n=2, max_new_tokens=16)):
+        torch.manual_seed(0)
+        dynamic_out = tiny_policy.generate_ids(prompts, params)
+        torch.manual_seed(0)
+        static_out = static.generate_ids(prompts, params)
+        for want, got in zip([c for g in dynamic_out for c in g], [c for g in static_out for c in g], strict=True):
+            assert got.token_ids == want.token_ids and got.finish_reason == want.finish_reason
+            assert got.logprobs == pytest.approx(want.logprobs, abs=1e-4)
+    with pytest.raises(ValueError, match="cache must be dynamic or static"):
+        HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache="paged")
+
+
 def test_hf_policy_samples_n_completions_with_logprobs(tiny_policy):
     torch.manual_seed(0)
     (group,) = tiny_policy.generate([PROMPT], None, SamplingParams(n=3, max_new_tokens=12))

@@ -10,8 +10,16 @@ from . import Completion, Messages, SamplingParams
 
 
 class HFPolicy:
-    def __init__(self, model, tokenizer, device: str | torch.device | None = None, synced_gpus: bool = False):
-        self.model, self.tokenizer = model, tokenizer
+    """`cache`: the KV cache transformers' `generate` keeps. `dynamic` grows it token by token; `static`
+    allocates it once at its full length, so every decode step has the same shapes and, on CUDA,
+    transformers compiles the step (torch.compile, CUDA graphs) instead of launching it kernel by kernel.
+    Both sample the same ids with the same log-probs (tests/test_policies.py)."""
+
+    def __init__(self, model, tokenizer, device: str | torch.device | None = None, synced_gpus: bool = False,
+                 cache: str = "dynamic"):
+        if cache not in ("dynamic", "static"):
+            raise ValueError(f"cache must be dynamic or static, got {cache!r}")
+        self.model, self.tokenizer, self.cache = model, tokenizer, cache
         self.synced_gpus = synced_gpus  # a sharded model: every process runs each generation step
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.eos_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
@@ -68,7 +76,8 @@ class HFPolicy:
             input_ids=ids, attention_mask=attention, do_sample=not greedy,
             temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
             max_new_tokens=params.max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-            return_dict_in_generate=True, output_logits=with_logprobs, synced_gpus=self.synced_gpus)
+            return_dict_in_generate=True, output_logits=with_logprobs, synced_gpus=self.synced_gpus,
+            cache_implementation=None if self.cache == "dynamic" else self.cache)
         self.model.train(was_training)
         new = out.sequences[:, width:]
         logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, 1.0 if greedy else params.temperature).tolist() \

@@ -158,7 +158,8 @@ class Trainer:
         self.device = self.accelerator.device
         # Rollouts and validation generate with the unwrapped model (sharded engines still gather its weights).
         self.unwrapped = self.accelerator.unwrap_model(self.model)
-        self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1)
+        self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1,
+                               cache="static" if cfg.rollout_backend == "hf_static" else "dynamic")
         self.rendering = training_rendering(cfg, self.tokenizer, log)  # saved beside every checkpoint's weights
         if cfg.uses_rlvr and self.rendering.history is not None:
             raise UserError(f"--method {cfg.method} plays whole episodes with the full history in every prompt: "
@@ -170,7 +171,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
         self.layout = update_layout(cfg, self.unwrapped.config, self.sharded)
-        self.rollout = self.policy if cfg.rollout_backend == "hf" else self._vllm_rollout()
+        self.rollout = self._vllm_rollout() if cfg.rollout_backend == "vllm" else self.policy
         self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, self.rendering.call_style)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
