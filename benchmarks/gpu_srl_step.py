@@ -101,7 +101,17 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
             "update_tokens_per_s": update_tokens / update if update else 0.0,
             "update_mfu": update_flops / peak if peak else None,
             "generate_share": generate / seconds, "update_share": update / seconds,
-            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+            "planned_memory_gib": planned_gib(cfg)}
+
+
+def planned_gib(cfg: TrainConfig) -> float:
+    """What `srl-agent train --dry-run` plans for this run on one card (one process, no sharding), to set beside
+    the measured peak."""
+    from srl_agent.train.plan import GB, model_shape, plan_memory
+
+    card_gb = torch.cuda.get_device_properties(0).total_memory / GB if torch.cuda.is_available() else 80.0
+    return plan_memory(cfg, model_shape(cfg), 1, card_gb, "ddp").total * GB / 2**30
 
 
 def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -287,7 +297,8 @@ def main() -> None:
         say(f"TRL GRPOTrainer: {trl['examples_per_s']:.3f} examples/s; ours {ours['examples_per_s']:.3f}: "
             f"{ratio:.2f}x (target >= 3x)")
     if ours["update_mfu"] is not None:
-        say(f"update MFU {ours['update_mfu']:.1%} (target >= 40 %)")
+        say(f"update MFU {ours['update_mfu']:.1%} (target >= 40 %); peak memory {ours['peak_memory_gib']:.1f} GiB "
+            f"against the --dry-run plan's {ours['planned_memory_gib']:.1f} GiB")
     if out:
         (out / "results.json").write_text(json.dumps(results, indent=1))
         say(f"wrote {out / 'results.json'} and {out / 'log.txt'}")

@@ -100,6 +100,7 @@ def main() -> None:
     trainer = make_trainer(out, settings)
     update(trainer, out, split) if mode == "update" else srl(trainer, out)
     trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()  # as Trainer.run does: a process group left to the exit can abort it
 
 
 if __name__ == "__main__":

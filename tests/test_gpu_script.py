@@ -22,5 +22,6 @@ def test_the_gpu_script_runs_every_part_and_writes_its_results(tmp_path):
     # with sdpa (no flash-attention) the layouts are padded and shared_prefix; checkpointing drops the shared KV cache
     assert set(results["layouts"]) == {"padded", "padded + checkpointing", "shared_prefix"}
     assert results["ours"]["backend"] in ("hf", "hf_static") and results["ours"]["examples_per_s"] > 0
+    assert results["ours"]["planned_memory_gib"] > 0  # the --dry-run plan, beside the measured peak on a card
     log = (tmp_path / "log.txt").read_text()
     assert "generation alone: dynamic cache" in log and "update alone, padded" in log

@@ -629,6 +629,8 @@ class Trainer:
             self.writer.close()
         if self.wandb:
             self.wandb.finish()
+        # the process group goes before the interpreter does: gloo's threads still running at exit abort it
+        self.accelerator.end_training()
         best = self.run_dir / "best"
         return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
                 "best": str(best) if best.exists() else None, "latest": str(latest_checkpoint(self.run_dir))}
