@@ -6,42 +6,63 @@ trajectories in ../shared, prompts cut to --prompt-tokens, G = 8 completions of 
 --completion-tokens each. A random model rarely ends a completion early, so both trainers generate
 (almost) the full length: the same work on both sides.
 
-First, generation alone with each of transformers' KV caches (dynamic; static, which transformers compiles on
-CUDA; policy/hf.py), tokens/s side by side; then the update alone per layout (padded, shared_prefix, and
-padding_free with flash-attention) with gradient checkpointing off and on: tokens/s, MFU, peak memory.
-Ours (srl_agent.train.Trainer): bf16, gradient checkpointing, vLLM
-rollouts when vllm imports (else the faster of those caches, `--rollout-backend` to choose), padding-free
-updates with flash-attention when it is installed. Reports generation
-tokens/s, update tokens/s and MFU (6 x parameters x tokens against the card's dense bf16 peak),
-peak memory and end-to-end SRL examples/s (prompts per second of step time). TRL: GRPOTrainer with
-our reward function (`srl_agent.reward.TRLRewardFunction`), the same model, batch and lengths; its
-examples/s and the ratio. Targets: >= 3x TRL's examples/s, update MFU >= 40 %, generation >= 5x 772 tokens/s.
+Each side runs in its own process, in this order:
+1. rollout: generation alone with each of transformers' KV caches (dynamic; static, which transformers compiles
+   on CUDA; paged, its continuous batching; policy/hf.py), tokens/s side by side.
+2. ours (srl_agent.train.Trainer), the whole SRL step: bf16, gradient checkpointing, vLLM rollouts when vllm
+   imports (else the fastest of those caches, `--rollout-backend` to choose), padding-free updates with
+   flash-attention when it is installed. Generation and update tokens/s, update MFU (6 x parameters x tokens
+   against the card's dense bf16 peak), peak memory beside `train --dry-run`'s plan, SRL examples/s.
+3. layouts: the update alone per layout (padded, shared_prefix, and padding_free with flash-attention), with
+   gradient checkpointing off and on: tokens/s, MFU, peak memory.
+4. fsdp2: our step again under `accelerate launch` with configs/accelerate/fsdp2.yaml and one process, its peak
+   memory beside the plan for FSDP2.
+5. trl: GRPOTrainer with our reward function (`srl_agent.reward.TRLRewardFunction`), the same model, prompts,
+   batch and lengths; its examples/s and the ratio. Where it cannot run, on the anchor workload and card the
+   ratio is taken against TRL's measured anchor (TRL_ANCHOR).
+Targets: >= 3x TRL's examples/s, update MFU >= 40 %, generation >= 5x 772 tokens/s.
+
+The sides share `--budget-s` of wall-clock time (each a share of what is left; a side measures fewer steps to
+keep to it, is skipped when too little is left, or is killed when far past it). results.json is rewritten after
+every side, and a side that fails is recorded and the rest still run: a device run has one try.
 
     python benchmarks/gpu_srl_step.py --model 0.5b [--batch 16] [--steps 3] [--out DIR]   # DIR/results.json, log.txt
     python benchmarks/gpu_srl_step.py --smoke --no-trl  # the script itself on CPU: tiny model, short lengths
-
-The GPU machine may lack trl/datasets (pass --no-trl, or carry their wheels) and vllm.
+    bash benchmarks/gpu_prepare.sh; bash benchmarks/gpu_run.sh   # the device run: wheels and fixtures in .carry/
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
 from _common import FIXTURES, machine
 
+from srl_agent.jsonio import atomic_writer
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+FSDP2_CONFIG = ROOT / "configs" / "accelerate" / "fsdp2.yaml"
+# Each side's share of the time budget (of what is left when it starts), and the limits around it.
+SHARES = {"rollout": 3, "ours": 3, "layouts": 2, "fsdp2": 2, "trl": 2}
+MIN_SIDE_S, KILL_AFTER_BUDGET_S = 20, 60
+# TRL 1.16 GRPOTrainer on this workload on an H200 (../shared/docs/performance-anchors.md, 2026-11-26): median
+# 9.8 s per step of 8 prompts. The ratio's baseline when TRL cannot run beside ours (the GPU machine lacks it).
+TRL_ANCHOR = {"card": "H200", "model": "0.5b", "batch": 8, "group": 8, "prompt_tokens": 1024,
+              "completion_tokens": 256, "examples_per_s": 0.82}
 MODELS = {"0.5b": ROOT / "configs" / "models" / "qwen2.5-coder-0.5b",
           "1.5b": ROOT / "configs" / "models" / "qwen2.5-coder-1.5b"}
 # Dense bf16 peak of the cards this runs on (tensor cores, no sparsity), in FLOP/s.
@@ -67,7 +88,7 @@ def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
     cuda = torch.cuda.is_available()
     flash = cuda and importlib.util.find_spec("flash_attn") is not None
     return TrainConfig(
-        method="srl", model="tiny" if args.smoke else f"config:{MODELS[args.model]}", trajectories=[str(FIXTURES)],
+        method="srl", model="tiny" if args.smoke else f"config:{MODELS[args.model]}", trajectories=[args.trajectories],
         output_dir=out, seed=0, sft_warmup_steps=0, dynamic_sampling=False,  # a random model: every group flat
         batch_size=args.batch, group_size=args.group, max_new_tokens=args.completion_tokens,
         max_prompt_tokens=args.prompt_tokens, temperature=1.0, lr=1e-6, micro_batch_size=args.micro_batch,
@@ -78,7 +99,23 @@ def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
         rollout_backend=args.rollout_backend)
 
 
+def measured(steps: int, deadline: float | None):
+    """Up to `steps` timed repetitions; once the side's share of the time budget is spent, no more than one."""
+    for i in range(steps):
+        if i and deadline and time.time() > deadline:
+            return
+        yield i
+
+
+def share_of(deadline: float | None, parts_left: int) -> float | None:
+    """The end of the next of `parts_left` equal parts of the time until `deadline` (None: no budget)."""
+    return None if deadline is None else time.time() + max(0.0, deadline - time.time()) / parts_left
+
+
 def measure_ours(args: argparse.Namespace) -> dict[str, float]:
+    """Our whole SRL step: one process, or (side fsdp2, under accelerate launch) FSDP2 over one process."""
+    from srl_agent.train.engine import engine_name
+
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
         cfg = config_for(args, out)
         trainer = Trainer(cfg, log=lambda _: None)
@@ -86,7 +123,9 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
         trainer.train_step()  # warm-up: allocations, kernels, vLLM graphs
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        rows = [trainer.train_step() for _ in range(args.steps)]
+        rows = [trainer.train_step() for _ in measured(args.steps, args.deadline)]
+        engine = "fsdp2" if trainer.sharded else "ddp"
+        trainer.accelerator.end_training()
     seconds = sum(r["seconds"] for r in rows)
     generate = sum(r["time_generate"] for r in rows)
     update = sum(r["time_update"] for r in rows)
@@ -95,28 +134,34 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
     _, peak = card_peak()
     # 6 FLOPs per matmul parameter per token (forward + backward); attention's own FLOPs not counted
     update_flops = 6 * matmul_params(trainer.model) * update_tokens / update if update else 0.0
-    return {"params": params, "backend": cfg.rollout_backend, "attention": cfg.attn_implementation,
+    return {"params": params, "engine": engine_name(trainer.accelerator), "backend": cfg.rollout_backend,
+            "attention": cfg.attn_implementation, "steps": len(rows),
             "examples_per_s": sum(len(r["batch"]) for r in rows) / seconds,
             "generation_tokens_per_s": gen_tokens / generate if generate else 0.0,
             "update_tokens_per_s": update_tokens / update if update else 0.0,
             "update_mfu": update_flops / peak if peak else None,
             "generate_share": generate / seconds, "update_share": update / seconds,
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
-            "planned_memory_gib": planned_gib(cfg)}
+            "planned_memory_gib": planned_gib(cfg, engine)}
 
 
-def planned_gib(cfg: TrainConfig) -> float:
-    """What `srl-agent train --dry-run` plans for this run on one card (one process, no sharding), to set beside
-    the measured peak."""
+def planned_gib(cfg: TrainConfig, engine: str) -> float:
+    """What `srl-agent train --dry-run` plans for this run on one card under `engine` (ddp: one process as it is;
+    fsdp2: sharded over one process), to set beside the measured peak."""
     from srl_agent.train.plan import GB, model_shape, plan_memory
 
     card_gb = torch.cuda.get_device_properties(0).total_memory / GB if torch.cuda.is_available() else 80.0
-    return plan_memory(cfg, model_shape(cfg), 1, card_gb, "ddp").total * GB / 2**30
+    return plan_memory(cfg, model_shape(cfg), 1, card_gb, engine).total * GB / 2**30
+
+
+ROLLOUT_BACKENDS = {"dynamic": "hf", "static": "hf_static", "paged": "hf_paged"}
+"""Each KV cache measured by `measure_rollout` (policy/hf.py), and the rollout_backend that samples with it."""
 
 
 def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Generation alone, per transformers KV cache (policy/hf.py): the step's prompts, G samples each, at the step's
-    lengths; one warm-up call (on CUDA the static cache compiles there), then `--steps` timed calls."""
+    """Generation alone, per transformers KV cache (policy/hf.py; paged: continuous batching): the step's prompts,
+    G samples each, at the step's lengths; one warm-up call (on CUDA the static cache compiles there), then
+    `--steps` timed calls. A cache that fails is recorded as {"error": ...} and the others still measured."""
     from srl_agent.policy import SamplingParams
     from srl_agent.policy.hf import HFPolicy
 
@@ -125,16 +170,21 @@ def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         trainer = Trainer(config_for(args, out), log=lambda _: None)
         prompts = [trainer.prompt_ids(ex) for ex in trainer.stream.take(args.batch)]
         params = SamplingParams(n=args.group, temperature=1.0, max_new_tokens=args.completion_tokens)
-        for cache in ("dynamic", "static"):
+        caches = tuple(ROLLOUT_BACKENDS)
+        for i, cache in enumerate(caches):
+            until = share_of(args.deadline, len(caches) - i)
             policy = HFPolicy(trainer.unwrapped, trainer.tokenizer, trainer.device, cache=cache)
-            policy.generate_ids(prompts, params, with_logprobs=False)  # warm-up (and compilation)
-            tokens, start = 0, time.perf_counter()
-            for _ in range(args.steps):
-                tokens += sum(len(c.token_ids) for g in policy.generate_ids(prompts, params, with_logprobs=False)
-                              for c in g)
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            results[cache] = {"tokens_per_s": tokens / (time.perf_counter() - start)}
+            try:
+                policy.generate_ids(prompts, params, with_logprobs=False)  # warm-up (and compilation)
+                tokens, start = 0, time.perf_counter()
+                for _ in measured(args.steps, until):
+                    tokens += sum(len(c.token_ids) for g in policy.generate_ids(prompts, params, with_logprobs=False)
+                                  for c in g)
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                results[cache] = {"tokens_per_s": tokens / (time.perf_counter() - start)}
+            except Exception as e:  # one engine's failure must not lose the others' numbers
+                results[cache] = {"error": f"{type(e).__name__}: {e}"[:500]}
     return results
 
 
@@ -149,29 +199,30 @@ def measure_layouts(args: argparse.Namespace) -> dict[str, dict[str, float | Non
         groups = [r.group() for r in rollouts]
         layouts = ["padded", "shared_prefix", *(["padding_free"] if trainer.cfg.attn_implementation ==
                                                  "flash_attention_2" else [])]
+        # checkpointing drops the KV cache shared_prefix shares
+        settings = [(layout, checkpointing) for layout in layouts for checkpointing in (False, True)
+                    if not (layout == "shared_prefix" and checkpointing)]
         _, peak = card_peak()
-        for layout in layouts:
-            for checkpointing in (False, True):
-                if layout == "shared_prefix" and checkpointing:  # checkpointing drops the KV cache it shares
-                    continue
-                trainer.layout = layout
-                if checkpointing:
-                    trainer.unwrapped.gradient_checkpointing_enable()
-                else:
-                    trainer.unwrapped.gradient_checkpointing_disable()
-                trainer.grpo_update(groups, 1.0)  # warm-up
-                if cuda:
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
-                start = time.perf_counter()
-                tokens = sum(trainer.grpo_update(groups, 1.0)["forward_tokens"] for _ in range(args.steps))
-                if cuda:
-                    torch.cuda.synchronize()
-                seconds = time.perf_counter() - start
-                results[layout + (" + checkpointing" if checkpointing else "")] = {
-                    "tokens_per_s": tokens / seconds,
-                    "mfu": 6 * matmul_params(trainer.model) * tokens / seconds / peak if peak else None,
-                    "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+        for i, (layout, checkpointing) in enumerate(settings):
+            until = share_of(args.deadline, len(settings) - i)
+            trainer.layout = layout
+            if checkpointing:
+                trainer.unwrapped.gradient_checkpointing_enable()
+            else:
+                trainer.unwrapped.gradient_checkpointing_disable()
+            trainer.grpo_update(groups, 1.0)  # warm-up
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            start = time.perf_counter()
+            tokens = sum(trainer.grpo_update(groups, 1.0)["forward_tokens"] for _ in measured(args.steps, until))
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            results[layout + (" + checkpointing" if checkpointing else "")] = {
+                "tokens_per_s": tokens / seconds,
+                "mfu": 6 * matmul_params(trainer.model) * tokens / seconds / peak if peak else None,
+                "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
     return results
 
 
@@ -199,8 +250,10 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
             def on_step_begin(self, *a, **k):
                 self.start = time.perf_counter()
 
-            def on_step_end(self, *a, **k):
+            def on_step_end(self, _args, _state, control, **k):
                 step_times.append(time.perf_counter() - self.start)
+                if len(step_times) >= 2 and args.deadline and time.time() > args.deadline:  # warm-up + one measured
+                    control.should_training_stop = True
 
         cuda = torch.cuda.is_available()
         trl_args = GRPOConfig(
@@ -215,25 +268,63 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
     return {"examples_per_s": args.batch / statistics.mean(measured)}
 
 
-def in_child(args: argparse.Namespace, side: str, say) -> dict:
-    """One side in its own process, so each starts with a clean GPU (and its own vLLM engine); its output is said."""
+def in_child(args: argparse.Namespace, side: str, say, deadline: float, kill_at: float) -> dict:
+    """One side in its own process, so each starts with a clean GPU (and its own vLLM engine); its output is said.
+    The fsdp2 side runs under `accelerate launch` with our FSDP2 config and one process. A side that fails, or is
+    still running at `kill_at`, comes back as {"error": ...}: the other sides still run and report."""
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as tmp:
         out = Path(tmp) / f"{side}.json"
         argv = ["--model", args.model, "--batch", str(args.batch), "--group", str(args.group), "--prompt-tokens",
                 str(args.prompt_tokens), "--completion-tokens", str(args.completion_tokens), "--micro-batch",
                 str(args.micro_batch), "--steps", str(args.steps), "--update-layout", args.update_layout,
-                "--rollout-backend", args.rollout_backend, *(["--smoke"] if args.smoke else []),
-                "--side", side, "--json", str(out)]
-        child = subprocess.Popen([sys.executable, __file__, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True)
-        for line in child.stdout:
-            say(line.rstrip("\n"))
-        if child.wait():
-            raise SystemExit(f"the {side} side failed (exit {child.returncode}); its output is above")
+                "--rollout-backend", args.rollout_backend, "--trajectories", args.trajectories,
+                *(["--smoke"] if args.smoke else []),
+                "--side", side, "--deadline", str(deadline), "--json", str(out)]
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP2_CONFIG),
+                    "--num_processes", "1"] if side == "fsdp2" else [sys.executable]
+        child = subprocess.Popen([*launcher, __file__, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, start_new_session=True)  # its own group: a kill reaches the launcher's
+        killer = threading.Timer(max(0.0, kill_at - time.time()), os.killpg, (child.pid, signal.SIGKILL))
+        killer.start()
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        try:
+            for line in child.stdout:
+                say(line.rstrip("\n"))
+                tail.append(line.rstrip("\n"))
+            code = child.wait()
+        finally:
+            killer.cancel()
+        if code:
+            why = "killed: still running past the time budget" if code == -signal.SIGKILL else f"exit {code}"
+            say(f"the {side} side failed ({why}); its output is above")
+            return {"error": why, "output_tail": list(tail)}
         return json.loads(out.read_text())
 
 
-def main() -> None:
+def report(side: str, r: dict, results: dict, say) -> None:
+    """The lines a person reads for one side's results."""
+    if side == "rollout":
+        say("generation alone: " + ", ".join(f"{cache} cache " + (f"{x['tokens_per_s']:.0f} tokens/s"
+                                                                   if "tokens_per_s" in x else f"failed: {x['error']}")
+                                             for cache, x in r.items()))
+    elif side == "layouts":
+        for name, x in r.items():
+            say(f"update alone, {name}: {x['tokens_per_s']:.0f} forward tokens/s"
+                + (f", MFU {x['mfu']:.1%}, peak {x['peak_memory_gib']:.1f} GiB" if x["mfu"] is not None else ""))
+    elif side == "trl" and "examples_per_s" in results["ours"]:
+        results["ratio"] = ratio = results["ours"]["examples_per_s"] / r["examples_per_s"]
+        say(f"TRL GRPOTrainer: {r['examples_per_s']:.3f} examples/s; ours {results['ours']['examples_per_s']:.3f}: "
+            f"{ratio:.2f}x (target >= 3x)")
+    elif side in ("ours", "fsdp2"):
+        say(f"{r['engine']}: {r['examples_per_s']:.3f} examples/s over {r['steps']} steps, generation "
+            f"{r['generation_tokens_per_s']:.0f} tokens/s ({r['backend']}), update {r['update_tokens_per_s']:.0f} "
+            f"tokens/s" + (f", MFU {r['update_mfu']:.1%} (target >= 40 %)" if r["update_mfu"] is not None else ""))
+        if r["peak_memory_gib"] is not None:
+            say(f"{r['engine']}: peak memory {r['peak_memory_gib']:.1f} GiB against the --dry-run plan's "
+                f"{r['planned_memory_gib']:.1f} GiB")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="0.5b")
     parser.add_argument("--batch", type=int, default=16, help="prompts per step")
@@ -244,21 +335,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="measured steps (after one warm-up step)")
     parser.add_argument("--update-layout", default="auto", choices=["auto", "padded", "padding_free", "shared_prefix"],
                         help="our update's layout (shared_prefix turns gradient checkpointing off)")
-    parser.add_argument("--rollout-backend", default="auto", choices=["auto", "hf", "hf_static", "vllm"],
+    parser.add_argument("--rollout-backend", default="auto", choices=["auto", "hf", "hf_static", "hf_paged", "vllm"],
                         help="ours: auto = vllm when it imports on a GPU, else the faster KV cache measured first")
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
+    parser.add_argument("--budget-s", type=float, default=420,
+                        help="wall-clock seconds for all sides: each gets a share of what is left and measures fewer "
+                             "steps (at least one) to keep to it; a side that would start with under "
+                             f"{MIN_SIDE_S} s left is skipped, one still running {KILL_AFTER_BUDGET_S} s past "
+                             "the budget is killed")
+    parser.add_argument("--trajectories", default=str(FIXTURES),
+                        help="expert trajectories for the prompts (a device run carries a copy: benchmarks/gpu_run.sh)")
     parser.add_argument("--smoke", action="store_true", help="CPU check: the tiny model and short lengths")
-    parser.add_argument("--out", help="write results.json and log.txt into this folder")
+    parser.add_argument("--out", help="write results.json and log.txt into this folder (results.json after each side)")
     parser.add_argument("--json", help=argparse.SUPPRESS)  # internal: where a child writes its side
-    parser.add_argument("--side", choices=["ours", "trl", "rollout", "layouts"], help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)  # internal: the end of a child's share
+    parser.add_argument("--side", choices=list(SHARES), help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.smoke:
         args.batch, args.completion_tokens, args.steps, args.micro_batch = 2, 16, 1, 8
     if args.side:  # a child process: measure one side, write it, done
-        measure = {"ours": measure_ours, "trl": measure_trl, "rollout": measure_rollout,
+        measure = {"ours": measure_ours, "fsdp2": measure_ours, "trl": measure_trl, "rollout": measure_rollout,
                    "layouts": measure_layouts}[args.side]
         Path(args.json).write_text(json.dumps(measure(args)))
-        return
+        return 0
+    budget_end = time.time() + args.budget_s
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -270,38 +370,47 @@ def main() -> None:
             log.write(line + "\n")
             log.flush()
 
+    def save(results: dict) -> None:
+        if out:
+            with atomic_writer(out / "results.json") as f:
+                f.write(json.dumps(results, indent=1))
+
     card, _ = card_peak()
     say(f"machine: {machine()}; device: {card}; torch {torch.__version__}")
     say(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
-        f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, {args.steps} measured steps")
+        f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, up to {args.steps} measured steps, "
+        f"{args.budget_s:.0f} s budget")
     results: dict = {"card": card, "args": vars(args)}
-    chosen = args.rollout_backend
-    if chosen != "vllm":  # the KV caches side by side; auto takes the faster
-        results["rollout"] = rollout = in_child(with_fields(args, rollout_backend="hf"), "rollout", say)
-        say("generation alone: " + ", ".join(f"{cache} cache {r['tokens_per_s']:.0f} tokens/s"
-                                             for cache, r in rollout.items()))
-        if chosen == "auto":
-            static_wins = rollout["static"]["tokens_per_s"] > rollout["dynamic"]["tokens_per_s"]
-            chosen = "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") else \
-                "hf_static" if static_wins else "hf"
-    args.rollout_backend = chosen
-    results["ours"] = ours = in_child(args, "ours", say)
-    say(json.dumps({"ours": ours}, indent=1))
-    results["layouts"] = layouts = in_child(args, "layouts", say)
-    for name, r in layouts.items():
-        say(f"update alone, {name}: {r['tokens_per_s']:.0f} forward tokens/s"
-            + (f", MFU {r['mfu']:.1%}, peak {r['peak_memory_gib']:.1f} GiB" if r["mfu"] is not None else ""))
-    if not args.no_trl:
-        results["trl"] = trl = in_child(args, "trl", say)
-        results["ratio"] = ratio = ours["examples_per_s"] / trl["examples_per_s"]
-        say(f"TRL GRPOTrainer: {trl['examples_per_s']:.3f} examples/s; ours {ours['examples_per_s']:.3f}: "
-            f"{ratio:.2f}x (target >= 3x)")
-    if ours["update_mfu"] is not None:
-        say(f"update MFU {ours['update_mfu']:.1%} (target >= 40 %); peak memory {ours['peak_memory_gib']:.1f} GiB "
-            f"against the --dry-run plan's {ours['planned_memory_gib']:.1f} GiB")
+    sides = [*(["rollout"] if args.rollout_backend != "vllm" else []), "ours", "layouts", "fsdp2",
+             *([] if args.no_trl else ["trl"])]
+    for i, side in enumerate(sides):
+        left = budget_end - time.time()
+        if left < MIN_SIDE_S:
+            results[side] = r = {"skipped": f"under {MIN_SIDE_S} s of the {args.budget_s:.0f} s budget left"}
+            say(f"{side}: skipped, {r['skipped']}")
+        else:
+            deadline = time.time() + left * SHARES[side] / sum(SHARES[s] for s in sides[i:])
+            side_args = with_fields(args, rollout_backend="hf") if side == "rollout" else args
+            results[side] = r = in_child(side_args, side, say, deadline, budget_end + KILL_AFTER_BUDGET_S)
+            if "error" not in r:
+                report(side, r, results, say)
+        if side == "rollout" and args.rollout_backend == "auto":  # the KV caches side by side: take the fastest
+            vllm = torch.cuda.is_available() and importlib.util.find_spec("vllm")
+            speeds = {cache: m["tokens_per_s"] for cache, m in r.items() if "tokens_per_s" in m}  # the side failed: {}
+            args.rollout_backend = "vllm" if vllm else ROLLOUT_BACKENDS[max(speeds, key=speeds.get, default="dynamic")]
+        save(results)  # after every side: a device run cut short keeps what it measured
+    anchored = all(getattr(args, k) == v for k, v in TRL_ANCHOR.items() if k not in ("card", "examples_per_s"))
+    if "ratio" not in results and "examples_per_s" in results["ours"] and anchored and TRL_ANCHOR["card"] in card:
+        results["ratio_to_trl_anchor"] = ratio = results["ours"]["examples_per_s"] / TRL_ANCHOR["examples_per_s"]
+        say(f"against TRL's {TRL_ANCHOR['examples_per_s']} examples/s on this workload and card "
+            f"(performance-anchors.md): {ratio:.2f}x (target >= 3x)")
+    save(results)
     if out:
-        (out / "results.json").write_text(json.dumps(results, indent=1))
         say(f"wrote {out / 'results.json'} and {out / 'log.txt'}")
+    failed = [side for side in sides if "error" in results[side]]
+    if failed:
+        say(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 def with_fields(args: argparse.Namespace, **changes) -> argparse.Namespace:

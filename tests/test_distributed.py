@@ -2,7 +2,8 @@
 DDP, FSDP2 and DeepSpeed ZeRO-3: the update from the same rollouts ends with the same weights as one process
 (DDP and FSDP2); a whole SRL step with dynamic sampling fills the global batch while a process that kept
 nothing still joins every collective; two-process runs killed with SIGKILL resume identically, replicated or
-from each process's shards. Also fp32 master weights at the paper's lr, and engine configs that do not fit."""
+from each process's shards. Also fp32 master weights at the paper's lr,
+FSDP2 over one process, and a DeepSpeed config without deepspeed."""
 
 from __future__ import annotations
 
@@ -110,14 +111,7 @@ def test_fp32_master_weights_take_an_lr_5e_7_step_that_bf16_weights_round_away()
     assert moved.median().item() == pytest.approx(5e-7, rel=0.1)  # Adam's first step: lr * sign(gradient)
 
 
-def test_an_engine_config_that_does_not_fit_the_launch_is_one_clear_line(tmp_path, monkeypatch):
-    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                           str(ROOT / "configs" / "accelerate" / "fsdp2.yaml"), "--num_processes", "1",
-                           "-m", "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(tmp_path / "x")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode != 0
-    assert "has one process: pass --num_processes N" in proc.stdout + proc.stderr
-
+def test_a_deepspeed_config_without_deepspeed_is_one_clear_line(monkeypatch):
     from srl_agent.errors import UserError
     from srl_agent.train import engine
     from srl_agent.train.config import TrainConfig
@@ -284,6 +278,37 @@ def test_a_sharded_run_killed_with_sigkill_resumes_identically(tmp_path, engine,
     best = hf_weights(killed / "run" / "best")
     at_step = hf_weights(killed / "run" / "checkpoints" / f"step-{best_step:06d}")
     assert all(torch.equal(best[name], at_step[name]) for name in best)
+
+
+def test_fsdp2_over_one_process_takes_the_steps_of_one_plain_process(tmp_path):
+    """FSDP2 launched with one process (how a cluster config is tried, and its memory measured, on one GPU) shards
+    nothing but runs the sharded path: the same SFT and SRL steps, losses and weights as a plain run, and the
+    checkpoint's model and Adam state in a shard."""
+    plain, sharded = tmp_path / "plain", tmp_path / "fsdp2"
+    plain.mkdir()
+    proc = subprocess.run([sys.executable, str(WORKER), "run", str(plain), *SHARDED_RUN], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                           str(ROOT / "configs" / "accelerate" / "fsdp2.yaml"), "--num_processes", "1", str(WORKER),
+                           "run", str(sharded), *SHARDED_RUN], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    a, b = rows(plain / "run"), rows(sharded / "run")
+    assert [r.get("phase") for r in b] == [r.get("phase") for r in a] == [None, "sft", "srl", "srl"]
+    assert all(r["grad_norm"] > 0 for r in b[1:])
+    for x, y in zip(a, b, strict=True):
+        for k in ("loss", "grad_norm", "reward_mean", "val_reward"):
+            if k in x:
+                assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-6), (x["step"], k)
+    shards = sharded / "run" / "checkpoints" / "step-000003" / "shards"
+    assert (shards / "__0_0.distcp").is_file()
+    assert not (plain / "run" / "checkpoints" / "step-000003" / "shards").exists()
+    from transformers import AutoModelForCausalLM
+
+    final = [AutoModelForCausalLM.from_pretrained(run / "run" / "checkpoints" / "step-000003").state_dict()
+             for run in (plain, sharded)]
+    for name in final[0]:
+        assert torch.allclose(final[0][name], final[1][name], atol=1e-5), name
 
 
 def test_a_sharded_checkpoint_takes_in_the_processes_shards_before_it_comes_into_place(tmp_path):

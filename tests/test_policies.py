@@ -13,6 +13,7 @@ from srl_agent.policy.hf import HFPolicy
 from srl_agent.policy.openai import OpenAIPolicy
 from srl_agent.policy.server import make_server
 from srl_agent.train.config import TrainConfig
+from srl_agent.train.grpo import token_logprobs
 from srl_agent.train.model import load_model
 
 PROMPT = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Fix the bug."}]
@@ -37,8 +38,52 @@ def test_a_static_kv_cache_samples_the_same_ids_and_logprobs(tiny_policy):
         for want, got in zip([c for g in dynamic_out for c in g], [c for g in static_out for c in g], strict=True):
             assert got.token_ids == want.token_ids and got.finish_reason == want.finish_reason
             assert got.logprobs == pytest.approx(want.logprobs, abs=1e-4)
-    with pytest.raises(ValueError, match="cache must be dynamic or static"):
-        HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache="paged")
+    with pytest.raises(ValueError, match="cache must be dynamic, static or paged"):
+        HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache="offloaded")
+
+
+def test_continuous_batching_samples_the_same_ids_and_logprobs(tiny_policy):
+    """rollout_backend hf_paged: transformers' continuous batching (paged KV cache, one request per sequence, no
+    padding) must be a drop-in for `generate`: the same greedy ids and log-probs, the same stops at an end-of-turn
+    token, and sampled log-probs that are the model's at the sampling temperature. Its sampler draws in another
+    order than `generate`'s, so sampled ids are checked for reproducibility under a seed, not for equality."""
+    paged = HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache="paged")
+    prompts = tiny_policy.encode_prompts([tiny_policy.render(PROMPT, None), "Fix the bug in the parser, please.", "a",
+                                          "def f(x):\n    return x + 1\n" * 5])  # 23, 11, 1 and 55 tokens
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=16)
+    want, got = tiny_policy.generate_ids(prompts, greedy), paged.generate_ids(prompts, greedy)
+    for w, g in zip([c for gr in want for c in gr], [c for gr in got for c in gr], strict=True):
+        assert g.token_ids == w.token_ids and g.text == w.text and g.finish_reason == w.finish_reason == "length"
+        assert g.logprobs == pytest.approx(w.logprobs, abs=1e-4)  # measured: at most 5e-7 apart
+    # an end-of-turn token mid-batch: that sequence stops there (the token kept), the others run on
+    stop_at = want[1][0].token_ids[0]
+    for policy in (tiny_policy, paged):
+        policy.eos_ids = [stop_at]
+    try:
+        want, got = tiny_policy.generate_ids(prompts, greedy), paged.generate_ids(prompts, greedy)
+    finally:
+        tiny_policy.eos_ids = paged.eos_ids = HFPolicy(tiny_policy.model, tiny_policy.tokenizer).eos_ids
+    assert [(c.token_ids, c.finish_reason) for g in got for c in g] == \
+        [(c.token_ids, c.finish_reason) for g in want for c in g]
+    assert got[1][0].token_ids == [stop_at] and got[1][0].finish_reason == "stop"
+    assert "length" in [c.finish_reason for g in got for c in g]
+
+    sampled = SamplingParams(n=3, temperature=0.7, max_new_tokens=12)
+    torch.manual_seed(0)
+    groups = paged.generate_ids(prompts, sampled)
+    torch.manual_seed(0)
+    assert [[c.token_ids for c in g] for g in paged.generate_ids(prompts, sampled)] == \
+        [[c.token_ids for c in g] for g in groups]
+    assert [len(g) for g in groups] == [3] * len(prompts) and len({tuple(c.token_ids) for c in groups[0]}) > 1
+    for prompt, group in zip(prompts, groups, strict=True):
+        for c in group:
+            ids = torch.tensor([prompt + c.token_ids])
+            with torch.no_grad():
+                logits = tiny_policy.model(input_ids=ids).logits[0, len(prompt) - 1:-1]
+            assert c.logprobs == pytest.approx(token_logprobs(logits, torch.tensor(c.token_ids), 0.7).tolist(),
+                                               abs=1e-4)  # measured: at most 1e-6 apart
+    assert paged.generate_ids(prompts[:1], sampled, with_logprobs=False)[0][0].logprobs is None
+    assert tiny_policy.model.config._attn_implementation == "sdpa"  # the engine's own attention is undone
 
 
 def test_hf_policy_samples_n_completions_with_logprobs(tiny_policy):
@@ -137,3 +182,23 @@ def test_vllm_is_optional_and_its_settings_map():
 
         with pytest.raises(UserError, match=r"pip install 'srl-agent\[vllm\]'"):
             import_vllm()
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static", "paged"])
+def test_a_checkpoint_s_generation_defaults_do_not_change_what_the_policy_samples(tiny_policy, cache):
+    """Real checkpoints ship sampling defaults in generation_config.json (Qwen2.5-Coder-Instruct: repetition_penalty
+    1.1, top_k 20). `generate` would apply them, so rollouts would come from another distribution than the one the
+    trainer scores: the policy samples from the model's own, whatever the checkpoint says."""
+    policy = HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache=cache)
+    prompts = tiny_policy.encode_prompts([tiny_policy.render(PROMPT, None), "Fix the bug in the parser, please."])
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=24)
+    plain = policy.generate_ids(prompts, greedy)
+    defaults = policy.model.generation_config
+    shipped = defaults.__class__(**defaults.to_dict())
+    shipped.update(repetition_penalty=10.0, no_repeat_ngram_size=2, top_k=1, min_p=0.5, typical_p=0.2)
+    policy.model.generation_config = shipped
+    try:
+        assert policy.generate_ids(prompts, greedy) == plain
+    finally:
+        policy.model.generation_config = defaults
+    assert any(len(set(c.token_ids)) < len(c.token_ids) for g in plain for c in g)  # the penalty would have bitten

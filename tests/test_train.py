@@ -446,3 +446,19 @@ def test_a_colocated_engine_sleeps_during_updates_and_gets_the_new_weights(tmp_p
     assert list(first) == list(second) == list(after_step_1)  # every weight, under its HF name
     assert any(not torch.equal(first[n], second[n]) for n in first)  # the SFT step changed them...
     assert all(torch.equal(second[n], after_step_1[n]) for n in second)  # ...and SRL sampled with them
+
+
+def test_rollout_backend_hf_paged_samples_the_steps_rollouts_like_hf(tmp_path):
+    """--set rollout_backend=hf_paged: the step's rollouts come from continuous batching (policy/hf.py), with the
+    same greedy completions, and so the same rewards, as the default `generate`."""
+    from srl_agent.policy import SamplingParams
+
+    greedy = SamplingParams(n=2, temperature=0.0, max_new_tokens=8)
+    runs = {}
+    for backend in ("hf", "hf_paged"):
+        trainer = tiny_trainer(tmp_path / backend, rollout_backend=backend)
+        runs[backend] = trainer.sample(trainer.stream.take(2), greedy)
+    assert trainer.rollout.cache == "paged"
+    for want, got in zip(runs["hf"], runs["hf_paged"], strict=True):
+        assert got.prompt_ids == want.prompt_ids and got.rewards == want.rewards
+        assert [c.token_ids for c in got.completions] == [c.token_ids for c in want.completions]

@@ -82,8 +82,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not trainer.main:  # other processes of a multi-process run work silently
         trainer.run()
         return 0
+    processes = f"{trainer.world} process{'es' if trainer.world > 1 else ''}"
     console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.trajectories)} -> {cfg.output_dir}"
-                  + (f" ({trainer.world} processes, {engine_name(trainer.accelerator)})" if trainer.world > 1 else ""))
+                  + (f" ({processes}, {engine_name(trainer.accelerator)})" if trainer.world > 1 or trainer.sharded
+                     else ""))
     console.print(f"{len(trainer.train_examples)} training steps, {len(trainer.val_examples)} held-out steps; "
                   f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters on {trainer.device}")
     if trainer.tasks:

@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..steps import render_prompt
 from ..train.grpo import token_logprobs
 from . import Completion, Messages, SamplingParams
 
+UNSHAPED = {"top_k": None, "min_p": None, "typical_p": None, "epsilon_cutoff": None, "eta_cutoff": None,
+            "repetition_penalty": None, "no_repeat_ngram_size": None, "bad_words_ids": None, "sequence_bias": None,
+            "suppress_tokens": None, "begin_suppress_tokens": None, "min_new_tokens": None, "min_length": 0,
+            "num_beams": 1}
+"""What `generate` would otherwise take from a checkpoint's generation_config.json beyond our SamplingParams
+(Qwen2.5-Coder-Instruct ships repetition_penalty 1.1 and top_k 20): rollouts must come from the distribution
+the trainer scores, the model's own at our temperature and top_p."""
+
+PAGED_BATCH_TOKENS = 4096
+"""Most prompt tokens one continuous-batching forward takes (longer prefills go in several): with sdpa the
+engine keeps an attention mask of this many rows over the whole cache."""
+
 
 class HFPolicy:
     """`cache`: the KV cache transformers' `generate` keeps. `dynamic` grows it token by token; `static`
     allocates it once at its full length, so every decode step has the same shapes and, on CUDA,
     transformers compiles the step (torch.compile, CUDA graphs) instead of launching it kernel by kernel.
-    Both sample the same ids with the same log-probs (tests/test_policies.py)."""
+    `paged` is transformers' continuous batching (`generate_batch`): no padding, the KV cache in pages, a
+    finished sequence's slot refilled at once. All three sample the same greedy ids with the same log-probs
+    (tests/test_policies.py); dynamic and static also the same ids under one seed."""
 
     def __init__(self, model, tokenizer, device: str | torch.device | None = None, synced_gpus: bool = False,
                  cache: str = "dynamic"):
-        if cache not in ("dynamic", "static"):
-            raise ValueError(f"cache must be dynamic or static, got {cache!r}")
+        if cache not in ("dynamic", "static", "paged"):
+            raise ValueError(f"cache must be dynamic, static or paged, got {cache!r}")
+        if cache == "paged" and synced_gpus:  # continuous batching runs its own loop, not generate's synced steps
+            raise ValueError("the paged cache (continuous batching) cannot sample from a model sharded over processes")
         self.model, self.tokenizer, self.cache = model, tokenizer, cache
         self.synced_gpus = synced_gpus  # a sharded model: every process runs each generation step
         self.device = torch.device(device) if device else next(model.parameters()).device
@@ -53,7 +71,8 @@ class HFPolicy:
     @torch.no_grad()
     def generate_ids(self, prompt_ids: list[list[int]], params: SamplingParams, with_logprobs: bool = True,
                      max_sequences: int | None = None) -> list[list[Completion]]:
-        """Sample `params.n` completions per tokenized prompt, `max_sequences` at a time (left-padded).
+        """Sample `params.n` completions per tokenized prompt, `max_sequences` at a time (left-padded, or each its
+        own continuous-batching request with the paged cache).
 
         Log-probs need the logits of every generated position: ask for them only when used.
         """
@@ -61,6 +80,26 @@ class HFPolicy:
         if len(prompt_ids) > per_call:
             return [g for i in range(0, len(prompt_ids), per_call)
                     for g in self.generate_ids(prompt_ids[i:i + per_call], params, with_logprobs)]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            sample = self._sample_paged if self.cache == "paged" else self._sample_padded
+            rows, logprobs = sample(prompt_ids, params, with_logprobs)
+        finally:
+            self.model.train(was_training)
+        completions = []
+        for row, lp in zip(rows, logprobs or [None] * len(rows), strict=True):
+            end = next((i for i, t in enumerate(row) if t in self.eos_ids), None)
+            kept = row if end is None else row[: end + 1]  # the end-of-turn token is part of the answer
+            text_ids = kept if end is None else kept[:-1]
+            completions.append(Completion(self.tokenizer.decode(text_ids, skip_special_tokens=False), kept,
+                                          lp[: len(kept)] if lp else None, "length" if end is None else "stop"))
+        return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
+
+    def _sample_padded(self, prompt_ids: list[list[int]], params: SamplingParams,
+                       with_logprobs: bool) -> tuple[list[list[int]], list[list[float]] | None]:
+        """`generate` over the prompts left-padded to one width: the new ids of each of the N = prompts x n
+        sequences (padded after their end) and, if asked, their log-probs."""
         width = max(len(p) for p in prompt_ids)
         ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros_like(ids)
@@ -70,26 +109,48 @@ class HFPolicy:
         ids = ids.repeat_interleave(params.n, dim=0).to(self.device)
         attention = attention.repeat_interleave(params.n, dim=0).to(self.device)
         greedy = params.temperature <= 0
-        was_training = self.model.training
-        self.model.eval()
         out = self.model.generate(
             input_ids=ids, attention_mask=attention, do_sample=not greedy,
-            temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
+            temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, **UNSHAPED,
             max_new_tokens=params.max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
             return_dict_in_generate=True, output_logits=with_logprobs, synced_gpus=self.synced_gpus,
             cache_implementation=None if self.cache == "dynamic" else self.cache)
-        self.model.train(was_training)
         new = out.sequences[:, width:]
         logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, 1.0 if greedy else params.temperature).tolist() \
-            if with_logprobs else [None] * len(new)
-        completions = []
-        for row, lp in zip(new.tolist(), logprobs, strict=True):
-            end = next((i for i, t in enumerate(row) if t in self.eos_ids), None)
-            kept = row if end is None else row[: end + 1]  # the end-of-turn token is part of the answer
-            text_ids = kept if end is None else kept[:-1]
-            completions.append(Completion(self.tokenizer.decode(text_ids, skip_special_tokens=False), kept,
-                                          lp[: len(kept)] if lp else None, "length" if end is None else "stop"))
-        return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
+            if with_logprobs else None
+        return new.tolist(), logprobs
+
+    def _sample_paged(self, prompt_ids: list[list[int]], params: SamplingParams,
+                      with_logprobs: bool) -> tuple[list[list[int]], list[list[float]] | None]:
+        """Continuous batching: every one of the N = prompts x n sequences is its own request. Its log-probs are
+        the engine's: of the sampled token after the temperature (and top_p, which renormalises over the nucleus:
+        equal to `generate`'s only at top_p 1). It draws from torch's global generator: seed with torch.manual_seed.
+        Only the sampling params apply, not the checkpoint's generation_config (`generate` would add e.g. its
+        repetition_penalty, which continuous batching does not support).
+
+        Only arguments that transformers 5.17 and 5.24 both take: `num_return_sequences` is left out (5.17's
+        `generate_batch` drops the forked copies from its answer), and the cache is sized in blocks, whose token
+        count is `page_size` in 5.24 and `block_size` in 5.17."""
+        from transformers import ContinuousBatchingConfig, GenerationConfig
+
+        greedy = params.temperature <= 0
+        generation = GenerationConfig(
+            do_sample=not greedy, temperature=None if greedy else params.temperature,
+            top_p=None if greedy else params.top_p, top_k=None, max_new_tokens=params.max_new_tokens,
+            eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
+        requests = [p for p in prompt_ids for _ in range(params.n)]
+        engine = ContinuousBatchingConfig(return_logprobs=with_logprobs)
+        block = getattr(engine, "page_size", None) or engine.block_size
+        # Sized for these requests: left unset, the cache takes most of the free memory (of the host, on CPU).
+        engine.num_blocks = sum(math.ceil((len(p) + params.max_new_tokens) / block) for p in requests)
+        engine.max_batch_tokens = min(sum(len(p) for p in requests), PAGED_BATCH_TOKENS)
+        out = self.model.generate_batch(requests, generation_config=generation, continuous_batching_config=engine)
+        failed = [o.error for o in out.values() if o.error is not None]
+        if len(out) != len(requests) or failed:
+            raise RuntimeError(f"continuous batching returned {len(out) - len(failed)} of {len(requests)} "
+                               f"completions{': ' + failed[0] if failed else ''}")
+        results = list(out.values())  # in request order
+        return [r.generated_tokens for r in results], [r.logprobs for r in results] if with_logprobs else None
 
     def generate(self, prompts: list[Messages], tools: list[list[dict]] | None,
                  params: SamplingParams) -> list[list[Completion]]:

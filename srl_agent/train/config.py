@@ -114,10 +114,11 @@ class TrainConfig:
     so every group is flat and dynamic sampling drops it: a short warm-up gives GRPO something to rank."""
 
     # sampling
-    rollout_backend: Literal["hf", "hf_static", "vllm"] = "hf"
+    rollout_backend: Literal["hf", "hf_static", "hf_paged", "vllm"] = "hf"
     """Who samples rollouts: the trained model itself through transformers' `generate` (`hf`; `hf_static`:
-    with a static KV cache, whose fixed shapes let transformers compile the decode step on CUDA; see
-    policy/hf.py) or a colocated vLLM engine that gets the trainer's weights after every update (`vllm`,
+    with a static KV cache, whose fixed shapes let transformers compile the decode step on CUDA; `hf_paged`:
+    transformers' continuous batching over a paged KV cache, no padding, not for a model sharded over processes;
+    see policy/hf.py) or a colocated vLLM engine that gets the trainer's weights after every update (`vllm`,
     needs the vllm extra and a GPU)."""
     vllm_gpu_memory_utilization: float = 0.4
     """Share of GPU memory the colocated vLLM engine may take (the rest trains)."""

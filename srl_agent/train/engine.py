@@ -6,6 +6,8 @@
     DeepSpeed ZeRO-3 (sharded)     ... --config_file configs/accelerate/zero3.yaml ...   (pip install deepspeed)
 
 On a machine without GPUs every engine runs over gloo (FSDP2 and ZeRO-3 too, for trying a config).
+FSDP2 over one process (--num_processes 1) shards nothing but runs the whole sharded path: a cluster's config
+tried on one GPU, its memory measured against `train --dry-run`'s plan (benchmarks/gpu_srl_step.py).
 
 The trainer only calls `Accelerator.prepare`, `no_sync`, `backward`, `clip_grad_norm_` and
 `get_state_dict` (and `save_shards`/`load_shards` below for a sharded run's resumable state); mixed
@@ -40,13 +42,9 @@ def _launch_env(name: str) -> bool:
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
     """The run's Accelerator, or one clear line when the engine config does not fit the launch."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if _launch_env("ACCELERATE_USE_DEEPSPEED") and importlib.util.find_spec("deepspeed") is None:
         raise UserError("the accelerate config asks for DeepSpeed, which is not installed: pip install "
                         "--no-build-isolation deepspeed, or launch with configs/accelerate/fsdp2.yaml")
-    if _launch_env("ACCELERATE_USE_FSDP") and world == 1:
-        raise UserError("the accelerate config shards the model (FSDP) but this launch has one process: pass "
-                        "--num_processes N (N > 1) to accelerate launch, or drop --config_file for one process")
     bf16, gpu = compute_bf16(cfg, pick_device()), torch.cuda.is_available()
     # DDP's forward would broadcast buffers (rotary tables, constant here) in every call: a collective that
     # processes making different numbers of forward passes (shared-prefix groups) would never match.

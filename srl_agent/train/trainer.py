@@ -128,6 +128,9 @@ class Trainer:
         if cfg.uses_rlvr and self.sharded:
             raise UserError(f"--method {cfg.method} under a sharded engine is not supported (episodes end after "
                             "different numbers of turns on each process): use one process or DDP")
+        if cfg.rollout_backend == "hf_paged" and self.sharded and self.world > 1:
+            raise UserError("rollout_backend hf_paged (continuous batching) cannot sample from a model sharded over "
+                            "processes: use hf or hf_static, or DDP")
         # RLVR's tasks and their images are checked before any weights load: a missing image costs nothing
         self.tasks = load_training_tasks(cfg.tasks) if cfg.uses_rlvr else []
         if self.tasks and cfg.episodes.executor == "ray":  # one clear line now; the nodes check their own images
@@ -159,7 +162,7 @@ class Trainer:
         # Rollouts and validation generate with the unwrapped model (sharded engines still gather its weights).
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1,
-                               cache="static" if cfg.rollout_backend == "hf_static" else "dynamic")
+                               cache={"hf_static": "static", "hf_paged": "paged"}.get(cfg.rollout_backend, "dynamic"))
         self.rendering = training_rendering(cfg, self.tokenizer, log)  # saved beside every checkpoint's weights
         if cfg.uses_rlvr and self.rendering.history is not None:
             raise UserError(f"--method {cfg.method} plays whole episodes with the full history in every prompt: "
