@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 trajectories=${1:-../shared/fixtures/trajectories}
 [ -d "$trajectories" ] || { echo "gpu_prepare.sh: no trajectories folder at $trajectories" >&2; exit 2; }
 rm -rf .carry && mkdir -p .carry/wheels
-cp -r "$trajectories" .carry/trajectories
+cp -r --no-preserve=mode "$trajectories" .carry/trajectories
 # Pinned to what CI tests (transformers 5.24: the machine's 5.17 is older than pyproject allows), the
 # trainer's own needs (pydantic, cydifflib, rapidfuzz) and TRL's side (trl, datasets and theirs).
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -23,7 +23,7 @@ Each side runs in its own process, in this order:
 Targets: >= 3x TRL's examples/s, update MFU >= 40 %, generation >= 5x 772 tokens/s.
 
 The sides share `--budget-s` of wall-clock time (each a share of what is left; a side measures fewer steps to
-keep to it, is skipped when too little is left, or is killed when far past it). results.json is rewritten after
+keep to it, is skipped when too little is left, or is stopped when far past it). results.json is rewritten after
 every side, and a side that fails is recorded and the rest still run: a device run has one try.
 
     python benchmarks/gpu_srl_step.py --model 0.5b [--batch 16] [--steps 3] [--out DIR]   # DIR/results.json, log.txt
@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -51,6 +53,7 @@ import torch
 from _common import FIXTURES, machine
 
 from srl_agent.jsonio import atomic_writer
+from srl_agent.policy.hf import BACKEND_CACHES
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.trainer import Trainer
 
@@ -58,7 +61,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FSDP2_CONFIG = ROOT / "configs" / "accelerate" / "fsdp2.yaml"
 # Each side's share of the time budget (of what is left when it starts), and the limits around it.
 SHARES = {"rollout": 3, "ours": 3, "layouts": 2, "fsdp2": 2, "trl": 2}
-MIN_SIDE_S, KILL_AFTER_BUDGET_S = 20, 60
+MIN_SIDE_S = 20  # a side that would start with less left is skipped
+SIDE_GRACE_S = 120  # a side still running this long past its share is stopped (warm-up and one step may overrun it)
+KILL_AFTER_BUDGET_S = 30  # and any side still running this long past the whole budget
+STOP_GRACE_S = 15  # between the SIGTERM that stops a side and the SIGKILL
+ROLLOUT_BACKENDS = {cache: backend for backend, cache in BACKEND_CACHES.items()}  # each cache measured: who samples
 # TRL 1.16 GRPOTrainer on this workload on an H200 (../shared/docs/performance-anchors.md, 2026-11-26): median
 # 9.8 s per step of 8 prompts. The ratio's baseline when TRL cannot run beside ours (the GPU machine lacks it).
 TRL_ANCHOR = {"card": "H200", "model": "0.5b", "batch": 8, "group": 8, "prompt_tokens": 1024,
@@ -154,14 +161,13 @@ def planned_gib(cfg: TrainConfig, engine: str) -> float:
     return plan_memory(cfg, model_shape(cfg), 1, card_gb, engine).total * GB / 2**30
 
 
-ROLLOUT_BACKENDS = {"dynamic": "hf", "static": "hf_static", "paged": "hf_paged"}
-"""Each KV cache measured by `measure_rollout` (policy/hf.py), and the rollout_backend that samples with it."""
 
 
 def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Generation alone, per transformers KV cache (policy/hf.py; paged: continuous batching): the step's prompts,
-    G samples each, at the step's lengths; one warm-up call (on CUDA the static cache compiles there), then
-    `--steps` timed calls. A cache that fails is recorded as {"error": ...} and the others still measured."""
+    G samples each, at the step's lengths; one warm-up call, then `--steps` timed calls. The static cache warms up
+    at the full length (its shapes: on CUDA it compiles there), the others on 16 new tokens. A cache that fails is
+    recorded as {"error": ...} and the others still measured."""
     from srl_agent.policy import SamplingParams
     from srl_agent.policy.hf import HFPolicy
 
@@ -175,7 +181,8 @@ def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             until = share_of(args.deadline, len(caches) - i)
             policy = HFPolicy(trainer.unwrapped, trainer.tokenizer, trainer.device, cache=cache)
             try:
-                policy.generate_ids(prompts, params, with_logprobs=False)  # warm-up (and compilation)
+                warm_up = params if cache == "static" else dataclasses.replace(params, max_new_tokens=16)
+                policy.generate_ids(prompts, warm_up, with_logprobs=False)
                 tokens, start = 0, time.perf_counter()
                 for _ in measured(args.steps, until):
                     tokens += sum(len(c.token_ids) for g in policy.generate_ids(prompts, params, with_logprobs=False)
@@ -268,7 +275,43 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
     return {"examples_per_s": args.batch / statistics.mean(measured)}
 
 
-def in_child(args: argparse.Namespace, side: str, say, deadline: float, kill_at: float) -> dict:
+def with_fields(args: argparse.Namespace, **changes) -> argparse.Namespace:
+    """`args` with some fields changed (the parent's own stay as they are)."""
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+def run_child(command: list[str], kill_at: float, say) -> tuple[int, bool, list[str]]:
+    """Run `command`, saying its output as it comes: (exit code, whether it was stopped at `kill_at`, its last lines).
+
+    It gets a process group of its own and, at `kill_at`, SIGTERM to the whole group, then SIGKILL: torchrun (under
+    `accelerate launch`) starts its workers in sessions of their own, which only the TERM it forwards reaches. A
+    group, not a session: the device tool's clean-up still reaches whatever is left at the end of a run."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, process_group=0)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 0)):
+            with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
+                os.killpg(child.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(wait_s)
+                return
+
+    killer = threading.Timer(max(0.0, kill_at - time.time()), stop)
+    killer.start()
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    try:
+        for line in child.stdout:
+            say(line.rstrip("\n"))
+            tail.append(line.rstrip("\n"))
+        code = child.wait()
+    finally:
+        killer.cancel()
+    return code, stopped.is_set(), list(tail)
+
+
+def in_child(args: argparse.Namespace, side: str, say, kill_at: float) -> dict:
     """One side in its own process, so each starts with a clean GPU (and its own vLLM engine); its output is said.
     The fsdp2 side runs under `accelerate launch` with our FSDP2 config and one process. A side that fails, or is
     still running at `kill_at`, comes back as {"error": ...}: the other sides still run and report."""
@@ -278,50 +321,57 @@ def in_child(args: argparse.Namespace, side: str, say, deadline: float, kill_at:
                 str(args.prompt_tokens), "--completion-tokens", str(args.completion_tokens), "--micro-batch",
                 str(args.micro_batch), "--steps", str(args.steps), "--update-layout", args.update_layout,
                 "--rollout-backend", args.rollout_backend, "--trajectories", args.trajectories,
-                *(["--smoke"] if args.smoke else []),
-                "--side", side, "--deadline", str(deadline), "--json", str(out)]
+                *(["--smoke"] if args.smoke else []), "--side", side, "--deadline", str(args.deadline),
+                "--json", str(out)]
         launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP2_CONFIG),
                     "--num_processes", "1"] if side == "fsdp2" else [sys.executable]
-        child = subprocess.Popen([*launcher, __file__, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True, start_new_session=True)  # its own group: a kill reaches the launcher's
-        killer = threading.Timer(max(0.0, kill_at - time.time()), os.killpg, (child.pid, signal.SIGKILL))
-        killer.start()
-        tail: collections.deque[str] = collections.deque(maxlen=20)
-        try:
-            for line in child.stdout:
-                say(line.rstrip("\n"))
-                tail.append(line.rstrip("\n"))
-            code = child.wait()
-        finally:
-            killer.cancel()
-        if code:
-            why = "killed: still running past the time budget" if code == -signal.SIGKILL else f"exit {code}"
+        code, stopped, tail = run_child([*launcher, __file__, *argv], kill_at, say)
+        if code or stopped or not out.is_file():
+            why = "stopped: still running at its time limit" if stopped else f"exit {code}" if code else \
+                "exit 0 without its results"
             say(f"the {side} side failed ({why}); its output is above")
-            return {"error": why, "output_tail": list(tail)}
+            return {"error": why, "output_tail": tail}
         return json.loads(out.read_text())
 
 
-def report(side: str, r: dict, results: dict, say) -> None:
+def report(side: str, r: dict, say) -> None:
     """The lines a person reads for one side's results."""
     if side == "rollout":
-        say("generation alone: " + ", ".join(f"{cache} cache " + (f"{x['tokens_per_s']:.0f} tokens/s"
-                                                                   if "tokens_per_s" in x else f"failed: {x['error']}")
-                                             for cache, x in r.items()))
+        say("generation alone: " + ", ".join(f"{cache} cache {x['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in x
+                                             else f"{cache} cache failed ({x['error']})" for cache, x in r.items()))
     elif side == "layouts":
         for name, x in r.items():
             say(f"update alone, {name}: {x['tokens_per_s']:.0f} forward tokens/s"
                 + (f", MFU {x['mfu']:.1%}, peak {x['peak_memory_gib']:.1f} GiB" if x["mfu"] is not None else ""))
-    elif side == "trl" and "examples_per_s" in results["ours"]:
-        results["ratio"] = ratio = results["ours"]["examples_per_s"] / r["examples_per_s"]
-        say(f"TRL GRPOTrainer: {r['examples_per_s']:.3f} examples/s; ours {results['ours']['examples_per_s']:.3f}: "
-            f"{ratio:.2f}x (target >= 3x)")
-    elif side in ("ours", "fsdp2"):
+    elif side == "trl":
+        say(f"TRL GRPOTrainer: {r['examples_per_s']:.3f} examples/s")
+    else:  # ours, fsdp2
         say(f"{r['engine']}: {r['examples_per_s']:.3f} examples/s over {r['steps']} steps, generation "
             f"{r['generation_tokens_per_s']:.0f} tokens/s ({r['backend']}), update {r['update_tokens_per_s']:.0f} "
             f"tokens/s" + (f", MFU {r['update_mfu']:.1%} (target >= 40 %)" if r["update_mfu"] is not None else ""))
         if r["peak_memory_gib"] is not None:
             say(f"{r['engine']}: peak memory {r['peak_memory_gib']:.1f} GiB against the --dry-run plan's "
                 f"{r['planned_memory_gib']:.1f} GiB")
+
+
+def ratios(results: dict, args: argparse.Namespace, card: str) -> dict[str, float]:
+    """Our examples/s over TRL's: measured side by side, else (on the anchor workload and card) over TRL's anchor."""
+    ours = results.get("ours", {}).get("examples_per_s")
+    if not ours:
+        return {}
+    if "examples_per_s" in results.get("trl", {}):
+        return {"ratio": ours / results["trl"]["examples_per_s"]}
+    workload = {k: v for k, v in TRL_ANCHOR.items() if k not in ("card", "examples_per_s")}
+    if TRL_ANCHOR["card"] in card and all(getattr(args, k) == v for k, v in workload.items()):
+        return {"ratio_to_trl_anchor": ours / TRL_ANCHOR["examples_per_s"]}
+    return {}
+
+
+def measured_ok(side: str, r: dict) -> bool:
+    """Whether a side (and, for the rollout side, every cache in it) measured what it was for."""
+    if "error" in r or "skipped" in r:
+        return False
+    return side != "rollout" or all("tokens_per_s" in x for x in r.values())
 
 
 def main() -> int:
@@ -336,13 +386,13 @@ def main() -> int:
     parser.add_argument("--update-layout", default="auto", choices=["auto", "padded", "padding_free", "shared_prefix"],
                         help="our update's layout (shared_prefix turns gradient checkpointing off)")
     parser.add_argument("--rollout-backend", default="auto", choices=["auto", "hf", "hf_static", "hf_paged", "vllm"],
-                        help="ours: auto = vllm when it imports on a GPU, else the faster KV cache measured first")
+                        help="ours: auto = vllm when it imports on a GPU, else the fastest KV cache measured first")
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
-    parser.add_argument("--budget-s", type=float, default=420,
+    parser.add_argument("--budget-s", type=float, default=360,
                         help="wall-clock seconds for all sides: each gets a share of what is left and measures fewer "
                              "steps (at least one) to keep to it; a side that would start with under "
-                             f"{MIN_SIDE_S} s left is skipped, one still running {KILL_AFTER_BUDGET_S} s past "
-                             "the budget is killed")
+                             f"{MIN_SIDE_S} s left is skipped, one still running {SIDE_GRACE_S} s past its share or "
+                             f"{KILL_AFTER_BUDGET_S} s past the budget is stopped")
     parser.add_argument("--trajectories", default=str(FIXTURES),
                         help="expert trajectories for the prompts (a device run carries a copy: benchmarks/gpu_run.sh)")
     parser.add_argument("--smoke", action="store_true", help="CPU check: the tiny model and short lengths")
@@ -380,9 +430,12 @@ def main() -> int:
     say(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
         f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, up to {args.steps} measured steps, "
         f"{args.budget_s:.0f} s budget")
-    results: dict = {"card": card, "args": vars(args)}
+    results: dict = {"card": card, "args": dict(vars(args))}
     sides = [*(["rollout"] if args.rollout_backend != "vllm" else []), "ours", "layouts", "fsdp2",
              *([] if args.no_trl else ["trl"])]
+    # Only ours (and TRL) sample with the chosen engine: the others measure caches, updates or memory, and a
+    # compiled or paged engine there would cost time (or, under FSDP2, add an untried combination) for nothing.
+    plain_hf = {"rollout", "layouts", "fsdp2"}
     for i, side in enumerate(sides):
         left = budget_end - time.time()
         if left < MIN_SIDE_S:
@@ -390,32 +443,31 @@ def main() -> int:
             say(f"{side}: skipped, {r['skipped']}")
         else:
             deadline = time.time() + left * SHARES[side] / sum(SHARES[s] for s in sides[i:])
-            side_args = with_fields(args, rollout_backend="hf") if side == "rollout" else args
-            results[side] = r = in_child(side_args, side, say, deadline, budget_end + KILL_AFTER_BUDGET_S)
+            side_args = with_fields(args, deadline=deadline,
+                                    **({"rollout_backend": "hf"} if side in plain_hf else {}))
+            kill_at = min(budget_end + KILL_AFTER_BUDGET_S, deadline + SIDE_GRACE_S)
+            results[side] = r = in_child(side_args, side, say, kill_at)
             if "error" not in r:
-                report(side, r, results, say)
+                report(side, r, say)
         if side == "rollout" and args.rollout_backend == "auto":  # the KV caches side by side: take the fastest
             vllm = torch.cuda.is_available() and importlib.util.find_spec("vllm")
-            speeds = {cache: m["tokens_per_s"] for cache, m in r.items() if "tokens_per_s" in m}  # the side failed: {}
+            speeds = {cache: x["tokens_per_s"] for cache, x in r.items()
+                      if isinstance(x, dict) and "tokens_per_s" in x}
             args.rollout_backend = "vllm" if vllm else ROLLOUT_BACKENDS[max(speeds, key=speeds.get, default="dynamic")]
+            results["rollout_backend"] = args.rollout_backend
+        results.update(ratios(results, args, card))
         save(results)  # after every side: a device run cut short keeps what it measured
-    anchored = all(getattr(args, k) == v for k, v in TRL_ANCHOR.items() if k not in ("card", "examples_per_s"))
-    if "ratio" not in results and "examples_per_s" in results["ours"] and anchored and TRL_ANCHOR["card"] in card:
-        results["ratio_to_trl_anchor"] = ratio = results["ours"]["examples_per_s"] / TRL_ANCHOR["examples_per_s"]
-        say(f"against TRL's {TRL_ANCHOR['examples_per_s']} examples/s on this workload and card "
-            f"(performance-anchors.md): {ratio:.2f}x (target >= 3x)")
-    save(results)
+    if "ratio" in results:
+        say(f"ours / TRL: {results['ratio']:.2f}x examples/s (target >= 3x)")
+    elif "ratio_to_trl_anchor" in results:
+        say(f"ours / TRL's {TRL_ANCHOR['examples_per_s']} examples/s on this workload and card "
+            f"(performance-anchors.md): {results['ratio_to_trl_anchor']:.2f}x (target >= 3x)")
     if out:
         say(f"wrote {out / 'results.json'} and {out / 'log.txt'}")
-    failed = [side for side in sides if "error" in results[side]]
+    failed = [side for side in sides if "skipped" not in results[side] and not measured_ok(side, results[side])]
     if failed:
         say(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
-
-
-def with_fields(args: argparse.Namespace, **changes) -> argparse.Namespace:
-    """`args` with some fields changed (the parent's own stay as they are)."""
-    return argparse.Namespace(**{**vars(args), **changes})
 
 
 if __name__ == "__main__":

@@ -356,3 +356,18 @@ def test_resuming_a_sharded_run_with_another_engine_is_one_clear_line(tmp_path):
     assert again.returncode == 2
     assert "was written by a sharded engine (FSDP2/ZeRO-3): resume with the same accelerate config" in " ".join(
         again.stderr.split())
+
+
+def test_lora_under_a_sharded_engine_is_one_clear_line_before_any_weights_load(tmp_path):
+    """LoRA under FSDP2 got as far as the first generation (validation or rollouts), which calls the model inside
+    the peft wrapper past FSDP2's root, whose weights then stay shards: a DTensor error from deep in transformers.
+    It is refused at once, in one line, with nothing written."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                           str(ROOT / "configs" / "accelerate" / "fsdp2.yaml"), "--num_processes", "1", "-m",
+                           "srl_agent.cli", "train", "--output-dir", str(run), *TWO_PROCESS_RUN, "--set", "lora=true"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode != 0
+    assert "error: LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one process or DDP" in \
+        " ".join((proc.stdout + proc.stderr).split())
+    assert not run.exists()

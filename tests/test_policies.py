@@ -191,14 +191,68 @@ def test_a_checkpoint_s_generation_defaults_do_not_change_what_the_policy_sample
     trainer scores: the policy samples from the model's own, whatever the checkpoint says."""
     policy = HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache=cache)
     prompts = tiny_policy.encode_prompts([tiny_policy.render(PROMPT, None), "Fix the bug in the parser, please."])
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=24)
-    plain = policy.generate_ids(prompts, greedy)
+    greedy, sampled = SamplingParams(temperature=0.0, max_new_tokens=24), SamplingParams(n=4, max_new_tokens=24)
+
+    def both() -> tuple[list, list]:
+        torch.manual_seed(0)
+        return policy.generate_ids(prompts, greedy), policy.generate_ids(prompts, sampled)
+
+    plain = both()
     defaults = policy.model.generation_config
     shipped = defaults.__class__(**defaults.to_dict())
     shipped.update(repetition_penalty=10.0, no_repeat_ngram_size=2, top_k=1, min_p=0.5, typical_p=0.2)
     policy.model.generation_config = shipped
     try:
-        assert policy.generate_ids(prompts, greedy) == plain
+        assert both() == plain  # greedy: the penalties; sampled under one seed: the filters (top_k 1 would be greedy)
     finally:
         policy.model.generation_config = defaults
-    assert any(len(set(c.token_ids)) < len(c.token_ids) for g in plain for c in g)  # the penalty would have bitten
+    assert any(len(set(c.token_ids)) < len(c.token_ids) for g in plain[0] for c in g)  # a penalty would have bitten
+    assert any(c.token_ids != plain[0][i][0].token_ids for i, g in enumerate(plain[1]) for c in g)  # so would top_k
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static", "paged"])
+def test_every_end_id_the_checkpoint_declares_ends_the_turn(tiny_policy, cache):
+    """A checkpoint's generation_config.json may declare end ids beyond the tokenizer's eos (Qwen2.5-Instruct:
+    <|im_end|> and <|endoftext|>; Phi-3.5's <|end|>, Gemma's <end_of_turn>); `generate` and vLLM stop at any of
+    them. A policy stopping only at the tokenizer's eos ran on past the turn's end to max_new_tokens, and the
+    junk after it failed the format check. Here the checkpoint declares a token the tiny model emits mid-answer."""
+    prompts = tiny_policy.encode_prompts([tiny_policy.render(PROMPT, None)])
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=24)
+    (ran_on,) = HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache=cache).generate_ids(prompts, greedy)[0]
+    assert ran_on.finish_reason == "length"
+    stop_at = ran_on.token_ids[4]
+    defaults = tiny_policy.model.generation_config
+    shipped = defaults.__class__(**defaults.to_dict())
+    shipped.eos_token_id = [tiny_policy.tokenizer.eos_token_id, stop_at]
+    tiny_policy.model.generation_config = shipped
+    try:
+        (c,) = HFPolicy(tiny_policy.model, tiny_policy.tokenizer, cache=cache).generate_ids(prompts, greedy)[0]
+    finally:
+        tiny_policy.model.generation_config = defaults
+    end = ran_on.token_ids.index(stop_at)
+    assert c.finish_reason == "stop" and c.token_ids == ran_on.token_ids[: end + 1]
+    assert c.text == tiny_policy.tokenizer.decode(ran_on.token_ids[:end], skip_special_tokens=False)
+
+
+def test_a_checkpoint_we_write_carries_the_end_ids_but_no_sampling_shaping(tiny_policy, tmp_path):
+    """`vllm serve` (and `generate`) apply generation_config.json's sampling defaults to every request that does not
+    set them; the OpenAI client sets temperature and top_p only. A checkpoint that kept the base's (Qwen2.5-Coder-
+    Instruct: repetition_penalty 1.1, top_k 20) was served from another distribution than the one it was trained on."""
+    from transformers import GenerationConfig
+
+    from srl_agent.train.model import save_model
+
+    model, tokenizer = tiny_policy.model, tiny_policy.tokenizer
+    defaults = model.generation_config
+    shipped = defaults.__class__(**defaults.to_dict())
+    shipped.update(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1,
+                   eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id])
+    model.generation_config = shipped
+    try:
+        save_model(model, tokenizer, tmp_path)
+    finally:
+        model.generation_config = defaults
+    saved = GenerationConfig.from_pretrained(tmp_path)
+    assert saved.eos_token_id == [tokenizer.eos_token_id, tokenizer.pad_token_id]
+    assert (saved.top_k, saved.repetition_penalty) == (GenerationConfig().top_k, GenerationConfig().repetition_penalty)
+    assert shipped.top_k == 20 and shipped.repetition_penalty == 1.1  # the live model's own is left as it was

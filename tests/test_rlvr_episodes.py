@@ -95,6 +95,28 @@ def test_windowed_history_and_non_prefix_preserving_templates_are_refused(tiny_p
                                               {"role": "tool", "content": "file.py"}], FULL_HISTORY)
 
 
+def test_an_answer_closed_by_another_declared_end_id_keeps_it_and_the_episode_goes_on(tiny_policy):
+    """Qwen2.5 declares <|endoftext|> an end id beside <|im_end|>, and the policy stops at either (as `generate` and
+    vLLM do), but the template closes a turn with <|im_end|>: the prefix check stopped the whole run. The sampled id
+    stays (trained on); the template's glue follows it as context."""
+    tokenizer = tiny_policy.tokenizer
+    episode = start_episode(tokenizer, {"instance_id": "x__y-1", "problem_statement": "Fix it."}, FULL_HISTORY)
+    prompt = list(episode.tokens.ids)
+    answer = tokenizer("I will look.", add_special_tokens=False)["input_ids"]
+    other_end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert other_end != tokenizer.eos_token_id
+    sampled = [*answer, other_end]
+    episode.tokens.add(sampled, [-0.5] * len(sampled))  # as run_episodes adds a sampled answer
+    episode.text += tokenizer.decode(sampled, skip_special_tokens=False)
+    add_turn_context(tokenizer, episode, [{"role": "assistant", "content": "I will look."},
+                                          {"role": "tool", "content": "file.py"}], FULL_HISTORY)
+    glue = episode.tokens.ids[len(prompt) + len(sampled):]
+    assert episode.tokens.ids[:len(prompt) + len(sampled)] == prompt + sampled
+    assert episode.tokens.mask == [0] * len(prompt) + [1] * len(sampled) + [0] * len(glue)
+    assert tokenizer.decode(glue, skip_special_tokens=False).startswith("<|im_end|>\n<|im_start|>")
+    assert episode.text == tokenizer.decode(prompt + answer + glue, skip_special_tokens=False)
+
+
 def test_episodes_train_on_exactly_the_sampled_tokens(tiny_policy, swe_mini_images):
     instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
     cfg = EpisodeConfig(group_size=3, max_turns=3, max_format_errors=5, max_new_tokens=24, max_episode_tokens=3000,

@@ -169,6 +169,27 @@ def test_checkpoints_are_hf_format_and_plots_are_written(tmp_path):
         assert load_rendering(folder) == StepConfig(history=2, max_observation_chars=400, call_style="hermes")
 
 
+def test_a_checkpoint_s_rope_settings_read_the_same_under_transformers_4(tmp_path):
+    """Transformers 5 writes RoPE only as `rope_parameters`; a server on transformers 4 (vLLM, TGI, SGLang builds
+    that pin it) read a Qwen2.5 checkpoint we wrote with its default theta, 10,000 for 1,000,000 (measured with
+    4.57.1), and served a broken model. The checkpoint also holds the keys 4.x reads, and 5.x still reads the same."""
+    import json
+
+    import torch
+    from transformers import AutoConfig
+
+    from srl_agent.train.model import load_model, save_model
+
+    model, tokenizer = load_model(TrainConfig(), device=torch.device("cpu"))
+    model.config.rope_parameters = {"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0,
+                                    "original_max_position_embeddings": 1024}  # Qwen2.5's theta, its long-context YaRN
+    save_model(model, tokenizer, tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["rope_theta"] == 1e6
+    assert written["rope_scaling"] == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024}
+    assert AutoConfig.from_pretrained(tmp_path).rope_parameters == model.config.rope_parameters
+
+
 def test_a_steps_file_a_config_file_the_kl_term_and_token_loss(tmp_path):
     """The less-trodden ways in: `data build` output as input, --config and --seed, kl_coef > 0 (a frozen
     reference model), token-level loss normalisation; then `srl-agent plot` on the run."""

@@ -118,3 +118,31 @@ def test_a_lora_model_reaches_the_engine_merged_under_plain_names():
     merged = lora.merge_and_unload()
     for name, tensor in merged.named_parameters():
         assert torch.allclose(sent[name], tensor, atol=1e-6), name
+
+
+def test_waking_the_engine_leaves_a_lora_model_s_bf16_base_as_it_was():
+    """On CUDA a LoRA model's frozen base is bf16. The adapter was merged into it in place for the walk and
+    unmerged after, which rounded the base anew at every wake: after 20 wakes half its elements had moved (by up to
+    5e-3), and the saved adapter no longer matched the model trained. The walk leaves the model as it was and sends
+    what merging gives."""
+    import copy
+
+    from accelerate import Accelerator
+
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.engine import full_parameters
+    from srl_agent.train.model import load_model
+
+    lora, _ = load_model(TrainConfig(lora=True, lora_r=4, bf16=True), device=torch.device("cpu"))
+    for module in lora.modules():  # a trained adapter: B no longer 0
+        if hasattr(module, "lora_B"):
+            torch.nn.init.normal_(module.lora_B["default"].weight, std=0.1)
+    before = {name: p.detach().clone() for name, p in lora.named_parameters()}
+    assert {p.dtype for name, p in before.items() if "base_layer" in name} == {torch.bfloat16}
+    for _ in range(5):
+        sent = {name: tensor.clone() for name, tensor in full_parameters(Accelerator(cpu=True), lora)}
+    assert all(torch.equal(p, before[name]) for name, p in lora.named_parameters())
+    merged = dict(copy.deepcopy(lora).merge_and_unload().named_parameters())
+    assert sent.keys() == merged.keys()
+    for name, tensor in merged.items():
+        assert sent[name].dtype == tensor.dtype and torch.equal(sent[name], tensor), name

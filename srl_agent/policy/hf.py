@@ -10,13 +10,16 @@ from ..steps import render_prompt
 from ..train.grpo import token_logprobs
 from . import Completion, Messages, SamplingParams
 
-UNSHAPED = {"top_k": None, "min_p": None, "typical_p": None, "epsilon_cutoff": None, "eta_cutoff": None,
-            "repetition_penalty": None, "no_repeat_ngram_size": None, "bad_words_ids": None, "sequence_bias": None,
-            "suppress_tokens": None, "begin_suppress_tokens": None, "min_new_tokens": None, "min_length": 0,
-            "num_beams": 1}
+CHECKPOINT_SAMPLING_OFF = {
+    "top_k": None, "min_p": None, "typical_p": None, "epsilon_cutoff": None, "eta_cutoff": None,
+    "repetition_penalty": None, "no_repeat_ngram_size": None, "bad_words_ids": None, "sequence_bias": None,
+    "suppress_tokens": None, "begin_suppress_tokens": None, "min_new_tokens": None, "min_length": 0, "num_beams": 1}
 """What `generate` would otherwise take from a checkpoint's generation_config.json beyond our SamplingParams
 (Qwen2.5-Coder-Instruct ships repetition_penalty 1.1 and top_k 20): rollouts must come from the distribution
 the trainer scores, the model's own at our temperature and top_p."""
+
+BACKEND_CACHES = {"hf": "dynamic", "hf_static": "static", "hf_paged": "paged"}
+"""HFPolicy's cache for each rollout_backend of the run config that samples with it."""
 
 PAGED_BATCH_TOKENS = 4096
 """Most prompt tokens one continuous-batching forward takes (longer prefills go in several): with sdpa the
@@ -40,8 +43,12 @@ class HFPolicy:
         self.model, self.tokenizer, self.cache = model, tokenizer, cache
         self.synced_gpus = synced_gpus  # a sharded model: every process runs each generation step
         self.device = torch.device(device) if device else next(model.parameters()).device
-        self.eos_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
-                               if isinstance(i, int) and i >= 0})
+        # Every end id the checkpoint declares ends a turn, as in `generate`'s default and vLLM: Qwen2.5-Instruct
+        # declares <|im_end|> and <|endoftext|>, Phi-3.5 and Gemma end turns with an id other than the tokenizer's eos.
+        declared = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        declared = [declared] if isinstance(declared, int) else list(declared or [])
+        self.eos_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                                           *declared) if isinstance(i, int) and i >= 0})
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     @classmethod
@@ -96,6 +103,13 @@ class HFPolicy:
                                           lp[: len(kept)] if lp else None, "length" if end is None else "stop"))
         return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
 
+    def generation_settings(self, params: SamplingParams) -> dict:
+        """The generation config of a call: our sampling params, our end ids, and nothing of the checkpoint's own."""
+        greedy = params.temperature <= 0
+        return {"do_sample": not greedy, "temperature": None if greedy else params.temperature,
+                "top_p": None if greedy else params.top_p, "max_new_tokens": params.max_new_tokens,
+                "eos_token_id": self.eos_ids, "pad_token_id": self.pad_id, **CHECKPOINT_SAMPLING_OFF}
+
     def _sample_padded(self, prompt_ids: list[list[int]], params: SamplingParams,
                        with_logprobs: bool) -> tuple[list[list[int]], list[list[float]] | None]:
         """`generate` over the prompts left-padded to one width: the new ids of each of the N = prompts x n
@@ -108,16 +122,13 @@ class HFPolicy:
             attention[i, width - len(p):] = 1
         ids = ids.repeat_interleave(params.n, dim=0).to(self.device)
         attention = attention.repeat_interleave(params.n, dim=0).to(self.device)
-        greedy = params.temperature <= 0
         out = self.model.generate(
-            input_ids=ids, attention_mask=attention, do_sample=not greedy,
-            temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, **UNSHAPED,
-            max_new_tokens=params.max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-            return_dict_in_generate=True, output_logits=with_logprobs, synced_gpus=self.synced_gpus,
+            input_ids=ids, attention_mask=attention, **self.generation_settings(params), return_dict_in_generate=True,
+            output_logits=with_logprobs, synced_gpus=self.synced_gpus,
             cache_implementation=None if self.cache == "dynamic" else self.cache)
         new = out.sequences[:, width:]
-        logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, 1.0 if greedy else params.temperature).tolist() \
-            if with_logprobs else None
+        temperature = params.temperature if params.temperature > 0 else 1.0
+        logprobs = token_logprobs(torch.stack(out.logits, dim=1), new, temperature).tolist() if with_logprobs else None
         return new.tolist(), logprobs
 
     def _sample_paged(self, prompt_ids: list[list[int]], params: SamplingParams,
@@ -133,11 +144,7 @@ class HFPolicy:
         count is `page_size` in 5.24 and `block_size` in 5.17."""
         from transformers import ContinuousBatchingConfig, GenerationConfig
 
-        greedy = params.temperature <= 0
-        generation = GenerationConfig(
-            do_sample=not greedy, temperature=None if greedy else params.temperature,
-            top_p=None if greedy else params.top_p, top_k=None, max_new_tokens=params.max_new_tokens,
-            eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
+        generation = GenerationConfig(**self.generation_settings(params))
         requests = [p for p in prompt_ids for _ in range(params.n)]
         engine = ContinuousBatchingConfig(return_logprobs=with_logprobs)
         block = getattr(engine, "page_size", None) or engine.block_size

@@ -154,10 +154,18 @@ def start_episode(tokenizer, instance: dict, rendering: StepConfig) -> Episode:
 
 
 def add_turn_context(tokenizer, episode: Episode, new_messages: list[dict[str, Any]], rendering: StepConfig) -> None:
-    """Append the messages after a sampled answer; their glue + text (the difference of renderings) as context ids."""
+    """Append the messages after a sampled answer; their glue + text (the difference of renderings) as context ids.
+
+    An answer the policy closed with an end id the template does not write there (Qwen2.5 declares <|endoftext|>
+    an end id beside <|im_end|>) keeps it as sampled; the template's own glue follows it."""
     episode.messages += new_messages
     after = render_prompt(tokenizer, episode.messages, prompt_tools(rendering.tools, rendering))
-    episode.tokens.add(tokenizer(continuation(episode.text, after), add_special_tokens=False)["input_ids"])
+    before = episode.text
+    last = tokenizer.decode(episode.tokens.ids[-1:], skip_special_tokens=False) if episode.tokens.mask[-1:] == [1] \
+        else ""
+    if not after.startswith(before) and last in tokenizer.get_added_vocab() and after.startswith(before[:-len(last)]):
+        before = before[:-len(last)]
+    episode.tokens.add(tokenizer(continuation(before, after), add_special_tokens=False)["input_ids"])
     episode.text = after
 
 

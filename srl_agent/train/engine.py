@@ -105,27 +105,28 @@ def full_parameters(accelerator: Accelerator, model) -> Iterator[tuple[str, torc
     """The unwrapped model's weights under their HF names, each whole, one at a time (for a rollout engine).
 
     FSDP2 gathers each DTensor and ZeRO-3 each partitioned parameter as the walk reaches it (collectives
-    every process joins), so at most one whole tensor is alive at a time. A LoRA model is merged for the
-    walk and unmerged after it: the engine holds plain weights.
+    every process joins), so at most one whole tensor is alive at a time. A LoRA model (never sharded) sends
+    each adapted weight merged, made anew (base + its adapters' delta): the engine holds plain weights. Merged
+    into the model in place and unmerged after, a bf16 base (LoRA on CUDA) was rounded anew at every wake.
     """
     peft = hasattr(model, "peft_config")
-    if peft:
-        model.merge_adapter()
-    try:
-        for name, param in (model.get_base_model() if peft else model).named_parameters():
-            if "lora_" in name:
-                continue
-            name = name.replace(".base_layer", "")
-            if accelerator.distributed_type == DistributedType.DEEPSPEED:
-                import deepspeed
+    walked = model.get_base_model() if peft else model
+    layers = dict(walked.named_modules()) if peft else {}
+    for name, param in walked.named_parameters():
+        if "lora_" in name:
+            continue
+        plain = name.replace(".base_layer", "")
+        if accelerator.distributed_type == DistributedType.DEEPSPEED:
+            import deepspeed
 
-                with deepspeed.zero.GatheredParameters([param]):
-                    yield name, param.detach()
-            else:
-                yield name, (param.full_tensor() if hasattr(param, "full_tensor") else param).detach()
-    finally:
-        if peft:
-            model.unmerge_adapter()
+            with deepspeed.zero.GatheredParameters([param]):
+                yield plain, param.detach()
+        elif name.endswith(".base_layer.weight"):  # a LoRA layer's frozen weight
+            layer = layers[name.removesuffix(".base_layer.weight")]
+            delta = sum(layer.get_delta_weight(adapter) for adapter in layer.active_adapters)
+            yield plain, (param.detach().float() + delta).to(param.dtype)
+        else:
+            yield plain, (param.full_tensor() if hasattr(param, "full_tensor") else param).detach()
 
 
 def save_shards(accelerator: Accelerator, model, optimizer, folder: Path) -> None:

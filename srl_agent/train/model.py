@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..policy.hf import CHECKPOINT_SAMPLING_OFF
 from ..pretrained import from_pretrained
 from ..tokenizer import TINY_TOKENIZER, load_tokenizer
 from .config import TrainConfig
@@ -87,13 +88,31 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
 def save_model(model, tokenizer, path: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
     """An HF-format checkpoint every tool loads: full weights (LoRA merged in), plus the adapter if any.
 
-    `weights`: the whole state dict of a sharded model, gathered (the model itself then holds shards)."""
-    if hasattr(model, "peft_config"):
-        if weights is not None:
-            raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
-                            "process or DDP (configs/accelerate/ddp.yaml)")
+    `weights`: the whole state dict of a sharded model, gathered (the model itself then holds shards).
+    Its generation_config.json keeps the end ids but none of the base checkpoint's sampling shaping
+    (Qwen2.5-Coder-Instruct: repetition_penalty 1.1, top_k 20), which `vllm serve` and `generate` apply to
+    every request that does not set them: served, the policy samples the distribution it was trained on."""
+    if hasattr(model, "peft_config"):  # never sharded (the trainer refuses LoRA under FSDP2/ZeRO-3)
         model.save_pretrained(path / ADAPTER_DIR)
         copy.deepcopy(model).merge_and_unload().save_pretrained(path)
     else:
         model.save_pretrained(path, state_dict=weights)
+    generation = copy.deepcopy(model.generation_config)
+    generation.update(**CHECKPOINT_SAMPLING_OFF)
+    generation.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    _write_legacy_rope(path / "config.json")
+
+
+def _write_legacy_rope(config_file: Path) -> None:
+    """Also write the RoPE settings as transformers 4 reads them (`rope_theta`, `rope_scaling`). Transformers 5
+    writes only `rope_parameters`, and a reader on transformers 4 (a vLLM, TGI or SGLang that pins it) silently
+    takes its default theta instead: 10,000 for Qwen2.5's 1,000,000 (measured with 4.57.1)."""
+    config = json.loads(config_file.read_text())
+    rope = config.get("rope_parameters")
+    if not isinstance(rope, dict) or "rope_theta" not in rope:  # none, or one per layer type: left as it is
+        return
+    config.setdefault("rope_theta", rope["rope_theta"])
+    if rope.get("rope_type", "default") != "default":
+        config.setdefault("rope_scaling", {k: v for k, v in rope.items() if k != "rope_theta"})
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

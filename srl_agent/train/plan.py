@@ -10,8 +10,9 @@
                 i MLP width; attention from sdpa/flash keeps no s^2 scores); with gradient checkpointing
                 only each layer's input (2h) plus one layer's worth during its recomputation
     log-probs   the micro-batch's final hidden states and one chunk of fp32 logits (train/logprobs.py)
-    rollouts    HF generation's KV cache for generation_batch_size sequences, or the share of the GPU a
-                colocated vLLM engine takes (vllm_gpu_memory_utilization)
+    reference   with kl_coef > 0, the starting model for the KL term: fp32 and whole on every GPU
+    rollouts    HF generation's KV cache for generation_batch_size sequences (its keys fp32 for full fine-tuning
+                under autocast), or the share of the GPU a colocated vLLM engine takes (vllm_gpu_memory_utilization)
 
 These are estimates: allocator fragmentation, the CUDA context (~0.5 GB) and temporary buffers come on
 top, so a run is called tight above 90 % of the card. `benchmarks/plan_vs_measured.py` checks the
@@ -104,6 +105,8 @@ def plan_memory(cfg: TrainConfig, shape: ModelShape, gpus: int, gpu_gb: float, e
         weights = shape.params * FP32
     items = {"weights": weights / shards / GB, "gradients": trained * FP32 / shards / GB,
              "optimizer": trained * 2 * FP32 / shards / GB}
+    if cfg.kl_coef > 0:  # the trainer's frozen copy of the starting model: fp32, not prepared, so whole on every GPU
+        items["reference (KL)"] = shape.params * FP32 / GB
     if shards > 1:  # the bf16 layers gathered for compute at a time
         items["gathered layers"] = 2 * shape.layer_params * compute_bytes / GB
     tokens = cfg.micro_batch_size * ((cfg.max_prompt_tokens or 4096) + cfg.max_new_tokens)
@@ -118,7 +121,10 @@ def plan_memory(cfg: TrainConfig, shape: ModelShape, gpus: int, gpu_gb: float, e
         items["rollout engine (vLLM)"] = cfg.vllm_gpu_memory_utilization * gpu_gb
     else:
         sequence = (cfg.max_prompt_tokens or 4096) + cfg.max_new_tokens
-        kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * compute_bytes
+        # One process or DDP generates with fp32 weights under autocast: the rotary embedding keeps the keys fp32
+        # (the values are v_proj's bf16). Sharded engines and a LoRA model's bf16 base keep both in bf16.
+        key_bytes = FP32 if engine == "ddp" and not cfg.lora else compute_bytes
+        kv = shape.layers * shape.kv_heads * shape.head_dim * (key_bytes + compute_bytes)
         items["rollout KV cache"] = cfg.generation_batch_size * sequence * kv / GB
     result = Plan(engine, gpus, gpu_gb, items)
     result.advice = _advice(cfg, result, checkpointing)

@@ -35,7 +35,7 @@ from ..executor import connect_ray
 from ..jsonio import atomic_writer
 from ..plot import read_metrics
 from ..policy import Completion, SamplingParams
-from ..policy.hf import HFPolicy
+from ..policy.hf import BACKEND_CACHES, HFPolicy
 from ..reward import RewardConfig, srl_rewards
 from ..rlvr.batch import episode_sequence, group_rewards, played
 from ..rlvr.episodes import STATUSES, Episode, run_episodes
@@ -128,6 +128,9 @@ class Trainer:
         if cfg.uses_rlvr and self.sharded:
             raise UserError(f"--method {cfg.method} under a sharded engine is not supported (episodes end after "
                             "different numbers of turns on each process): use one process or DDP")
+        if cfg.lora and self.sharded:  # generate calls the wrapped model past the sharded root: its weights stay shards
+            raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
+                            "process or DDP (configs/accelerate/ddp.yaml)")
         if cfg.rollout_backend == "hf_paged" and self.sharded and self.world > 1:
             raise UserError("rollout_backend hf_paged (continuous batching) cannot sample from a model sharded over "
                             "processes: use hf or hf_static, or DDP")
@@ -162,7 +165,7 @@ class Trainer:
         # Rollouts and validation generate with the unwrapped model (sharded engines still gather its weights).
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1,
-                               cache={"hf_static": "static", "hf_paged": "paged"}.get(cfg.rollout_backend, "dynamic"))
+                               cache=BACKEND_CACHES.get(cfg.rollout_backend, "dynamic"))
         self.rendering = training_rendering(cfg, self.tokenizer, log)  # saved beside every checkpoint's weights
         if cfg.uses_rlvr and self.rendering.history is not None:
             raise UserError(f"--method {cfg.method} plays whole episodes with the full history in every prompt: "
