@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,15 @@ def swe_mini_images(swe_image) -> list[dict]:
     instances = load_instances()
     build_images(docker_client(), instances, swe_image, progress=lambda message: None)
     return instances
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate's state is process-wide and fixed by the first Accelerator: one test's (bf16, say) would refuse
+    the next test's trainer."""
+    yield
+    if "accelerate.state" in sys.modules:
+        sys.modules["accelerate.state"].AcceleratorState._reset_state(True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -182,6 +182,35 @@ def test_the_logprob_forward_keeps_the_signature_that_generate_reads():
     assert model._supports_logits_to_keep()
 
 
+@pytest.mark.parametrize("family, changes", [
+    ("qwen2", {}),
+    ("gemma2", {"final_logit_softcapping": 30.0}),
+    ("cohere", {"logit_scale": 0.0625}),
+    ("granite", {"logits_scaling": 8.0}),
+])
+def test_the_memory_safe_logprobs_are_the_model_s_own_or_the_model_is_refused(family, changes):
+    """The chunked log-probs take the LM head's logits as they are: a model whose forward changes them afterwards
+    (soft-capping, a scale) is refused in one line rather than trained on another distribution than it samples."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from srl_agent.errors import UserError
+    from srl_agent.train.logprobs import IGNORE, install_logprob_forward
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(family, vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, **changes)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    if changes:
+        with pytest.raises(UserError, match=f"changes its logits after the LM head \\({next(iter(changes))} = "):
+            install_logprob_forward(model)
+        return
+    ids = torch.randint(0, 64, (2, 12))
+    expected = torch.log_softmax(model(input_ids=ids).logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
+    install_logprob_forward(model, chunk_tokens=5)
+    targets = torch.cat([ids[:, 1:], torch.full((2, 1), IGNORE)], dim=1)
+    assert torch.allclose(model(input_ids=ids, logprob_targets=targets)[:, :-1], expected, atol=1e-5)
+
+
 def test_micro_batches_keep_a_prompt_s_rollouts_together():
     from srl_agent.train.batching import group_chunks
 

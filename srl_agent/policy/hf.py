@@ -58,7 +58,10 @@ class HFPolicy:
         from ..pretrained import from_pretrained
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = from_pretrained(AutoModelForCausalLM, path, dtype=dtype or "auto").to(device)
+        # Our full fine-tuning checkpoints hold the fp32 master weights; on a GPU, sample in bf16 as training did.
+        bf16 = str(device).startswith("cuda") and torch.cuda.is_bf16_supported()
+        model = from_pretrained(AutoModelForCausalLM, path, dtype=dtype or (torch.bfloat16 if bf16 else "auto"))
+        model = model.to(device)
         return cls(model.eval(), from_pretrained(AutoTokenizer, path), device)
 
     @property

@@ -24,8 +24,16 @@ import functools
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from ..errors import UserError
+
 IGNORE = -100
 """A target that is not scored (prompt, padding)."""
+
+
+LOGIT_TRANSFORMS = {"final_logit_softcapping": None, "logit_scale": 1.0, "logits_scaling": 1.0}
+"""Config fields (and their no-op values) of models whose forward changes the head's logits before they are
+returned (Gemma 2/3 soft-capping, Cohere's and Granite's scales): the log-probs here, which take the head's
+logits as they are, would not be that model's."""
 
 
 BLOCK_ROWS = 128
@@ -95,6 +103,12 @@ def install_logprob_forward(model, chunk_tokens: int = 1024) -> None:
     """
     original = model.forward
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model
+    config = causal_lm.config.get_text_config()
+    changed = [f"{field} = {getattr(config, field)}" for field, no_op in LOGIT_TRANSFORMS.items()
+               if getattr(config, field, no_op) not in (no_op, None)]
+    if changed:
+        raise UserError(f"{type(causal_lm).__name__} changes its logits after the LM head ({', '.join(changed)}), "
+                        "which the memory-safe log-probs (train/logprobs.py) do not reproduce: not supported yet")
     decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
 
     # `generate` reads the forward's signature: without the original's, it passes neither `logits_to_keep` (the
