@@ -161,8 +161,6 @@ def planned_gib(cfg: TrainConfig, engine: str) -> float:
     return plan_memory(cfg, model_shape(cfg), 1, card_gb, engine).total * GB / 2**30
 
 
-
-
 def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Generation alone, per transformers KV cache (policy/hf.py; paged: continuous batching): the step's prompts,
     G samples each, at the step's lengths; one warm-up call, then `--steps` timed calls. The static cache warms up
@@ -271,8 +269,8 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
             temperature=1.0, shuffle_dataset=False)
         GRPOTrainer(model=model, reward_funcs=reward, args=trl_args, train_dataset=dataset,
                     processing_class=tokenizer, callbacks=[StepTimer()]).train()
-    measured = step_times[1:] or step_times  # the first step warms up
-    return {"examples_per_s": args.batch / statistics.mean(measured)}
+    timed = step_times[1:] or step_times  # the first step warms up
+    return {"examples_per_s": args.batch / statistics.mean(timed)}
 
 
 def with_fields(args: argparse.Namespace, **changes) -> argparse.Namespace:

@@ -36,7 +36,7 @@ class HFPolicy:
 
     def __init__(self, model, tokenizer, device: str | torch.device | None = None, synced_gpus: bool = False,
                  cache: str = "dynamic"):
-        if cache not in ("dynamic", "static", "paged"):
+        if cache not in BACKEND_CACHES.values():
             raise ValueError(f"cache must be dynamic, static or paged, got {cache!r}")
         if cache == "paged" and synced_gpus:  # continuous batching runs its own loop, not generate's synced steps
             raise ValueError("the paged cache (continuous batching) cannot sample from a model sharded over processes")
@@ -139,8 +139,6 @@ class HFPolicy:
         """Continuous batching: every one of the N = prompts x n sequences is its own request. Its log-probs are
         the engine's: of the sampled token after the temperature (and top_p, which renormalises over the nucleus:
         equal to `generate`'s only at top_p 1). It draws from torch's global generator: seed with torch.manual_seed.
-        Only the sampling params apply, not the checkpoint's generation_config (`generate` would add e.g. its
-        repetition_penalty, which continuous batching does not support).
 
         Only arguments that transformers 5.17 and 5.24 both take: `num_return_sequences` is left out (5.17's
         `generate_batch` drops the forked copies from its answer), and the cache is sized in blocks, whose token
