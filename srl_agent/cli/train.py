@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
     train.add_argument("--no-plot", action="store_true", help="do not write curves.png at the end")
     train.add_argument("--dry-run", action="store_true",
-                       help="print the per-GPU memory plan (no weights load) and whether the run fits")
+                       help="print the per-GPU memory plan, phase by phase (no weights load), and whether the run "
+                       "fits")
     train.add_argument("--gpus", type=int, default=1, help="--dry-run: GPUs in the cluster (all nodes)")
     train.add_argument("--gpu-memory", type=float, default=80, metavar="GB", help="--dry-run: memory of one GPU")
     train.add_argument("--engine", choices=["ddp", "fsdp2", "zero3"], help="--dry-run: the engine to plan for "

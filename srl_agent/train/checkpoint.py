@@ -5,11 +5,17 @@
     RUN_DIR/latest                     the name of the newest complete checkpoint
     RUN_DIR/best/                      the checkpoint with the best validation reward so far
 
+The HF weights are fp32 or, by option (`export_dtype: bf16`), bf16: half the bytes, for serving and eval. A
+resume never needs them rounded: a sharded run's exact weights are in its shards, and beside a bf16 export an
+unsharded run's trainer_state.pt keeps them in fp32 (`model`). `save_total_limit` step checkpoints are kept,
+the newest; `best/` is kept besides.
+
 Each folder is written under a temporary name and renamed into place; `latest` is replaced
 atomically after the rename, so it always names a complete checkpoint. A folder being replaced
 (`best/`) is first renamed aside to `NAME.old`; `recover_run_dir` puts it back if a kill came between
 the two renames. A sharded engine's processes first write their shards into `step-000040.shards`, which
-goes into the folder before it is renamed into place.
+goes into the folder before it is renamed into place. An old checkpoint is renamed to `step-000020.stale` before
+it is removed, so none is ever left half-removed under its own name.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ from .model import save_model
 
 STATE_FILE = "trainer_state.pt"
 SHARDS_DIR = "shards"
-KEEP_LAST = 2
 
 
 WANDB_ID_FILE = "wandb-id"
@@ -61,7 +66,7 @@ def recover_run_dir(run_dir: Path) -> None:
         else:
             old.rename(final)
     for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob("checkpoints/step-*.tmp"),
-                *run_dir.glob("checkpoints/step-*.shards")]:
+                *run_dir.glob("checkpoints/step-*.shards"), *run_dir.glob("checkpoints/step-*.stale")]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -87,14 +92,15 @@ def shards_staging(run_dir: Path, step: int) -> Path:
 
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any],
                     weights: dict[str, torch.Tensor] | None = None, rendering: StepConfig | None = None,
-                    shards: Path | None = None) -> Path:
+                    shards: Path | None = None, total_limit: int | None = 2, bf16: bool = False) -> Path:
     """`weights`: a sharded model's gathered state dict (default: the model's own); `rendering`: how the
     prompts were rendered, for eval; `shards`: the processes' written shards (see `shards_staging`). All
-    go inside the folder before it is renamed into place."""
+    go inside the folder before it is renamed into place. `total_limit`: step checkpoints kept (None: all);
+    `bf16`: the HF weights written in bf16 (see `save_model`)."""
     final = step_dir(run_dir, step)
 
     def fill(tmp: Path) -> None:
-        save_model(model, tokenizer, tmp, weights)
+        save_model(model, tokenizer, tmp, weights, bf16)
         if rendering is not None:
             save_rendering(rendering, tmp)
         if shards is not None:
@@ -104,18 +110,28 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
     replace_dir(final, fill)
     with atomic_writer(run_dir / "latest") as f:
         f.write(final.name)
-    old = sorted(p for p in (run_dir / "checkpoints").iterdir() if STEP_DIR.fullmatch(p.name))
-    for stale in old[:-KEEP_LAST]:
-        shutil.rmtree(stale, ignore_errors=True)
+    if total_limit is not None:
+        remove_old_checkpoints(run_dir, total_limit, final)
     return final
 
 
+def remove_old_checkpoints(run_dir: Path, total_limit: int, written: Path) -> None:
+    """Keep the newest `total_limit` step checkpoints, `written` (the one `latest` names) always among them."""
+    others = sorted(p for p in (run_dir / "checkpoints").iterdir() if STEP_DIR.fullmatch(p.name) and p != written)
+    for old in others[:max(len(others) - (total_limit - 1), 0)]:
+        stale = old.with_name(old.name + ".stale")
+        shutil.rmtree(stale, ignore_errors=True)  # what a kill during an earlier removal left
+        old.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def save_best(run_dir: Path, model, tokenizer, info: dict[str, Any],
-              weights: dict[str, torch.Tensor] | None = None, rendering: StepConfig | None = None) -> Path:
+              weights: dict[str, torch.Tensor] | None = None, rendering: StepConfig | None = None,
+              bf16: bool = False) -> Path:
     import json
 
     def fill(tmp: Path) -> None:
-        save_model(model, tokenizer, tmp, weights)
+        save_model(model, tokenizer, tmp, weights, bf16)
         if rendering is not None:
             save_rendering(rendering, tmp)
         (tmp / "best.json").write_text(json.dumps(info))

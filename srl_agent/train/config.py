@@ -204,7 +204,15 @@ class TrainConfig:
     eval_every: int = 10
     """Steps between validations (and best-checkpoint updates)."""
     save_every: int = 10
-    """Steps between resumable checkpoints (the last two are kept)."""
+    """Steps between resumable checkpoints (the newest `save_total_limit` are kept)."""
+    save_total_limit: int | None = 2
+    """Step checkpoints kept, the newest (null: all); best/ is kept besides. At 7B each holds a 30 GB fp32 HF
+    export (15 GB in bf16) and, sharded, 91 GB of model and Adam shards."""
+    export_dtype: Literal["fp32", "bf16"] = "fp32"
+    """The dtype of the HF weights in checkpoints and best/ (for eval and serving). `bf16`: half the bytes; a
+    resume still gets the exact fp32 weights, from a sharded run's shards, else from an fp32 copy kept in
+    trainer_state.pt (there a step checkpoint grows by half; best/ keeps no copy). `fp32`: the weights as
+    trained (a LoRA model's frozen bf16 base merges into bf16)."""
     wandb: bool = False
     """Also log metrics to Weights & Biases (needs `pip install wandb`)."""
 
@@ -276,6 +284,8 @@ class TrainConfig:
                      "logprob_chunk_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise UserError(f"save_total_limit must be at least 1 (null keeps all), not {self.save_total_limit}")
         if self.lr_warmup_steps < 0:
             raise UserError(f"lr_warmup_steps must be at least 0, not {self.lr_warmup_steps}")
         if self.group_size < 2 and self.method in ("srl", "srl+rlvr"):

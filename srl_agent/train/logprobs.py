@@ -14,12 +14,18 @@ besides the head's logits only their gradient is chunk-sized (autograd's log-sof
 ~4 fp32 chunk-sized tensors: the upcast, the scaled logits, the softmax and its gradient).
 
 The pass runs inside the model's own forward (`install_logprob_forward`), because FSDP2 and
-DeepSpeed ZeRO-3 gather a module's sharded weights only when that module is called.
+DeepSpeed ZeRO-3 gather a module's sharded weights only when that module is called. The head module is
+called once per forward, over all the scored positions, and projects chunk by chunk inside that call with its
+own `forward` (no hooks): the engine gathers the head (1.1 GB in bf16 for Qwen2.5-7B's untied head) once per
+forward and once for the backward, not once per chunk and again per chunk's recompute. Called per chunk,
+FSDP2 re-ran its hooks for every chunk, and torch versions before PRs #180426/#180428 lost track of the head's
+group (accelerate >= 1.14 groups the final norm with the head) when the recompute called it again in backward.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -74,23 +80,23 @@ class TokenLogprob(torch.autograd.Function):
         return grad_logits, None, None
 
 
-def _chunk_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor,
+def _chunk_logprobs(project: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Tensor, targets: torch.Tensor,
                     temperature: float) -> torch.Tensor:
-    """[k, H] hidden states, [k] targets -> [k] log-probs (fp32 whatever the compute dtype). The head is
-    called as a module, so FSDP2 and ZeRO-3 gather its weights."""
-    return TokenLogprob.apply(head(hidden), targets, temperature)
+    """[k, H] hidden states, [k] targets -> [k] log-probs (fp32 whatever the compute dtype)."""
+    return TokenLogprob.apply(project(hidden), targets, temperature)
 
 
-def chunked_logprobs(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor, temperature: float = 1.0,
-                     chunk_tokens: int = 1024) -> torch.Tensor:
-    """Log-probs of `targets` [K] after `hidden` [K, H] through `head`, `chunk_tokens` positions at a time."""
+def chunked_logprobs(hidden: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor,
+                     temperature: float = 1.0, chunk_tokens: int = 1024) -> torch.Tensor:
+    """Log-probs of `targets` [K] after `hidden` [K, H] through `project` (the head's own forward: [k, H] -> [k, V]),
+    `chunk_tokens` positions at a time."""
     pieces = []
     for start in range(0, len(targets), chunk_tokens):
         h, t = hidden[start:start + chunk_tokens], targets[start:start + chunk_tokens]
         if torch.is_grad_enabled():
-            pieces.append(checkpoint(_chunk_logprobs, head, h, t, temperature, use_reentrant=False))
+            pieces.append(checkpoint(_chunk_logprobs, project, h, t, temperature, use_reentrant=False))
         else:
-            pieces.append(_chunk_logprobs(head, h, t, temperature))
+            pieces.append(_chunk_logprobs(project, h, t, temperature))
     return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
 
 
@@ -110,6 +116,15 @@ def install_logprob_forward(model, chunk_tokens: int = 1024) -> None:
         raise UserError(f"{type(causal_lm).__name__} changes its logits after the LM head ({', '.join(changed)}), "
                         "which the memory-safe log-probs (train/logprobs.py) do not reproduce: not supported yet")
     decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+    project = head.forward  # bound before the engines wrap the module: calling it runs no hooks
+
+    @functools.wraps(project)
+    def head_forward(hidden: torch.Tensor, logprob_targets: torch.Tensor | None = None, temperature: float = 1.0):
+        if logprob_targets is None:
+            return project(hidden)
+        return chunked_logprobs(hidden, project, logprob_targets, temperature, chunk_tokens)
+
+    head.forward = head_forward
 
     # `generate` reads the forward's signature: without the original's, it passes neither `logits_to_keep` (the
     # prefill then makes logits at every prompt position, ~25 % of CPU generation time here) nor `position_ids`
@@ -120,7 +135,7 @@ def install_logprob_forward(model, chunk_tokens: int = 1024) -> None:
             return original(*args, **kwargs)
         hidden = decoder(*args, **kwargs).last_hidden_state
         scored = logprob_targets != IGNORE
-        logp = chunked_logprobs(hidden[scored], head, logprob_targets[scored], temperature, chunk_tokens)
+        logp = head(hidden[scored], logprob_targets=logprob_targets[scored], temperature=temperature)
         return torch.zeros(scored.shape, dtype=logp.dtype, device=logp.device).masked_scatter(scored, logp)
 
     model.forward = forward

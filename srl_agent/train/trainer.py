@@ -68,8 +68,16 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory, training_rendering
-from .engine import check_memory_plan, full_parameters, is_sharded, load_shards, make_accelerator, save_shards
-from .model import ADAPTER_DIR, load_model, save_model
+from .engine import (
+    check_memory_plan,
+    full_parameters,
+    is_sharded,
+    load_shards,
+    make_accelerator,
+    save_shards,
+    whole_weights_for_sampling,
+)
+from .model import ADAPTER_DIR, compute_bf16, load_model, require_attention_kernels, save_model
 
 Group = tuple[list[Sequence], list[float]]
 """What a GRPO update learns from: G sequences sampled for one prompt or task, and their rewards."""
@@ -114,6 +122,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
                  log: Callable[[str], None] = print, check_memory: bool = True):
         cfg.validate()
+        require_attention_kernels(cfg)
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.output_dir)
         # One process, or one of several started by `accelerate launch` / torchrun: each samples its own
@@ -151,10 +160,18 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.world
         random.seed(cfg.seed + self.rank)
         torch.manual_seed(cfg.seed)  # the same initial weights everywhere
+        state = load_state(checkpoint) if checkpoint else None
         adapter = checkpoint / ADAPTER_DIR if checkpoint and cfg.lora else None
         weights = str(checkpoint) if checkpoint and not cfg.lora else None
+        # A resume reads the HF weights only where they are the exact ones (an fp32 export, unsharded). Else the
+        # model is built from the checkpoint's config alone: a sharded run's weights come from its shards (in
+        # _restore), those beside a bf16 export from the fp32 copy in the state.
+        master = state.get("model") if state else None
         model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None,
-                                           device=self.accelerator.device)
+                                           device=self.accelerator.device,
+                                           shape_only=weights is not None and (self.sharded or master is not None))
+        if master is not None:
+            model.load_state_dict(master)
         if self.world > 1:
             torch.manual_seed(cfg.seed + self.rank)  # but each process samples its own rollouts
         model.train()
@@ -183,16 +200,14 @@ class Trainer:
         self.val_examples = self.val_examples[: cfg.val_examples]
         self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
         self.task_stream = ExampleStream(self.tasks, cfg.seed, self.rank, self.world) if self.tasks else None
-        self.ref_model = None
-        if cfg.kl_coef > 0:  # the reference is the starting model, also after a resume
-            self.ref_model, _ = load_model(dataclasses.replace(cfg, lora=False), device=self.device)
-            self.ref_model.eval().requires_grad_(False)
+        # The KL reference is the starting model, also after a resume: LoRA's is its own base with the adapter off
+        self.ref_model = self._reference_model() if cfg.kl_coef > 0 and not cfg.lora else None
         self.step, self.best = 0, -math.inf
         self._prompt_ids: dict[str, list[int]] = {}
         self.writer = self._tensorboard() if self.main else None
         self.wandb = self._wandb() if self.main else None
         if checkpoint:
-            self._restore(checkpoint)
+            self._restore(checkpoint, state)
         if self.main:
             self._write_config()
 
@@ -226,6 +241,14 @@ class Trainer:
         engine.sleep()  # woken for each sampling phase (see sampling_phase)
         return engine
 
+    def _reference_model(self):
+        """The starting model for the KL penalty, frozen and whole on every process, in the compute dtype: bf16 on
+        GPUs is half an fp32 copy (15 GB, not 30, beside a 7B policy), and under DeepSpeed, which runs no autocast,
+        the policy's own precision. Loaded on the CPU, so the GPU never holds it in fp32."""
+        dtype = torch.bfloat16 if compute_bf16(self.cfg, self.device) else torch.float32
+        model, _ = load_model(dataclasses.replace(self.cfg, lora=False), device=torch.device("cpu"))
+        return model.to(device=self.device, dtype=dtype).eval().requires_grad_(False)
+
     def _wandb(self):
         if not self.cfg.wandb:
             return None
@@ -252,8 +275,7 @@ class Trainer:
         with atomic_writer(self.run_dir / "config.json") as f:
             json.dump(self.cfg.to_dict(), f, indent=2)
 
-    def _restore(self, checkpoint: Path) -> None:
-        state = load_state(checkpoint)
+    def _restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
         if len(state["processes"]) != self.world:
             raise UserError(f"{checkpoint} was written by {len(state['processes'])} processes; resume with as many")
         if self.sharded != (state["optimizer"] is None):
@@ -307,8 +329,10 @@ class Trainer:
                 "python_rng": random.getstate()}
         processes = gather_object([mine]) if self.world > 1 else [mine]
         optimizer = None if self.sharded else self.optimizer.state_dict()  # sharded: in the shards
+        # the exact fp32 weights a resume needs beside a bf16 export (sharded: in the shards; LoRA: the adapter)
+        lossy = self.cfg.export_dtype != "fp32" and not self.sharded and not self.cfg.lora
         return {"step": self.step, "best": self.best, "optimizer": optimizer, "processes": processes,
-                "config": self.cfg.to_dict()}
+                "model": self.unwrapped.state_dict() if lossy else None, "config": self.cfg.to_dict()}
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -341,17 +365,22 @@ class Trainer:
         """Generation and update share the GPU: the rollout engine holds memory only while it samples.
 
         A vLLM engine wakes with the trainer's current weights (gathered one tensor at a time) and sleeps
-        again afterwards, even on an error, freeing its weights and KV cache for the update; HF
-        generation's cache goes back to the allocator.
+        again afterwards, even on an error, freeing its weights and KV cache for the update. HF generation
+        samples from the trained model, whose weights a sharded engine gathers once for the phase (not once per
+        token), and its cache goes back to the allocator.
         """
         if self.rollout is not self.policy:
             self.rollout.wake_up(full_parameters(self.accelerator, self.unwrapped))
-        try:
-            yield
-        finally:
-            if self.rollout is not self.policy:
+            try:
+                yield
+            finally:
                 self.rollout.sleep()
-            elif self.device.type == "cuda":
+            return
+        try:
+            with whole_weights_for_sampling(self.accelerator, self.model):
+                yield
+        finally:
+            if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
     def fill_batch(self, timings: dict[str, float]) -> tuple[list[Rollout], dict[str, Any]]:
@@ -420,6 +449,14 @@ class Trainer:
 
     def _logprobs(self, model, batch, temperature: float) -> torch.Tensor:
         return batch.token_logprobs(model, max(temperature, 1e-5))
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batch: Batch, temperature: float) -> torch.Tensor:
+        with self.accelerator.autocast():
+            if self.ref_model is not None:
+                return self._logprobs(self.ref_model, batch, temperature)
+            with self.unwrapped.disable_adapter():  # LoRA: the frozen base is the starting model
+                return self._logprobs(self.unwrapped, batch, temperature)
 
     def _global_sums(self, *values: float) -> list[float]:
         if self.world == 1:
@@ -492,9 +529,8 @@ class Trainer:
                     logp_old = old[i] if old else logp.detach()
                     loss = grpo.clipped_objective(logp, logp_old, adv.to(self.device), mask, cfg.clip_low,
                                                   cfg.clip_high, cfg.loss_norm) * weight
-                    if self.ref_model is not None:
-                        with torch.no_grad(), self.accelerator.autocast():
-                            ref = self._logprobs(self.ref_model, batch, temperature)
+                    if cfg.kl_coef > 0:
+                        ref = self._reference_logprobs(batch, temperature)
                         chunk_kl = grpo.kl_penalty(logp, ref, mask) * weight
                         loss = loss + cfg.kl_coef * chunk_kl
                         kl += chunk_kl.item() / cfg.ppo_epochs
@@ -506,7 +542,7 @@ class Trainer:
         loss, kl = self._global_sums(sum(losses) / len(losses), kl)
         row = {"loss": loss, "grad_norm": norms[-1], "update_tokens": int(total_tokens),
                "forward_tokens": cfg.ppo_epochs * sum(forward_tokens(chunk, self.layout) for chunk in triples)}
-        if self.ref_model is not None:
+        if cfg.kl_coef > 0:
             row["kl"] = kl  # to the starting model, normalised as the loss is
         return row
 
@@ -620,14 +656,15 @@ class Trainer:
                     info = {"step": self.step, "val_reward": self.best}
                     weights = self._full_weights()
                     if self.main:
-                        save_best(self.run_dir, self.unwrapped, self.tokenizer, info, weights, self.rendering)
+                        save_best(self.run_dir, self.unwrapped, self.tokenizer, info, weights, self.rendering,
+                                  bf16=cfg.export_dtype == "bf16")
             self.log_metrics(row)
             if self.step % cfg.save_every == 0 or last:
                 # every process takes part in gathering these (and writes its shards under a sharded engine)
                 state, weights, shards = self._state(), self._full_weights(), self._save_shards()
                 if self.main:
                     save_checkpoint(self.run_dir, self.step, self.unwrapped, self.tokenizer, state, weights,
-                                    self.rendering, shards)
+                                    self.rendering, shards, cfg.save_total_limit, bf16=cfg.export_dtype == "bf16")
             self.accelerator.wait_for_everyone()
             if on_step:
                 on_step(row)
