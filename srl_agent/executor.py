@@ -59,28 +59,68 @@ def _call(fn, item):
     return fn(item)
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")  # the names Ray swaps for this machine's network address
+
+
 def ray_address_answers(address: str, timeout: float = 5.0) -> bool:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
             return True
     except (OSError, ValueError):
         return False
 
 
+def unreachable_cluster(ray, address: str) -> str | None:
+    """Why the cluster at `address` cannot be reached, as one line; None when its GCS port answers.
+
+    Ray dials a loopback address through this machine's network address, so that one must answer too: where it
+    does not (a locked-down host), ray.init would retry the GCS for minutes instead of failing."""
+    if not ray_address_answers(address):
+        return f"no Ray cluster answers at {address} (start one with `ray start --head`, or check the address)"
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or host.strip("[]") not in LOOPBACK_NAMES:
+        return None
+    dialed = f"{ray.util.get_node_ip_address()}:{port}"
+    if not ray_address_answers(dialed):
+        return (f"Ray reaches {address} through this machine's network address {dialed}, which does not answer "
+                "(on one machine, leave out the address for a local cluster on 127.0.0.1)")
+    return None
+
+
+def start_local_cluster(ray) -> None:
+    """A new local cluster whose processes bind 127.0.0.1 only.
+
+    Ray swaps even an explicit 127.0.0.1 node address for the machine's network address, which a locked-down
+    host may not answer (the driver then retries the GCS for minutes); only its single-machine mode (the default
+    on macOS and Windows, `ray_constants.ENABLE_RAY_CLUSTER` off) keeps loopback. That mode is on only while the
+    cluster starts: once connected, Ray takes every address from its node."""
+    from ray._private import ray_constants
+
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+
+
 def connect_ray(address: str | None = None):
-    """The `ray` module, connected to the cluster at `address` (None: RAY_ADDRESS, else a local one); one clear
-    UserError when Ray is missing or nothing answers there."""
+    """The `ray` module, connected to the cluster at `address` (None: RAY_ADDRESS, else a new local one on
+    127.0.0.1); one clear UserError when Ray is missing or nothing answers there."""
     try:
         import ray
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'srl-agent[ray]'") from None
+    if ray.is_initialized():
+        return ray
     target = address or os.environ.get("RAY_ADDRESS")  # what ray.init would connect to
-    if target and target != "auto" and not ray_address_answers(target):
-        raise UserError(f"no Ray cluster answers at {target} (start one with `ray start --head`, or check "
-                        "the address)")
-    if not ray.is_initialized():
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    if not target:
+        start_local_cluster(ray)
+        return ray
+    if target != "auto" and (reason := unreachable_cluster(ray, target)):
+        raise UserError(reason)
+    ray.init(address=target, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     return ray
 
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -171,12 +172,68 @@ def test_a_worker_killed_mid_instance_is_retried_and_leaks_nothing(ray_cluster, 
 
 
 def test_a_ray_address_that_does_not_answer_is_one_clear_line(tmp_path):
+    start = time.monotonic()
     proc = subprocess.run(eval_args(tmp_path, "127.0.0.1:9", ["swemini__configlite-1"], "none"), capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
+    assert time.monotonic() - start < 30  # seconds, not Ray's minutes of GCS retries (the CLI's imports included)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert errors == ["error: no Ray cluster answers at 127.0.0.1:9 (start one with `ray start --head`, or check "
                       "the address)"], proc.stderr
+
+
+def test_an_unreachable_cluster_fails_within_seconds(monkeypatch):
+    import ray
+
+    from srl_agent.errors import UserError
+    from srl_agent.executor import connect_ray
+
+    start = time.monotonic()
+    with pytest.raises(UserError) as refused:
+        connect_ray(f"127.0.0.1:{free_port()}")
+    assert time.monotonic() - start < 30 and "\n" not in str(refused.value)
+    assert str(refused.value).startswith("no Ray cluster answers at 127.0.0.1:")
+    # a loopback GCS that answers, where Ray would dial this machine's network address (here: another loopback
+    # address, which nothing listens on): a locked-down host, as ray.init would meet it
+    with socket.create_server(("127.0.0.1", 0)) as gcs:
+        port = gcs.getsockname()[1]
+        monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "127.0.0.2")
+        start = time.monotonic()
+        with pytest.raises(UserError) as unreachable:
+            connect_ray(f"localhost:{port}")
+    assert time.monotonic() - start < 30 and not ray.is_initialized()
+    assert str(unreachable.value) == (
+        f"Ray reaches localhost:{port} through this machine's network address 127.0.0.2:{port}, which does not "
+        "answer (on one machine, leave out the address for a local cluster on 127.0.0.1)")
+
+
+LOCAL_CLUSTER = textwrap.dedent("""
+    import json, psutil, ray
+    from srl_agent.executor import connect_ray
+
+    connect_ray()
+    try:
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]  # the driver and its cluster
+        listening = {c.laddr.ip for p in processes for c in p.net_connections("inet") if c.status == "LISTEN"}
+        print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes()],
+                          "gcs": ray.get_runtime_context().gcs_address, "listening": sorted(listening),
+                          "task": ray.get(ray.remote(lambda: "ran").remote())}))
+    finally:
+        ray.shutdown()
+""")
+
+
+def test_a_local_cluster_binds_loopback_only(tmp_path):
+    """Without an address the cluster is new and on 127.0.0.1: a host whose network address does not answer to
+    itself can run it. (Its own process: the cluster goes with it.)"""
+    # HOME: the token Ray makes for a new local cluster would turn on token auth for every later `ray start` here
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", LOCAL_CLUSTER], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["nodes"] == ["127.0.0.1"] and seen["gcs"].startswith("127.0.0.1:") and seen["task"] == "ran"
+    assert seen["listening"] and set(seen["listening"]) <= {"127.0.0.1", "::ffff:127.0.0.1"}, seen
 
 
 def test_ctrl_c_cancels_the_workers_removes_their_sandboxes_and_resumes(ray_cluster, swe_mini_images, tmp_path):

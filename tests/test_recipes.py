@@ -38,3 +38,17 @@ def test_flash_attention_without_flash_attn_is_one_line_before_any_weights_load(
     with pytest.raises(UserError, match="pip install flash-attn"):
         Trainer(cfg, log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_update_runs_micro_batch_size_rows_unless_a_prompt_is_shared():
+    """The paper recipe's groups of 8 with micro_batch_size 4: padded and padding-free updates run 4 rows at a time,
+    as the memory plan counts them (they ran 8, a whole group, twice the planned activations); shared-prefix keeps a
+    group together, as it must to run the prompt once."""
+    from srl_agent.train.batching import micro_batches
+
+    cfg = TrainConfig.from_yaml(PAPER)
+    group = [([1, 2, 3], [i]) for i in range(cfg.group_size)]
+    other = [([4, 5], [i]) for i in range(cfg.group_size)]
+    for layout in ("padded", "padding_free"):
+        assert [len(m) for m in micro_batches(group + other, cfg.micro_batch_size, layout)] == [4, 4, 4, 4]
+    assert micro_batches(group + other, cfg.micro_batch_size, "shared_prefix") == [group, other]

@@ -153,6 +153,29 @@ def test_fixture_expert_actions_execute_as_they_are(sandbox_factory, all_traject
         assert view.output.splitlines()[1] == "     1\tfrom pydantic.alias_generators import to_snake, to_camel"
 
 
+def test_bwrap_is_unprivileged_on_the_host_too(calc_repo):
+    """Run as root, the command is no one on the host: no capabilities, no user namespace to gain some, files owned
+    by an unprivileged id, and nothing writable but its own tree."""
+    from srl_agent.sandbox import open_sandbox
+
+    with open_sandbox(SandboxConfig(), kind="bwrap", repo=str(calc_repo)) as sb:
+        status = dict(line.split(":\t") for line in sb.run("cat /proc/self/status").output.splitlines())
+        assert status["CapEff"] == status["CapBnd"] == "0000000000000000" and status["NoNewPrivs"] == "1"
+        assert sb.run("id -u").output.strip() != "0"
+        assert sb.run("unshare --user true").exit_code != 0
+        # its own tree: writable, and what it makes there belongs to an unprivileged id on the host
+        assert sb.run("echo more >> calc.py && mkdir made && echo x > made/here && echo x > /tmp/here").exit_code == 0
+        assert 0 not in {p.stat().st_uid for p in (sb.work / "made", sb.work / "made" / "here", sb.tmp / "here")}
+        sb.write_file("/testbed/notes/new.txt", "a\n")  # what the host writes in stays the sandbox's to change
+        assert sb.run("echo b >> notes/new.txt && mkdir notes/sub").exit_code == 0
+        # the host's files it sees are read-only; what it writes elsewhere lands in its own namespace, not the host
+        for path in ("/etc/passwd", "/usr/bin/made-here", "/opt/srl-tools/bin/made-here", "/proc/sys/kernel/hostname"):
+            assert sb.run(f"echo x >> {path}").exit_code != 0, path
+        for path in ("/root/made-here", "/etc/made-here", "/made-here"):
+            sb.run(f"mkdir -p {os.path.dirname(path)}; echo x > {path}")
+            assert not os.path.exists(path), path
+
+
 # --- container engines: Docker and rootless Podman (the same contract) ------------------------------
 
 @pytest.fixture(params=["docker", "podman"])

@@ -1,10 +1,12 @@
 """The bubblewrap sandbox: the fallback where no Docker daemon answers.
 
 Each command runs in fresh namespaces (`--unshare-all`: no network unless asked, own pid space,
-so background processes end with the command) as uid 1000, with all capabilities dropped. The host
-system folders (/usr, /etc, ...) are mounted read-only; the repository is a writable copy at the
-workdir; /tmp is private to the sandbox. Where cgroups can be made, memory and pid limits apply and
-every process of a timed-out command is killed through them.
+so background processes end with the command, no further user namespaces) as uid 1000, with all
+capabilities dropped. Run as root, bubblewrap itself runs as the unprivileged SANDBOX_HOST_ID (in a
+user namespace uid 1000 would otherwise be the host's root), which owns the sandbox's writable tree.
+The host system folders (/usr, /etc, ...) are mounted read-only; the repository is a writable copy
+at the workdir; /tmp is private to the sandbox. Where cgroups can be made, memory and pid limits
+apply and every process of a timed-out command is killed through them.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from .common import (
 )
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
-# Only what programs need from /etc: the rest (shadow, ssh keys, ...) stays out of reach, since as
-# root the sandbox's uid maps to the host's root.
+# Only what programs need from /etc: the rest (shadow, ssh keys, ...) stays out of reach.
 ETC_ENTRIES = ("passwd", "group", "hosts", "hostname", "nsswitch.conf", "ld.so.cache", "ld.so.conf",
                "ld.so.conf.d", "alternatives", "localtime", "ssl", "ca-certificates", "python3", "gitconfig",
                "bash.bashrc", "profile", "inputrc", "environment", "mime.types")
 SANDBOX_UID = 1000
+# Who the sandbox is on the host when this process is root: "nobody", which owns no files and gets no capabilities.
+SANDBOX_HOST_ID = 65534
 MAX_READ = 64 * 1024 * 1024
 
 
@@ -53,6 +56,7 @@ class BwrapSandbox(SandboxBase):
         self.root = Path(tempfile.mkdtemp(prefix="srl-bwrap-"))
         self.work, self.state, self.tmp = self.root / "work", self.root / "state", self.root / "tmp"
         self.cgroup = Cgroup.create(config.memory, config.pids)
+        self.host_id = SANDBOX_HOST_ID if os.geteuid() == 0 else None  # None: we are unprivileged already
         try:
             if repo is not None:
                 require_git_repo(repo)
@@ -62,14 +66,41 @@ class BwrapSandbox(SandboxBase):
             self.state.mkdir()
             self.tmp.mkdir()
             collect_tool_executables(self.root / "tools")
+            if self.host_id is not None:
+                self._hand_tree_to_sandbox()
+            started = self.run("true", timeout=30)
+            if started.exit_code != 0:
+                raise UserError("bubblewrap cannot start a sandbox here (it needs version 0.8 or newer, and user "
+                                f"namespaces for unprivileged users): {' '.join(started.output.split())[:300]}")
             self.base_commit = self.base_commit or self.head_commit()
         except BaseException:
             self.close()
             raise
 
+    def _hand_tree_to_sandbox(self) -> None:
+        """The writable folders become SANDBOX_HOST_ID's (and no one else's to read); bubblewrap, run as that id,
+        may pass through the root (not list it) to bind them. The tools stay root's, read-only."""
+        self.root.chmod(0o711)
+        for top in (self.work, self.state, self.tmp):
+            os.chown(top, self.host_id, self.host_id)
+            top.chmod(0o700)
+            for folder, dirs, files in os.walk(top):
+                for name in dirs + files:
+                    os.chown(os.path.join(folder, name), self.host_id, self.host_id, follow_symlinks=False)
+
+    def _start_process(self) -> None:
+        """Runs in the child before bubblewrap starts: into the cgroup (as root), then, when root, down to
+        SANDBOX_HOST_ID for good."""
+        if self.cgroup:
+            self.cgroup.enter()
+        if self.host_id is not None:
+            os.setgroups([])
+            os.setresgid(self.host_id, self.host_id, self.host_id)
+            os.setresuid(self.host_id, self.host_id, self.host_id)
+
     def _argv(self, command: str, timeout: float, env: dict[str, str]) -> list[str]:
-        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        argv = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+                "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         if self.config.network:
             argv.append("--share-net")
         for name in SYSTEM_DIRS:
@@ -99,7 +130,7 @@ class BwrapSandbox(SandboxBase):
         start = time.monotonic()
         proc = subprocess.Popen(self._argv(command, timeout, {**self.tool_env(), **(env or {})}),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=self.cgroup.enter if self.cgroup else None)
+                                start_new_session=True, preexec_fn=self._start_process)
         chunks = iter(lambda: proc.stdout.read1(65536), b"")
 
         def kill_group() -> None:  # before wait(): the process group id cannot have been reused yet
@@ -126,9 +157,14 @@ class BwrapSandbox(SandboxBase):
 
     def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         target = self._host_path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        for folder in reversed([p for p in (target.parent, *target.parent.parents) if not p.exists()]):
+            folder.mkdir()
+            if self.host_id is not None:  # what the host writes stays the sandbox's to change
+                os.chown(folder, self.host_id, self.host_id, follow_symlinks=False)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         with os.fdopen(os.open(target, flags, mode), "wb") as f:
+            if self.host_id is not None:
+                os.fchown(f.fileno(), self.host_id, self.host_id)
             f.write(data.encode() if isinstance(data, str) else data)
 
     def read_file(self, path: str) -> bytes:

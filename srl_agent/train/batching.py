@@ -139,6 +139,14 @@ def group_chunks(items: list, size: int) -> list[list]:
     return out
 
 
+def micro_batches(items: list, size: int, layout: Layout) -> list[list]:
+    """The update's micro-batches: `size` items each, as the memory plan counts them; shared-prefix keeps each
+    prompt's run together instead (`group_chunks`), since it runs a prompt once for all its completions."""
+    if layout == "shared_prefix":
+        return group_chunks(items, size)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def completion_mask(seq: Sequence) -> list[int]:
     """Which completion tokens are scored: the sequence's own mask, else all of them."""
     if len(seq) == 3:

@@ -49,8 +49,8 @@ from .batching import (
     Sequence,
     completion_mask,
     forward_tokens,
-    group_chunks,
     make_batch,
+    micro_batches,
     scored_tokens,
     supports_shared_prefix,
 )
@@ -505,7 +505,7 @@ class Trainer:
         total_seqs, total_tokens = self._global_sums(len(seqs), sum(sum(m) for _, _, m, _ in seqs))
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
-        chunks_ = group_chunks(seqs, cfg.micro_batch_size)  # a group's rollouts stay together
+        chunks_ = micro_batches(seqs, cfg.micro_batch_size, self.layout)
         triples = [[(p, c, m) for p, c, m, _ in chunk] for chunk in chunks_]
 
         def share(chunk) -> float:  # of the global sequences or scored tokens: the loss is a global mean
