@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The device run, rehearsed here at no device time: benchmarks/gpu_run.sh --smoke in a venv shaped like the GPU
-# machine (/work/.library/device/KINDS.md: Python 3.12, torch 2.11, transformers 5.17, accelerate 1.15, pandas
-# and pyarrow, but no pydantic, trl or datasets), with the wheels gpu_prepare.sh puts in .carry/. An import, a
-# wheel or a version mix that would fail there fails here first.
+# machine (/work/.library/device/KINDS.md: Python 3.12, torch 2.11, transformers 5.17, accelerate 1.15, peft,
+# pandas and pyarrow, but no pydantic, trl or datasets), with the wheels gpu_prepare.sh puts in .carry/: every
+# check of the device run (the untied FSDP2 steps and save over gloo, the 7B recipe's phases, TRL side by side in
+# both precisions), CPU-sized. An import, a wheel or a version mix that would fail there fails here first; the
+# run's rc is 1 when a check failed, and $OUT/results.json says which (`passed`).
 #
 #   bash benchmarks/gpu_preflight.sh PYTHON_3_12 [script args]   # e.g. ~/.pyenv/versions/3.12.1/bin/python
 set -euo pipefail

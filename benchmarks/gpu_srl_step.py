@@ -37,8 +37,10 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import signal
 import statistics
@@ -47,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -59,19 +62,32 @@ from srl_agent.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDP2_CONFIG = ROOT / "configs" / "accelerate" / "fsdp2.yaml"
-# Each side's share of the time budget (of what is left when it starts), and the limits around it.
-SHARES = {"rollout": 3, "ours": 3, "layouts": 2, "fsdp2": 2, "trl": 2}
+# Each side's share of the time budget (of what is left when it starts), and the limits around it. The order is the
+# order they run in: the checks first, since a first run on a card must not spend its time before reaching them.
+SHARES = {"untied_fsdp2": 3, "recipe_7b": 4, "rollout": 3, "ours": 3, "layouts": 2, "fsdp2": 2, "trl": 3,
+          "trl_bf16": 2}
+LAUNCHED = {"untied_fsdp2", "fsdp2"}  # under `accelerate launch` with FSDP2_CONFIG and one process
 MIN_SIDE_S = 20  # a side that would start with less left is skipped
 SIDE_GRACE_S = 120  # a side still running this long past its share is stopped (warm-up and one step may overrun it)
 KILL_AFTER_BUDGET_S = 30  # and any side still running this long past the whole budget
 STOP_GRACE_S = 15  # between the SIGTERM that stops a side and the SIGKILL
 ROLLOUT_BACKENDS = {cache: backend for backend, cache in BACKEND_CACHES.items()}  # each cache measured: who samples
 # TRL 1.16 GRPOTrainer on this workload on an H200 (../shared/docs/performance-anchors.md, 2026-11-26): median
-# 9.8 s per step of 8 prompts. The ratio's baseline when TRL cannot run beside ours (the GPU machine lacks it).
+# 9.8 s per step of 8 prompts, the model's weights in bf16. The ratio's baseline beside the side-by-side ones.
 TRL_ANCHOR = {"card": "H200", "model": "0.5b", "batch": 8, "group": 8, "prompt_tokens": 1024,
-              "completion_tokens": 256, "examples_per_s": 0.82}
+              "completion_tokens": 256, "examples_per_s": 0.82, "precision": "bfloat16 weights, bfloat16 compute"}
 MODELS = {"0.5b": ROOT / "configs" / "models" / "qwen2.5-coder-0.5b",
           "1.5b": ROOT / "configs" / "models" / "qwen2.5-coder-1.5b"}
+SEVEN_B = ROOT / "configs" / "models" / "qwen2.5-coder-7b"  # untied LM head, vocabulary 152,064
+ONE_GPU_RECIPE, PAPER_RECIPE = ROOT / "configs" / "swe-1gpu.yaml", ROOT / "configs" / "swe-paper.yaml"
+UNTIED_LAYERS = 2  # of the 7B's 28: its head and vocabulary, a fraction of its weights
+UNTIED_BATCH = 2  # prompts per step of the untied check
+UNTIED_STEPS = 2  # GRPO steps of the untied check, then its save
+# CPU-sized widths of a shape for --smoke (its vocabulary and untied head kept)
+SMOKE_SHAPE = {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "num_key_value_heads": 2}
+SMOKE_RECIPE_PROMPT_TOKENS = 64
+LIBRARIES = ("torch", "transformers", "accelerate", "peft", "trl", "datasets", "flash-attn", "vllm")
 # Dense bf16 peak of the cards this runs on (tensor cores, no sparsity), in FLOP/s.
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
@@ -83,12 +99,47 @@ def card_peak() -> tuple[str, float | None]:
     return name, next((peak for key, peak in BF16_PEAK.items() if key in name), None)
 
 
-def matmul_params(model) -> int:
-    """Parameters that do matmul work per token: all but the input embedding (a lookup), with the
-    output projection counted once even when it shares the embedding's weights."""
-    total = sum(p.numel() for p in model.parameters())
-    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-    return total - embedding.numel() + (head.numel() if head is embedding else 0)
+def versions() -> dict[str, str | None]:
+    """The versions of the libraries the sides import (None: not installed), as found on this process's path, which
+    the sides share (gpu_run.sh puts the carried wheels first on it)."""
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def matmul_params(model) -> tuple[int, int]:
+    """(decoder, head): the parameters doing matmul work on every token the decoder runs on (all but the input
+    embedding, a lookup, and the LM head), and the LM head's, which the update runs on the scored tokens only
+    (train/logprobs.py). A head tied to the embedding is counted once, as the head."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model
+    embedding, head = causal_lm.get_input_embeddings().weight, causal_lm.get_output_embeddings().weight
+    total = sum(p.numel() for p in causal_lm.parameters())
+    return total - embedding.numel() - (0 if head is embedding else head.numel()), head.numel()
+
+
+def update_flops(model, forward_tokens: int, scored_tokens: int) -> int:
+    """Model FLOPs of an update: 2 per weight and token forward, 4 backward, the decoder on every token it runs
+    on and the LM head on the scored ones. Attention's own FLOPs and recomputation (gradient checkpointing, the
+    log-prob chunks) are not counted."""
+    decoder, head = matmul_params(model)
+    return 6 * (decoder * forward_tokens + head * scored_tokens)
+
+
+def precision(model, bf16_compute: bool) -> dict[str, str]:
+    """The dtype a side keeps its weights in and the one it computes in, and the label its ratios carry."""
+    weights = str(next(model.parameters()).dtype).removeprefix("torch.")
+    compute = "bfloat16" if bf16_compute else weights
+    return {"weights_dtype": weights, "compute_dtype": compute, "precision": f"{weights} weights, {compute} compute"}
+
+
+def building_device() -> torch.device:
+    """Where a side builds its random model: on the GPU when there is one, since a 7B's random initialisation on the
+    CPU takes minutes (torch's CPU normal_ runs on one core: 47 s for 1.3 B bf16 parameters on the 2-core machine)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
@@ -106,6 +157,21 @@ def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
         rollout_backend=args.rollout_backend)
 
 
+def seven_b_shape(folder: Path, smoke: bool, layers: int | None = None) -> str:
+    """A `config:` model source with the 7B's shape (untied head, vocabulary 152,064), written into `folder`:
+    `layers` of its decoder layers (default all), or with `smoke` CPU-sized widths."""
+    config = json.loads((SEVEN_B / "config.json").read_text())
+    config |= ({"num_hidden_layers": layers} if layers else {}) | (SMOKE_SHAPE if smoke else {})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return f"config:{folder}"
+
+
+def write_json(path: str, data: dict) -> None:
+    with atomic_writer(Path(path)) as f:
+        f.write(json.dumps(data))
+
+
 def measured(steps: int, deadline: float | None):
     """Up to `steps` timed repetitions; once the side's share of the time budget is spent, no more than one."""
     for i in range(steps):
@@ -119,46 +185,220 @@ def share_of(deadline: float | None, parts_left: int) -> float | None:
     return None if deadline is None else time.time() + max(0.0, deadline - time.time()) / parts_left
 
 
+def gib(num_bytes: float) -> float:
+    return num_bytes / 2**30
+
+
+def peak_gib() -> dict[str, float | None]:
+    """The GPU memory peaks since the last reset: allocated (tensors) and reserved (the allocator's, what runs out)."""
+    if not torch.cuda.is_available():
+        return {"peak_memory_gib": None, "peak_reserved_gib": None}
+    return {"peak_memory_gib": gib(torch.cuda.max_memory_allocated()),
+            "peak_reserved_gib": gib(torch.cuda.max_memory_reserved())}
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def plan_beside(cfg: TrainConfig, engine: str) -> dict:
+    """What `srl-agent train --dry-run` plans for this run on this card alone under `engine` (ddp: one process as
+    it is; fsdp2: sharded over one process), in GiB like the measured peaks: the run's peak (its largest phase's),
+    each phase's peak and its terms."""
+    from srl_agent.train.plan import GB, model_shape, plan_memory
+
+    card_gb = torch.cuda.get_device_properties(0).total_memory / GB if torch.cuda.is_available() else 80.0
+    plan = plan_memory(cfg, model_shape(cfg), 1, card_gb, engine)
+    return {"card_gib": gib(card_gb * GB), "planned_memory_gib": gib(plan.peak * GB),
+            "planned_phases_gib": {phase: gib(peak * GB) for phase, peak in plan.peaks.items()},
+            "planned_terms_gib": {phase: {term: gib(gb * GB) for term, gb in terms.items()}
+                                  for phase, terms in plan.phases.items()}}
+
+
 def measure_ours(args: argparse.Namespace) -> dict[str, float]:
     """Our whole SRL step: one process, or (side fsdp2, under accelerate launch) FSDP2 over one process."""
     from srl_agent.train.engine import engine_name
+    from srl_agent.train.model import compute_bf16
 
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
         cfg = config_for(args, out)
         trainer = Trainer(cfg, log=lambda _: None)
         params = sum(p.numel() for p in trainer.model.parameters())
+        dtypes = precision(trainer.unwrapped, compute_bf16(cfg, trainer.device))
         trainer.train_step()  # warm-up: allocations, kernels, vLLM graphs
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        reset_peak()
         rows = [trainer.train_step() for _ in measured(args.steps, args.deadline)]
-        engine = "fsdp2" if trainer.sharded else "ddp"
+        memory = peak_gib()
+        planned = plan_beside(cfg, "fsdp2" if trainer.sharded else "ddp")
         trainer.accelerator.end_training()
     seconds = sum(r["seconds"] for r in rows)
     generate = sum(r["time_generate"] for r in rows)
     update = sum(r["time_update"] for r in rows)
     gen_tokens = sum(r.get("completion_tokens", 0) for r in rows)
-    update_tokens = sum(r.get("forward_tokens", 0) for r in rows)  # what the layout runs (a shared prompt once)
+    forward = sum(r.get("forward_tokens", 0) for r in rows)  # what the layout runs (a shared prompt once)
+    scored = cfg.ppo_epochs * sum(r.get("update_tokens", 0) for r in rows)
     _, peak = card_peak()
-    # 6 FLOPs per matmul parameter per token (forward + backward); attention's own FLOPs not counted
-    update_flops = 6 * matmul_params(trainer.model) * update_tokens / update if update else 0.0
+    flops = update_flops(trainer.unwrapped, forward, scored)
     return {"params": params, "engine": engine_name(trainer.accelerator), "backend": cfg.rollout_backend,
-            "attention": cfg.attn_implementation, "steps": len(rows),
+            "attention": cfg.attn_implementation, "steps": len(rows), **dtypes,
             "examples_per_s": sum(len(r["batch"]) for r in rows) / seconds,
             "generation_tokens_per_s": gen_tokens / generate if generate else 0.0,
-            "update_tokens_per_s": update_tokens / update if update else 0.0,
-            "update_mfu": update_flops / peak if peak else None,
-            "generate_share": generate / seconds, "update_share": update / seconds,
-            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
-            "planned_memory_gib": planned_gib(cfg, engine)}
+            "update_tokens_per_s": forward / update if update else 0.0,
+            "update_mfu": flops / update / peak if peak and update else None,
+            "generate_share": generate / seconds, "update_share": update / seconds, **memory, **planned}
 
 
-def planned_gib(cfg: TrainConfig, engine: str) -> float:
-    """What `srl-agent train --dry-run` plans for this run on one card under `engine` (ddp: one process as it is;
-    fsdp2: sharded over one process), to set beside the measured peak."""
-    from srl_agent.train.plan import GB, model_shape, plan_memory
+def position_rewards(group: int):
+    """A reward function by each completion's place in its group of `group`: no group is flat, so every step reaches
+    the GRPO update (tests/distributed_worker.py does the same)."""
+    def rewards(texts, *_, **__) -> list[float]:
+        return [(i % group) / group for i in range(len(texts))]
+    return rewards
 
-    card_gb = torch.cuda.get_device_properties(0).total_memory / GB if torch.cuda.is_available() else 80.0
-    return plan_memory(cfg, model_shape(cfg), 1, card_gb, engine).total * GB / 2**30
+
+def measure_untied_fsdp2(args: argparse.Namespace) -> dict:
+    """Check 1: `Trainer.run` for two GRPO steps and its save, under FSDP2 (this side runs under accelerate launch
+    with one process), on the 7B's shape cut to UNTIED_LAYERS layers: the untied LM head that FSDP2 keeps in its
+    root unit, log-probs in chunks of a quarter of a completion (at least 3 per micro-batch). What it measured is
+    written after each step, so a crash in the second step or in the save keeps the first."""
+    from srl_agent.train import trainer as trainer_module
+    from srl_agent.train.batching import micro_batches, scored_tokens
+    from srl_agent.train.engine import engine_name
+
+    trainer_module.srl_rewards = position_rewards(args.group)
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-untied-") as tmp:
+        cfg = dataclasses.replace(
+            config_for(args, str(Path(tmp) / "run")), model=seven_b_shape(Path(tmp) / "shape", args.smoke,
+                                                                          UNTIED_LAYERS),
+            batch_size=UNTIED_BATCH, generation_batch_size=UNTIED_BATCH * args.group, rollout_backend="hf",
+            logprob_chunk_tokens=max(1, args.completion_tokens // 4), max_steps=UNTIED_STEPS, save_every=UNTIED_STEPS,
+            val_trajectories=0)
+        start = time.perf_counter()
+        with building_device():
+            trainer = Trainer(cfg, log=lambda _: None)
+        model = trainer.unwrapped
+        head = model.get_output_embeddings()
+        result: dict = {"engine": engine_name(trainer.accelerator), "layers": model.config.num_hidden_layers,
+                        "vocab": head.weight.shape[0], "tied": head.weight is model.get_input_embeddings().weight,
+                        "logprob_chunk_tokens": cfg.logprob_chunk_tokens, "load_seconds": time.perf_counter() - start,
+                        "steps": 0, "updates": 0, "step_seconds": [], "grad_norms": [],
+                        "logprob_chunks_per_micro_batch": [], "saved": False}
+        write_json(args.json, result)
+        grpo_update = trainer.grpo_update
+
+        def counted_update(groups, *a, **k):  # the log-prob chunks of each micro-batch, as chunked_logprobs cuts them
+            seqs = [s for group, _ in groups for s in group if scored_tokens(s)]
+            result["logprob_chunks_per_micro_batch"].append(
+                [math.ceil(sum(scored_tokens(s) for s in micro) / cfg.logprob_chunk_tokens)
+                 for micro in micro_batches(seqs, cfg.micro_batch_size, trainer.layout)])
+            return grpo_update(groups, *a, **k)
+
+        trainer.grpo_update = counted_update
+        done = [time.perf_counter()]
+
+        def on_step(row: dict) -> None:  # after the step, and after its save when it saves
+            done.append(time.perf_counter())
+            updated = bool(row.get("forward_tokens")) and math.isfinite(row["grad_norm"]) and row["grad_norm"] > 0
+            result.update(steps=result["steps"] + 1, updates=result["updates"] + updated)
+            result["step_seconds"].append(row["seconds"])
+            result["grad_norms"].append(row.get("grad_norm"))
+            write_json(args.json, result)
+
+        latest = trainer.run(on_step)["latest"]
+        result["save_seconds"] = done[-1] - done[-2] - result["step_seconds"][-1]
+        result["saved"] = any(Path(latest).glob("*.safetensors"))
+    return result
+
+
+def recipe_config(args: argparse.Namespace, tmp: Path) -> TrainConfig:
+    """configs/swe-1gpu.yaml (the 7B on one card: LoRA on a bf16 base) at configs/swe-paper.yaml's prompt and
+    completion lengths and group size, the 7B's shape with random weights; with --smoke, CPU-sized."""
+    cfg = TrainConfig.from_yaml(ONE_GPU_RECIPE)
+    paper = TrainConfig.from_yaml(PAPER_RECIPE)
+    for name in ("max_prompt_tokens", "max_new_tokens", "group_size"):
+        setattr(cfg, name, getattr(paper, name))
+    cfg.model, cfg.trajectories = seven_b_shape(tmp / "shape", args.smoke), [args.trajectories]
+    cfg.output_dir, cfg.val_trajectories, cfg.bf16 = str(tmp / "run"), 0, torch.cuda.is_available()
+    cfg.rollout_backend = "hf"
+    if args.smoke:
+        cfg.max_prompt_tokens, cfg.max_new_tokens = SMOKE_RECIPE_PROMPT_TOKENS, args.completion_tokens
+    return cfg
+
+
+def measure_recipe_7b(args: argparse.Namespace) -> dict:
+    """Check 2: the recipe's phases at their full lengths. Generation: generation_batch_size sequences (the most one
+    call samples) from prompts of max_prompt_tokens random ids, max_new_tokens each; its time to the first token
+    (prefill) and ms per decoded token (every decode step, timed at the decoder's end). Update: one GRPO update of
+    a group, rewards all different. Each phase's peak memory, beside the plan."""
+    from srl_agent.policy import SamplingParams
+    from srl_agent.train.batching import micro_batches
+    from srl_agent.train.plan import GENERATION, UPDATE
+
+    with tempfile.TemporaryDirectory(prefix="srl-gpu-recipe-") as tmp:
+        cfg = recipe_config(args, Path(tmp))
+        start = time.perf_counter()
+        # measured against the plan, not refused by it; its examples are not used (the prompts are random ids of
+        # max_prompt_tokens), so none is dropped for its length
+        with building_device():
+            trainer = Trainer(dataclasses.replace(cfg, max_prompt_tokens=None), log=lambda _: None,
+                              check_memory=False)
+        load_seconds = time.perf_counter() - start
+        model = trainer.unwrapped
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        group, sequences = cfg.group_size, max(cfg.group_size, cfg.generation_batch_size)
+        # ids of the shipped tokenizer (the model's vocabulary is the 7B's larger one)
+        prompts = torch.randint(len(trainer.tokenizer), (sequences // group, cfg.max_prompt_tokens),
+                                generator=torch.Generator().manual_seed(0)).tolist()
+        params = SamplingParams(group, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+        cuda = torch.cuda.is_available()
+        stamps: list[float] = []
+
+        def stamp(*_) -> None:  # once per forward: the prefill, then every decode step
+            if cuda:
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+
+        hook = causal_lm.get_decoder().register_forward_hook(stamp)
+        reset_peak()
+        generation_start = time.perf_counter()
+        with trainer.sampling_phase():
+            groups = trainer.rollout.generate_ids(prompts, params, with_logprobs=False,
+                                                  max_sequences=cfg.generation_batch_size)
+        generation_seconds = time.perf_counter() - generation_start
+        hook.remove()
+        generation = peak_gib()
+        completions = [c.token_ids for c in groups[0]]
+        rows = [(prompts[0], c) for c in completions]
+        reset_peak()
+        start = time.perf_counter()
+        row = trainer.grpo_update([(rows, [i / group for i in range(group)])], cfg.temperature)
+        if cuda:
+            torch.cuda.synchronize()
+        update_seconds = time.perf_counter() - start
+        update = peak_gib()
+        planned = plan_beside(cfg, "ddp")
+        trainer.accelerator.end_training()
+    return {"params": sum(p.numel() for p in model.parameters()), "lora_r": cfg.lora_r,
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "layers": causal_lm.config.num_hidden_layers, "attention": cfg.attn_implementation,
+            "layout": trainer.layout, "gradient_checkpointing": cfg.gradient_checkpointing,
+            **precision(model, cfg.bf16), "load_seconds": load_seconds, "prompt_tokens": cfg.max_prompt_tokens,
+            "max_new_tokens": cfg.max_new_tokens,
+            "group": group, "generation_sequences": sequences,
+            "generated_tokens": max(len(c.token_ids) for g in groups for c in g),
+            "generation_seconds": generation_seconds, "prefill_seconds": stamps[0] - generation_start,
+            "decode_ms_per_token": 1000 * (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1),
+            "generation_peak_memory_gib": generation["peak_memory_gib"],
+            "generation_peak_reserved_gib": generation["peak_reserved_gib"],
+            "generation_planned_gib": planned["planned_phases_gib"][GENERATION],
+            "update_seconds": update_seconds, "update_sequences": len(rows),
+            "update_micro_batch_rows": max(len(c) for c in micro_batches(rows, cfg.micro_batch_size, trainer.layout)),
+            "micro_batch_size": cfg.micro_batch_size, "update_forward_tokens": row["forward_tokens"],
+            "update_peak_memory_gib": update["peak_memory_gib"],
+            "update_peak_reserved_gib": update["peak_reserved_gib"],
+            "update_planned_gib": planned["planned_phases_gib"][UPDATE], **planned}
 
 
 def measure_rollout(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -220,35 +460,51 @@ def measure_layouts(args: argparse.Namespace) -> dict[str, dict[str, float | Non
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
-            tokens = sum(trainer.grpo_update(groups, 1.0)["forward_tokens"] for _ in measured(args.steps, until))
+            rows = [trainer.grpo_update(groups, 1.0) for _ in measured(args.steps, until)]
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
+            forward = sum(r["forward_tokens"] for r in rows)
+            flops = update_flops(trainer.unwrapped, forward, sum(r["update_tokens"] for r in rows))
             results[layout + (" + checkpointing" if checkpointing else "")] = {
-                "tokens_per_s": tokens / seconds,
-                "mfu": 6 * matmul_params(trainer.model) * tokens / seconds / peak if peak else None,
-                "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+                "tokens_per_s": forward / seconds, "mfu": flops / seconds / peak if peak else None,
+                "peak_memory_gib": peak_gib()["peak_memory_gib"]}
     return results
 
 
+def trl_workload(cfg: TrainConfig, tokenizer, count: int):
+    """TRL's dataset rows and our reward's settings for it: the first `count` prompts our trainer takes, in its
+    order, each as the very text our trainer tokenizes (its chat template with the example's tool schemas; TRL would
+    render a conversational prompt with its own `tools` argument only, so none), with the columns our reward reads:
+    the expert's call and the tools the prompt offers."""
+    from srl_agent.reward import RewardConfig
+    from srl_agent.steps import render_prompt
+    from srl_agent.train.data import ExampleStream, load_examples, split_by_trajectory, training_rendering
+
+    rendering = training_rendering(cfg, tokenizer, lambda _: None)
+    train, _ = split_by_trajectory(load_examples(cfg, tokenizer, rendering), cfg.val_trajectories, cfg.seed)
+    rows = [{"prompt": render_prompt(tokenizer, ex.prompt, ex.tools), "expert_action": ex.expert_action,
+             "tool_names": ex.tool_names} for ex in ExampleStream(train, cfg.seed).take(count)]
+    return rows, RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, rendering.call_style)
+
+
 def measure_trl(args: argparse.Namespace) -> dict[str, float]:
+    """TRL's GRPOTrainer on our workload; side trl in our precision (fp32 weights, bf16 autocast on a GPU, as our
+    trainer keeps them), side trl_bf16 with the weights in bf16, as TRL's measured anchor."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from srl_agent.reward import TRLRewardFunction
-    from srl_agent.train.data import ExampleStream, load_examples, split_by_trajectory
     from srl_agent.train.model import load_model
 
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-trl-") as out:
         cfg = config_for(args, out)
         model, tokenizer = load_model(cfg)
-        # the very prompts our trainer takes, in its order (TRL's own shuffling is off)
-        train, _ = split_by_trajectory(load_examples(cfg, tokenizer), cfg.val_trajectories, cfg.seed)
-        examples = ExampleStream(train, cfg.seed).take(args.batch * (args.steps + 1))
-        dataset = Dataset.from_list([{"prompt": ex.prompt, "expert_action": ex.expert_action} for ex in examples])
-        reward = TRLRewardFunction()
-        reward.__name__ = "srl_reward"
+        if args.side == "trl_bf16":
+            model.to(torch.bfloat16)
+        rows, reward_cfg = trl_workload(cfg, tokenizer, args.batch * (args.steps + 1))
+        dataset = Dataset.from_list(rows)
         step_times: list[float] = []
 
         class StepTimer(TrainerCallback):
@@ -267,10 +523,11 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
             bf16=cuda, gradient_checkpointing=cuda, report_to=[], save_strategy="no", logging_steps=10**6,
             use_cpu=not cuda, use_vllm=cfg.rollout_backend == "vllm", vllm_mode="colocate", beta=0.0,
             temperature=1.0, shuffle_dataset=False)
-        GRPOTrainer(model=model, reward_funcs=reward, args=trl_args, train_dataset=dataset,
+        GRPOTrainer(model=model, reward_funcs=TRLRewardFunction(reward_cfg), args=trl_args, train_dataset=dataset,
                     processing_class=tokenizer, callbacks=[StepTimer()]).train()
     timed = step_times[1:] or step_times  # the first step warms up
-    return {"examples_per_s": args.batch / statistics.mean(timed)}
+    return {"examples_per_s": args.batch / statistics.mean(timed), "steps": len(timed),
+            "prompt_chars": statistics.mean(len(r["prompt"]) for r in rows), **precision(model, trl_args.bf16)}
 
 
 def with_fields(args: argparse.Namespace, **changes) -> argparse.Namespace:
@@ -311,8 +568,9 @@ def run_child(command: list[str], kill_at: float, say) -> tuple[int, bool, list[
 
 def in_child(args: argparse.Namespace, side: str, say, kill_at: float) -> dict:
     """One side in its own process, so each starts with a clean GPU (and its own vLLM engine); its output is said.
-    The fsdp2 side runs under `accelerate launch` with our FSDP2 config and one process. A side that fails, or is
-    still running at `kill_at`, comes back as {"error": ...}: the other sides still run and report."""
+    The LAUNCHED sides run under `accelerate launch` with our FSDP2 config and one process. A side that fails, or is
+    still running at `kill_at`, comes back as {"error": ...} with what it wrote before (a side may write as it
+    goes; a failed child adds its exception and traceback): the other sides still run and report."""
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as tmp:
         out = Path(tmp) / f"{side}.json"
         argv = ["--model", args.model, "--batch", str(args.batch), "--group", str(args.group), "--prompt-tokens",
@@ -322,53 +580,86 @@ def in_child(args: argparse.Namespace, side: str, say, kill_at: float) -> dict:
                 *(["--smoke"] if args.smoke else []), "--side", side, "--deadline", str(args.deadline),
                 "--json", str(out)]
         launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP2_CONFIG),
-                    "--num_processes", "1"] if side == "fsdp2" else [sys.executable]
+                    "--num_processes", "1"] if side in LAUNCHED else [sys.executable]
         code, stopped, tail = run_child([*launcher, __file__, *argv], kill_at, say)
-        if code or stopped or not out.is_file():
+        written = json.loads(out.read_text()) if out.is_file() else {}
+        if code or stopped or not written:
             why = "stopped: still running at its time limit" if stopped else f"exit {code}" if code else \
                 "exit 0 without its results"
-            say(f"the {side} side failed ({why}); its output is above")
-            return {"error": why, "output_tail": tail}
-        return json.loads(out.read_text())
+            say(f"the {side} side failed ({why}){': ' + written['exception'] if 'exception' in written else ''}; "
+                "its output is above")
+            return {**written, "error": why, "output_tail": tail}
+        return written
+
+
+def gib_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} GiB"
 
 
 def report(side: str, r: dict, say) -> None:
     """The lines a person reads for one side's results."""
-    if side == "rollout":
+    if side == "untied_fsdp2":
+        say(f"check 1, {r['engine']} on the 7B's shape cut to {r['layers']} layers ({'tied' if r['tied'] else 'untied'}"
+            f" head, vocabulary {r['vocab']:,}, log-probs in chunks of {r['logprob_chunk_tokens']}): {r['updates']} "
+            f"of {r['steps']} GRPO steps updated (log-prob chunks per micro-batch: "
+            f"{r['logprob_chunks_per_micro_batch']}), steps "
+            + ", ".join(f"{s:.1f}" for s in r["step_seconds"]) + f" s, save {r['save_seconds']:.1f} s, "
+            f"{'saved' if r['saved'] else 'NOT saved'}")
+    elif side == "recipe_7b":
+        say(f"check 2, the 7B at the recipe's lengths on one card (LoRA r {r['lora_r']}, {r['precision']}, "
+            f"{r['attention']}, built in {r['load_seconds']:.0f} s): generation of {r['generation_sequences']} x "
+            f"({r['prompt_tokens']} + {r['generated_tokens']}) tokens in {r['generation_seconds']:.1f} s (prefill "
+            f"{r['prefill_seconds']:.1f} s, decode {r['decode_ms_per_token']:.1f} ms/token), peak "
+            f"{gib_text(r['generation_peak_memory_gib'])} (planned {r['generation_planned_gib']:.1f}); update of "
+            f"{r['update_sequences']} sequences ({r['update_micro_batch_rows']} rows per micro-batch, "
+            f"micro_batch_size {r['micro_batch_size']}) in {r['update_seconds']:.1f} s, peak "
+            f"{gib_text(r['update_peak_memory_gib'])} (planned {r['update_planned_gib']:.1f}), of "
+            f"{r['card_gib']:.0f} GiB")
+    elif side == "rollout":
         say("generation alone: " + ", ".join(f"{cache} cache {x['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in x
                                              else f"{cache} cache failed ({x['error']})" for cache, x in r.items()))
     elif side == "layouts":
         for name, x in r.items():
             say(f"update alone, {name}: {x['tokens_per_s']:.0f} forward tokens/s"
                 + (f", MFU {x['mfu']:.1%}, peak {x['peak_memory_gib']:.1f} GiB" if x["mfu"] is not None else ""))
-    elif side == "trl":
-        say(f"TRL GRPOTrainer: {r['examples_per_s']:.3f} examples/s")
+    elif side in ("trl", "trl_bf16"):
+        say(f"TRL GRPOTrainer ({r['precision']}): {r['examples_per_s']:.3f} examples/s over {r['steps']} steps")
     else:  # ours, fsdp2
-        say(f"{r['engine']}: {r['examples_per_s']:.3f} examples/s over {r['steps']} steps, generation "
-            f"{r['generation_tokens_per_s']:.0f} tokens/s ({r['backend']}), update {r['update_tokens_per_s']:.0f} "
-            f"tokens/s" + (f", MFU {r['update_mfu']:.1%} (target >= 40 %)" if r["update_mfu"] is not None else ""))
+        say(f"{r['engine']} ({r['precision']}): {r['examples_per_s']:.3f} examples/s over {r['steps']} steps, "
+            f"generation {r['generation_tokens_per_s']:.0f} tokens/s ({r['backend']}), update "
+            f"{r['update_tokens_per_s']:.0f} tokens/s"
+            + (f", MFU {r['update_mfu']:.1%} (target >= 40 %)" if r["update_mfu"] is not None else ""))
         if r["peak_memory_gib"] is not None:
             say(f"{r['engine']}: peak memory {r['peak_memory_gib']:.1f} GiB against the --dry-run plan's "
                 f"{r['planned_memory_gib']:.1f} GiB")
 
 
-def ratios(results: dict, args: argparse.Namespace, card: str) -> dict[str, float]:
-    """Our examples/s over TRL's: measured side by side, else (on the anchor workload and card) over TRL's anchor."""
-    ours = results.get("ours", {}).get("examples_per_s")
-    if not ours:
+def ratios(results: dict, args: argparse.Namespace, card: str) -> dict:
+    """Our examples/s over TRL's, each labelled with both sides' precisions: `ratio` side by side in the same
+    precision, `ratio_to_trl_bf16` against TRL with bf16 weights, and (on the anchor workload and card)
+    `ratio_to_trl_anchor` against TRL's measured anchor."""
+    ours = results.get("ours", {})
+    if "examples_per_s" not in ours:
         return {}
-    if "examples_per_s" in results.get("trl", {}):
-        return {"ratio": ours / results["trl"]["examples_per_s"]}
-    workload = {k: v for k, v in TRL_ANCHOR.items() if k not in ("card", "examples_per_s")}
+    found, labels = {}, {}
+    for key, trl in (("ratio", results.get("trl", {})), ("ratio_to_trl_bf16", results.get("trl_bf16", {}))):
+        if "examples_per_s" in trl:
+            found[key] = ours["examples_per_s"] / trl["examples_per_s"]
+            labels[key] = f"ours ({ours['precision']}) / TRL ({trl['precision']})"
+    workload = {k: v for k, v in TRL_ANCHOR.items() if k not in ("card", "examples_per_s", "precision")}
     if TRL_ANCHOR["card"] in card and all(getattr(args, k) == v for k, v in workload.items()):
-        return {"ratio_to_trl_anchor": ours / TRL_ANCHOR["examples_per_s"]}
-    return {}
+        found["ratio_to_trl_anchor"] = ours["examples_per_s"] / TRL_ANCHOR["examples_per_s"]
+        labels["ratio_to_trl_anchor"] = f"ours ({ours['precision']}) / TRL's anchor ({TRL_ANCHOR['precision']})"
+    return {**found, "ratio_labels": labels} if found else {}
 
 
 def measured_ok(side: str, r: dict) -> bool:
-    """Whether a side (and, for the rollout side, every cache in it) measured what it was for."""
+    """Whether a side measured what it was for: the untied check its two updates and its save, the rollout side
+    every cache."""
     if "error" in r or "skipped" in r:
         return False
+    if side == "untied_fsdp2":
+        return r["updates"] == r["steps"] == UNTIED_STEPS and r["saved"]
     return side != "rollout" or all("tokens_per_s" in x for x in r.values())
 
 
@@ -384,8 +675,11 @@ def main() -> int:
     parser.add_argument("--update-layout", default="auto", choices=["auto", "padded", "padding_free", "shared_prefix"],
                         help="our update's layout (shared_prefix turns gradient checkpointing off)")
     parser.add_argument("--rollout-backend", default="auto", choices=["auto", "hf", "hf_static", "hf_paged", "vllm"],
-                        help="ours: auto = vllm when it imports on a GPU, else the fastest KV cache measured first")
-    parser.add_argument("--no-trl", action="store_true", help="skip the TRL side (e.g. trl is not installed)")
+                        help="ours: auto = vllm when it imports on a GPU, else the fastest KV cache the rollout side "
+                             "measured, else hf")
+    parser.add_argument("--sides", nargs="+", choices=list(SHARES), default=list(SHARES), metavar="SIDE",
+                        help=f"which sides run (always in this order): {', '.join(SHARES)}")
+    parser.add_argument("--no-trl", action="store_true", help="skip the TRL sides (e.g. trl is not installed)")
     parser.add_argument("--budget-s", type=float, default=360,
                         help="wall-clock seconds for all sides: each gets a share of what is left and measures fewer "
                              "steps (at least one) to keep to it; a side that would start with under "
@@ -402,9 +696,16 @@ def main() -> int:
     if args.smoke:
         args.batch, args.completion_tokens, args.steps, args.micro_batch = 2, 16, 1, 8
     if args.side:  # a child process: measure one side, write it, done
-        measure = {"ours": measure_ours, "fsdp2": measure_ours, "trl": measure_trl, "rollout": measure_rollout,
-                   "layouts": measure_layouts}[args.side]
-        Path(args.json).write_text(json.dumps(measure(args)))
+        measure = {"untied_fsdp2": measure_untied_fsdp2, "recipe_7b": measure_recipe_7b, "rollout": measure_rollout,
+                   "ours": measure_ours, "layouts": measure_layouts, "fsdp2": measure_ours, "trl": measure_trl,
+                   "trl_bf16": measure_trl}[args.side]
+        try:
+            write_json(args.json, measure(args))
+        except Exception as e:  # for the parent: what the side wrote before, the exception and where it came from
+            written = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() else {}
+            write_json(args.json, {**written, "exception": f"{type(e).__name__}: {e}"[:2000],
+                                   "traceback": traceback.format_exc().splitlines()[-15:]})
+            raise
         return 0
     budget_end = time.time() + args.budget_s
     out = Path(args.out) if args.out else None
@@ -424,16 +725,21 @@ def main() -> int:
                 f.write(json.dumps(results, indent=1))
 
     card, _ = card_peak()
-    say(f"machine: {machine()}; device: {card}; torch {torch.__version__}")
+    libraries = versions()
+    say(f"machine: {machine()}; device: {card}; " + ", ".join(f"{k} {v}" for k, v in libraries.items() if v))
     say(f"model {'tiny' if args.smoke else args.model}, batch {args.batch} prompts x G {args.group}, prompts <= "
         f"{args.prompt_tokens} tokens, completions <= {args.completion_tokens}, up to {args.steps} measured steps, "
         f"{args.budget_s:.0f} s budget")
-    results: dict = {"card": card, "args": dict(vars(args))}
-    sides = [*(["rollout"] if args.rollout_backend != "vllm" else []), "ours", "layouts", "fsdp2",
-             *([] if args.no_trl else ["trl"])]
-    # Only ours (and TRL) sample with the chosen engine: the others measure caches, updates or memory, and a
-    # compiled or paged engine there would cost time (or, under FSDP2, add an untried combination) for nothing.
-    plain_hf = {"rollout", "layouts", "fsdp2"}
+    sides = [side for side in SHARES if side in args.sides and not (args.no_trl and side.startswith("trl"))
+             and not (side == "rollout" and args.rollout_backend == "vllm")]
+    results: dict = {"device": card, "machine": machine(), "versions": libraries, "args": dict(vars(args)),
+                     "sides": sides, "trl_anchor": TRL_ANCHOR, "passed": {}, "wall_seconds": {}}
+    vllm = torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+    if args.rollout_backend == "auto" and "rollout" not in sides:  # no caches measured to choose from
+        args.rollout_backend = results["rollout_backend"] = "vllm" if vllm else "hf"
+    # Only ours and TRL sample with the chosen engine: the others check a path, measure caches, updates or memory,
+    # and a compiled or paged engine there would cost time (or, under FSDP2, add an untried combination) for nothing.
+    plain_hf = {"untied_fsdp2", "recipe_7b", "rollout", "layouts", "fsdp2"}
     for i, side in enumerate(sides):
         left = budget_end - time.time()
         if left < MIN_SIDE_S:
@@ -444,25 +750,24 @@ def main() -> int:
             side_args = with_fields(args, deadline=deadline,
                                     **({"rollout_backend": "hf"} if side in plain_hf else {}))
             kill_at = min(budget_end + KILL_AFTER_BUDGET_S, deadline + SIDE_GRACE_S)
+            side_start = time.time()
             results[side] = r = in_child(side_args, side, say, kill_at)
+            results["passed"][side] = measured_ok(side, r)
+            results["wall_seconds"][side] = time.time() - side_start
             if "error" not in r:
                 report(side, r, say)
         if side == "rollout" and args.rollout_backend == "auto":  # the KV caches side by side: take the fastest
-            vllm = torch.cuda.is_available() and importlib.util.find_spec("vllm")
             speeds = {cache: x["tokens_per_s"] for cache, x in r.items()
                       if isinstance(x, dict) and "tokens_per_s" in x}
             args.rollout_backend = "vllm" if vllm else ROLLOUT_BACKENDS[max(speeds, key=speeds.get, default="dynamic")]
             results["rollout_backend"] = args.rollout_backend
         results.update(ratios(results, args, card))
         save(results)  # after every side: a device run cut short keeps what it measured
-    if "ratio" in results:
-        say(f"ours / TRL: {results['ratio']:.2f}x examples/s (target >= 3x)")
-    elif "ratio_to_trl_anchor" in results:
-        say(f"ours / TRL's {TRL_ANCHOR['examples_per_s']} examples/s on this workload and card "
-            f"(performance-anchors.md): {results['ratio_to_trl_anchor']:.2f}x (target >= 3x)")
+    for key, label in results.get("ratio_labels", {}).items():
+        say(f"{label}: {results[key]:.2f}x examples/s (target >= 3x)")
     if out:
         say(f"wrote {out / 'results.json'} and {out / 'log.txt'}")
-    failed = [side for side in sides if "skipped" not in results[side] and not measured_ok(side, results[side])]
+    failed = [side for side, ok in results["passed"].items() if not ok]
     if failed:
         say(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
