@@ -41,10 +41,11 @@ CALL_FORMATS = {"hermes": '<tool_call>{"name": ..., "arguments": {...}}</tool_ca
                 "llama": '{"name": ..., "parameters": {...}}'}
 
 _THINK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_TOOL_CALL_OPEN, _TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 _XML_FUNCTION = re.compile(r"<function=([^>\s]+)>(.*?)</function>", re.DOTALL)
 _XML_PARAMETER = re.compile(r"<parameter=([^>\s]+)>(.*?)</parameter>", re.DOTALL)
 _BLOCK_EDIT = re.compile(r"edit\s+(\d+):(\d+)\n(.*?)\n?end_of_edit\s*", re.DOTALL)
+_JSON_DECODER = json.JSONDecoder()
 
 
 # --- command-line form ------------------------------------------------------------------------
@@ -90,8 +91,12 @@ def parse_command_line(action: str) -> ToolCall:
     first = text.split(maxsplit=1)[0]
     block = _BLOCK_EDIT.fullmatch(text) if first == "edit" else None
     if block:
-        return ToolCall("edit", {"start_line": int(block[1]), "end_line": int(block[2]),
-                                 "replacement_text": block[3]}, raw=action)
+        try:
+            lines = int(block[1]), int(block[2])
+        except ValueError as e:  # more digits than Python converts
+            raise FormatViolation(f"edit: bad line numbers: {e}") from None
+        return ToolCall("edit", {"start_line": lines[0], "end_line": lines[1], "replacement_text": block[3]},
+                        raw=action)
     spec = load_tools().get(first)
     if spec is None or first == "bash":
         return normalise_call("bash", {"command": text}, raw=action)
@@ -241,31 +246,8 @@ def parse_completion(text: str, style: CallStyle = "hermes",
     if not m:
         raise FormatViolation("the answer must start with a <think>...</think> block")
     thought, rest = m[1].strip(), m[2]
-    if "<think>" in rest or "</think>" in rest:
-        raise FormatViolation("more than one <think> block")
     if style == "hermes":
-        opened = rest.count("<tool_call>")
-        calls = _TOOL_CALL.findall(rest)
-        if opened != 1 or len(calls) != 1:
-            raise FormatViolation(f"expected exactly one <tool_call>...</tool_call>, found {opened} opened and "
-                                  f"{len(calls)} closed")
-        if _TOOL_CALL.sub("", rest).strip():
-            raise FormatViolation("text outside the <think> block and the tool call")
-        try:
-            obj = json.loads(calls[0])
-        except json.JSONDecodeError as e:
-            raise FormatViolation(f"tool call is not valid JSON: {e.msg}") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            raise FormatViolation("tool call JSON needs a string 'name'")
-        args = obj.get("arguments", {})
-        if isinstance(args, str):  # some models double-encode, as the OpenAI API does
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError as e:
-                raise FormatViolation(f"tool call arguments are not valid JSON: {e.msg}") from None
-        if not isinstance(args, dict):
-            raise FormatViolation("tool call 'arguments' must be a JSON object")
-        call = ToolCall(obj["name"], args)
+        call = _parse_hermes_call(rest)
     elif style == "llama":
         call = _parse_llama_call(rest)
     else:
@@ -273,22 +255,69 @@ def parse_completion(text: str, style: CallStyle = "hermes",
         opened = rest.count("<function=")
         if opened != 1 or len(found) != 1:
             raise FormatViolation(f"expected exactly one <function=...>...</function>, found {opened}")
-        if _XML_FUNCTION.sub("", rest).strip():
-            raise FormatViolation("text outside the <think> block and the tool call")
+        _reject_text_outside(_XML_FUNCTION.sub("", rest))
         match = found[0][0]  # the policy's call as written: aliases and unknown arguments are violations
         call = ToolCall(match[1], _xml_arguments(match[1], match[2]))
     validate_call(call, allowed_tools)
     return ParsedCompletion(thought, call)
 
 
+def _reject_text_outside(text: str) -> None:
+    """Only whitespace may stand beside the call. Think tags are looked for here, outside it, since a call's
+    arguments may hold them (a grep for `</think>`)."""
+    if "<think>" in text or "</think>" in text:
+        raise FormatViolation("more than one <think> block")
+    if text.strip():
+        raise FormatViolation("text outside the <think> block and the tool call")
+
+
+def _decode_json(text: str, problem: str) -> tuple[Any, int]:
+    """The JSON value at the start of `text` and where it ends; FormatViolation (`problem`: why) for anything json
+    rejects, nesting deeper than the stack and integers longer than Python converts included."""
+    try:
+        return _JSON_DECODER.raw_decode(text)
+    except json.JSONDecodeError as e:
+        raise FormatViolation(f"{problem}: {e.msg}") from None
+    except (ValueError, RecursionError) as e:
+        raise FormatViolation(f"{problem}: {e}") from None
+
+
+
+def _parse_hermes_call(rest: str) -> ToolCall:
+    # The JSON is decoded where it starts, not cut at the first </tool_call>: an argument may hold that text
+    # (json.dumps does not escape it), as an edit of this very parser would.
+    before, opened, after = rest.partition(_TOOL_CALL_OPEN)
+    if not opened:
+        raise FormatViolation(f"expected exactly one {_TOOL_CALL_OPEN}...{_TOOL_CALL_CLOSE}, found none")
+    _reject_text_outside(before)
+    body = after.lstrip()
+    obj, end = _decode_json(body, "tool call is not valid JSON")
+    tail = body[end:].lstrip()
+    if not tail.startswith(_TOOL_CALL_CLOSE):
+        raise FormatViolation(f"the tool call's JSON is not followed by {_TOOL_CALL_CLOSE}")
+    tail = tail[len(_TOOL_CALL_CLOSE):]
+    if _TOOL_CALL_OPEN in tail:
+        raise FormatViolation(f"expected exactly one {_TOOL_CALL_OPEN}...{_TOOL_CALL_CLOSE}, found more")
+    _reject_text_outside(tail)
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        raise FormatViolation("tool call JSON needs a string 'name'")
+    args = obj.get("arguments", {})
+    if isinstance(args, str):  # some models double-encode, as the OpenAI API does
+        encoded = args.strip()
+        args, end = _decode_json(encoded, "tool call arguments are not valid JSON")
+        if encoded[end:]:
+            raise FormatViolation("tool call arguments are not valid JSON: Extra data")
+    if not isinstance(args, dict):
+        raise FormatViolation("tool call 'arguments' must be a JSON object")
+    return ToolCall(obj["name"], args)
+
+
 def _parse_llama_call(rest: str) -> ToolCall:
     text = rest.strip()
-    try:
-        obj, end = json.JSONDecoder().raw_decode(text)
-    except json.JSONDecodeError as e:
-        raise FormatViolation(f"expected one JSON call {{\"name\": ..., \"parameters\": {{...}}}}: {e.msg}") from None
-    if text[end:].strip():
-        raise FormatViolation("text after the tool call")
+    if text.startswith(("<think>", "</think>")):
+        raise FormatViolation("more than one <think> block")
+    obj, end = _decode_json(text, 'expected one JSON call {"name": ..., "parameters": {...}}')
+    _reject_text_outside(text[end:])
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
         raise FormatViolation("tool call JSON needs a string 'name'")
     args = obj.get("parameters", obj.get("arguments", {}))

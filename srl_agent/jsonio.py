@@ -39,10 +39,21 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     n = 0
     with atomic_writer(path) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False))
+            f.write(json_line(row))
             f.write("\n")
             n += 1
     return n
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of readable UTF-8 JSON. A string with a lone surrogate (half an emoji, cut by a tool that
+    counts UTF-16 units), which UTF-8 cannot hold, makes the line \\u-escaped instead, so it reads back the same."""
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return line
 
 
 def read_jsonl(path: str | Path, bad_lines: str = "raise") -> Iterator[tuple[int, Any]]:
@@ -75,6 +86,8 @@ def _parse_line(line: str, path: str | Path, lineno: int) -> Any:
     except json.JSONDecodeError as e:
         raise DataError(f"line is not valid JSON ({_message(e)} at column {e.colno})", source=str(path),
                         row=lineno) from None
+    except (ValueError, RecursionError) as e:  # an integer longer than Python converts, nesting deeper than the stack
+        raise DataError(f"line is not usable JSON ({e})", source=str(path), row=lineno) from None
 
 
 def _message(e: json.JSONDecodeError) -> str:
@@ -92,6 +105,8 @@ def read_json(path: str | Path) -> Any:
                         source=str(path)) from None
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", source=str(path)) from None
+    except (ValueError, RecursionError) as e:  # an integer longer than Python converts, nesting deeper than the stack
+        raise DataError(f"not usable JSON ({e})", source=str(path)) from None
 
 
 def _open_binary(path: str | Path) -> BinaryIO:

@@ -134,5 +134,5 @@ def coerce_text_argument(spec: ToolSpec | None, key: str, values: list[str]) -> 
                 raise ValueError(f"{value!r} is not a boolean")
             return value.lower() == "true"
         return value
-    except (ValueError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: a JSON array nested deeper than the stack
         raise FormatViolation(f"argument {key!r}: {e}") from None

@@ -31,7 +31,8 @@ def detect_format(record: Any) -> str | None:
 
 def _describe(record: Any) -> str:
     if isinstance(record, dict):
-        return "an object with keys " + ", ".join(sorted(map(str, record))[:8])
+        # repr()[1:-1]: a key holding a newline or control character stays on the error's one line
+        return "an object with keys " + ", ".join(repr(key)[1:-1] for key in sorted(map(str, record))[:8])
     return f"a {type(record).__name__}"
 
 
@@ -115,12 +116,26 @@ def iter_records(source: str) -> Iterator[tuple[str, int | None, str, Any]]:
 def _iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
+    # pyarrow raises several types for corrupt files: a bad footer when opening, a bad page when reading rows
     try:
         pf = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise DataError(f"not a readable parquet file ({e})", source=str(path)) from None
-    for batch in pf.iter_batches(batch_size=256):
-        yield from batch.to_pylist()
+    except Exception as e:
+        raise DataError(f"not a readable parquet file ({_one_line(e)})", source=str(path)) from None
+    batches, done = pf.iter_batches(batch_size=256), 0
+    while True:
+        try:
+            rows = next(batches).to_pylist()
+        except StopIteration:
+            return
+        except Exception as e:
+            raise DataError(f"not a readable parquet file after row {done} ({_one_line(e)})",
+                            source=str(path)) from None
+        yield from rows
+        done += len(rows)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def _iter_hf(spec: str) -> Iterator[tuple[str, int | None, str, Any]]:

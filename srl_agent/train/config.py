@@ -67,7 +67,7 @@ class TrainConfig:
     max_observation_chars: int = 4000
     """Tool outputs in the prompt are cut in the middle to this many characters."""
     system_prompt: str | None = None
-    """The system turn's text (default: srl_agent/steps.py's SYSTEM_PROMPT); saved with the checkpoints, so
+    """The system turn's text (default: srl_agent/chat.py's SYSTEM_PROMPT); saved with the checkpoints, so
     eval prompts the model the same way. configs/swe-paper.yaml adds a worked example of the format."""
     max_prompt_tokens: int | None = 4096
     """Examples with longer prompts are dropped (null: keep all)."""
@@ -238,6 +238,8 @@ class TrainConfig:
             raise UserError(f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         except yaml.YAMLError as e:
             raise UserError(f"{path}: {_yaml_problem(e)}") from None
+        except RecursionError:  # PyYAML's parser recurses once per nesting level (found by fuzzing)
+            raise UserError(f"{path}: nested too deeply to be a config") from None
         if data is None:  # an empty file: all defaults
             data = {}
         if not isinstance(data, dict):
