@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .actions import format_help, parse_completion, render_command_line
+from .chat import SYSTEM_PROMPT
 from .errors import FormatViolation, UserError
 from .execute import execute
 from .jsonio import atomic_writer
@@ -29,7 +30,6 @@ from .policy import Completion, ContextWindowExceeded, Policy, SamplingParams
 from .policy.replay import ReplayPolicy
 from .sandbox import Sandbox
 from .steps import (
-    SYSTEM_PROMPT,
     StepConfig,
     build_prompt,
     load_rendering,

@@ -33,6 +33,17 @@ BASE_DIET = ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*", "usr/share
              "usr/share/info/*", "usr/share/locale/*")
 
 
+def how_to_get(image: str, engine: str | None) -> str:
+    """What to do about a missing image: build ours (then copy it to a remote `engine`), pull anyone else's."""
+    if engine and image.startswith("srl-agent/"):
+        return f"build it on the local engine, then `srl-agent env copy {image} --to {engine}`"
+    if image.startswith("srl-agent/swe-mini:"):
+        return "build the swe-mini images with `srl-agent env build swe-mini`"
+    if image.startswith("srl-agent/"):
+        return "build it with `srl-agent env build swe`"
+    return "pull it where a registry is reachable (`docker pull`, then `docker save`/`docker load` to bring it here)"
+
+
 def apt_mirror() -> str:
     """The Debian mirror apt uses here (deb822 `URIs:` or a sources.list `deb` line)."""
     candidates = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
-from .jsonio import read_jsonl
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        raise UserError(f"{path}: no metrics (is {run_dir} a training run folder?)")
-    # a line cut short by a kill comes back as a DataError and is skipped
-    return [row for _, row in read_jsonl(path, bad_lines="yield") if isinstance(row, dict)]
+from .metrics import STATUSES, read_metrics
 
 
 def _series(rows: list[dict], key: str, phase: str | None = None) -> tuple[list[int], list[float]]:
@@ -30,7 +21,6 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     rows = read_metrics(run_dir)
     out = Path(out) if out else Path(run_dir) / "curves.png"
     rlvr = any(r.get("phase") == "rlvr" for r in rows)
-    from .rlvr.episodes import STATUSES
     fig, axes = plt.subplots(4 if rlvr else 2, 2, figsize=(11, 13 if rlvr else 7))
     panels = [
         (axes[0, 0], "SRL reward (held-out steps, greedy)", [("val_reward", None, "val reward"),

@@ -28,17 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from .actions import CALL_STYLES, CallStyle, Reasoning, assistant_message
+from .chat import CHAT_TEMPLATE_PATH, SYSTEM_PROMPT
 from .errors import UserError
 from .jsonio import atomic_writer, read_json
 from .tools import STANDARD_TOOLS, load_tools, tool_schemas
 from .types import StepExample, ToolCall, Trajectory
 
-SYSTEM_PROMPT = (
-    "You are a software engineering agent working in a code repository to resolve an issue. "
-    "You act one step at a time: each turn, first think inside <think>...</think>, then make exactly "
-    "one tool call. The tool's output comes back in the next turn. When the issue is resolved, call "
-    "`submit`."
-)
 XML_FORMAT = (
     "\n\nWrite the call as <function=NAME><parameter=ARG>value</parameter></function>. "
     "The tools and their JSON-schema arguments:\n"
@@ -240,8 +235,6 @@ def template_rendering(tokenizer, call_style: str = "auto", log: Callable[[str],
     A tokenizer without a chat template, or with one that cannot render tools, gets srl-agent's own
     (Hermes-style) template, with a warning.
     """
-    from .tokenizer import CHAT_TEMPLATE_PATH
-
     template = _template_text(tokenizer)
     detected = detect_call_style(template) if call_style == "auto" else None
     if not template or "tools" not in template:

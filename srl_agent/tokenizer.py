@@ -14,11 +14,11 @@ import sysconfig
 from functools import cache
 from pathlib import Path
 
+from .chat import CHAT_TEMPLATE_PATH, SYSTEM_PROMPT
 from .paths import ASSETS_DIR, project_dir
 
 TINY_TOKENIZER = "tiny"
 TINY_TOKENIZER_DIR = ASSETS_DIR / "tiny-tokenizer"
-CHAT_TEMPLATE_PATH = ASSETS_DIR / "chat_template.jinja"
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
                   "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
 VOCAB_SIZE = 4096
@@ -52,7 +52,6 @@ def _training_corpus(max_bytes: int = 12_000_000) -> list[str]:
     # them, the answer format) and the seed trajectories: BPE merges then cover whole phrases, which
     # keeps the tiny model's prompts short.
     from .actions import render_completion
-    from .steps import SYSTEM_PROMPT
     from .tools import load_tools
     from .types import ToolCall
 

@@ -73,8 +73,8 @@ def podman_image(swe_image) -> str:
 @pytest.fixture(scope="session")
 def swe_mini_images(swe_image) -> list[dict]:
     """swe-mini's instances, with their images built (only the missing or stale ones are)."""
-    from srl_agent.bench.swe_mini import build_images, load_instances
     from srl_agent.sandbox.docker import docker_client
+    from srl_agent.testbed.swe_mini import build_images, load_instances
 
     instances = load_instances()
     build_images(docker_client(), instances, swe_image, progress=lambda message: None)
@@ -106,6 +106,22 @@ def no_container_left_behind():
     mine = [c.name for client in engines
             for c in client.containers.list(all=True, filters={"label": f"{LABEL}.pid={os.getpid()}"})]
     assert not mine, f"containers left behind: {mine}"
+
+
+def assert_same_adam_steps(one: dict, two: dict, lrs: list[float]) -> None:
+    """Two state dicts after the same AdamW steps (learning rates `lrs`) from the same start and data, whose sums ran
+    in another float order (other processes, shards, CPU kind or thread count). Adam's step is about ±lr whatever a
+    gradient's size, so an element whose gradient lies within float noise of 0 may step either way: each element
+    within 2·Σlr. Every other element takes the same steps, to rounding; a run that stepped wrongly (a missing or
+    extra step, a wrong lr or shard) moves far more than a few elements by a hundredth of a step."""
+    import torch
+
+    assert one.keys() == two.keys()
+    for name in one:  # rtol 1e-5: fp32 rounding of the weight itself
+        assert torch.allclose(one[name].cpu(), two[name].cpu(), atol=2 * sum(lrs)), name
+    diffs = torch.cat([(one[k].cpu().float() - two[k].cpu().float()).abs().flatten() for k in one])
+    apart = int((diffs > sum(lrs) / 100).sum())
+    assert apart <= diffs.numel() / 1000, f"{apart} of {diffs.numel()} weights took other steps"
 
 
 def make_repo(path: Path, files: dict[str, str]) -> Path:

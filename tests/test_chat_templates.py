@@ -14,6 +14,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from srl_agent.actions import parse_completion
+from srl_agent.chat import CHAT_TEMPLATE_PATH
 from srl_agent.errors import UserError
 from srl_agent.steps import (
     StepConfig,
@@ -24,7 +25,7 @@ from srl_agent.steps import (
     render_prompt,
     template_rendering,
 )
-from srl_agent.tokenizer import CHAT_TEMPLATE_PATH, TINY_TOKENIZER_DIR
+from srl_agent.tokenizer import TINY_TOKENIZER_DIR
 
 LLAMA_SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>",
                   "<|python_tag|>"]

@@ -24,7 +24,8 @@ from srl_agent.actions import CALL_STYLES, parse_command_line, parse_completion,
 from srl_agent.errors import DataError, FormatViolation, UserError
 from srl_agent.formats import FORMATS, LoadReport, iter_records, load_trajectories, parse_record
 from srl_agent.jsonio import json_line, read_json, read_jsonl, write_jsonl
-from srl_agent.tasks.validate import failure_sections, parse_statuses, section_for
+from srl_agent.tasks.validate import failure_sections, section_for
+from srl_agent.testbed.suite import parse_statuses
 from srl_agent.tools import load_tools
 from srl_agent.train.config import TrainConfig
 from srl_agent.types import Step, ToolCall, Trajectory

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from srl_agent.policy.hf import token_logprobs
 from srl_agent.train import grpo
 
 
@@ -56,7 +57,7 @@ def test_sequence_and_token_normalisation_differ_on_unequal_lengths():
 def test_gradient_pushes_up_good_sequences():
     logits = torch.zeros(2, 1, 3, requires_grad=True)
     targets = torch.tensor([[0], [1]])
-    logp = grpo.token_logprobs(logits, targets)
+    logp = token_logprobs(logits, targets)
     grpo.clipped_objective(logp, logp.detach(), torch.tensor([1.0, -1.0]), torch.ones(2, 1)).backward()
     assert logits.grad[0, 0, 0] < 0 and logits.grad[1, 0, 1] > 0  # descent raises token 0, lowers token 1
 
@@ -72,7 +73,7 @@ def test_token_logprobs_match_log_softmax():
     logits = torch.randn(2, 3, 5)
     targets = torch.randint(0, 5, (2, 3))
     expected = torch.log_softmax(logits / 0.7, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    assert torch.allclose(grpo.token_logprobs(logits, targets, 0.7), expected)
+    assert torch.allclose(token_logprobs(logits, targets, 0.7), expected)
 
 
 def test_dynamic_fill_drops_flat_groups_and_refills():
@@ -125,10 +126,10 @@ def test_every_update_layout_gives_the_full_logits_logprobs_and_gradients():
     padded = make_batch(sequences, tokenizer.pad_token_id, "cpu", "padded")
     # the path before: logits [N, W, V] at every position, log-softmax over all of them in fp32
     logits = model(input_ids=padded.ids, attention_mask=padded.attention_mask).logits[:, :-1]
-    logp = grpo.token_logprobs(logits, padded.ids[:, 1:]) * padded.target_mask
+    logp = token_logprobs(logits, padded.ids[:, 1:]) * padded.target_mask
     model.zero_grad()
     logp.sum().backward()
-    cold = grpo.token_logprobs(logits.detach(), padded.ids[:, 1:], temperature=0.7) * padded.target_mask
+    cold = token_logprobs(logits.detach(), padded.ids[:, 1:], temperature=0.7) * padded.target_mask
     results["full logits"] = (logp.detach(), cold, *grads())
     for layout in ("padded", "padding_free", "shared_prefix"):
         batch = make_batch(sequences, tokenizer.pad_token_id, "cpu", layout)

@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from srl_agent.policy import ContextWindowExceeded, SamplingParams, load_policy
-from srl_agent.policy.hf import HFPolicy
+from srl_agent.policy.hf import HFPolicy, token_logprobs
 from srl_agent.policy.openai import OpenAIPolicy
 from srl_agent.policy.server import make_server
 from srl_agent.train.config import TrainConfig
-from srl_agent.train.grpo import token_logprobs
 from srl_agent.train.model import load_model
 
 PROMPT = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Fix the bug."}]

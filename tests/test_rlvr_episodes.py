@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from srl_agent.errors import UserError
+from srl_agent.policy.hf import token_logprobs
 from srl_agent.rlvr.episodes import (
     EpisodeConfig,
     EpisodeTokens,
@@ -22,7 +23,7 @@ from srl_agent.rlvr.episodes import (
 from srl_agent.rlvr.reward import RewardConfig
 from srl_agent.sandbox import LABEL
 from srl_agent.steps import StepConfig
-from srl_agent.train.grpo import clipped_objective, token_logprobs
+from srl_agent.train.grpo import clipped_objective
 
 FULL_HISTORY = StepConfig(history=None)
 INSTANCE_ID = "swemini__moneyfmt-1"

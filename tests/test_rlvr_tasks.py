@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from srl_agent.bench.swe_mini import instances_path
 from srl_agent.errors import UserError
 from srl_agent.rlvr.tasks import check_split, load_training_tasks, require_images, splits_path, swe_mini_split
+from srl_agent.testbed.swe_mini import instances_path
 
 from .conftest import cli_error
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from srl_agent.errors import UserError
+from srl_agent.metrics import STATUSES
 from srl_agent.rlvr.batch import episode_sequence
-from srl_agent.rlvr.episodes import STATUSES
 from srl_agent.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from srl_agent.bench.eval import instance_sandbox
 from srl_agent.bench.expert import expert_plan, hunk_edits, run_expert, short_expert_plan
-from srl_agent.bench.swe_mini import instances_path, make_instance, swe_mini_dir
+from srl_agent.bench.swe_mini import make_instance
 from srl_agent.formats import load_trajectories
 from srl_agent.replay import replay
 from srl_agent.sandbox import SandboxConfig, open_sandbox
+from srl_agent.testbed.instance import instance_sandbox
+from srl_agent.testbed.swe_mini import instances_path, swe_mini_dir
 
 SHIPPED = Path(__file__).resolve().parents[1] / "trajectories" / "swe-mini.jsonl"
 POCKETLIB_SHORT = swe_mini_dir() / "pocketlib-short.jsonl"  # outside trajectories/: not default training data
@@ -117,8 +118,8 @@ def test_shipped_short_pocketlib_runs_replay_cleanly(swe_mini_images):
 def test_a_broken_task_is_refused_with_its_folder(tmp_path, corrupt, monkeypatch):
     import shutil
 
-    from srl_agent.bench import swe_mini
     from srl_agent.errors import UserError
+    from srl_agent.testbed import swe_mini
 
     root = tmp_path / "swe-mini"
     shutil.copytree(swe_mini_dir() / "repos" / "inventory", root / "repos" / "inventory")

@@ -14,7 +14,8 @@ from srl_agent.errors import UserError
 from srl_agent.tasks.mutate import KINDS, candidates, combine, select
 from srl_agent.tasks.split import split_folder, split_repos
 from srl_agent.tasks.statements import problem_statement, rewrite, short_traceback
-from srl_agent.tasks.validate import SuiteRun, failure_sections, judge, parse_statuses, section_for
+from srl_agent.tasks.validate import failure_sections, judge, section_for
+from srl_agent.testbed.suite import SuiteRun, parse_statuses
 
 SOURCE = '''\
 def window(items, size=3, strict=True):

@@ -17,11 +17,11 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from srl_agent.bench.eval import instance_sandbox
 from srl_agent.bench.expert import run_expert
-from srl_agent.bench.swe_mini import load_instances
 from srl_agent.formats import load_trajectories
 from srl_agent.jsonio import write_jsonl
+from srl_agent.testbed.instance import instance_sandbox
+from srl_agent.testbed.swe_mini import load_instances
 
 
 def solve(instance: dict, short: bool = False):

@@ -30,6 +30,7 @@ from ..agent import AgentConfig, context_limit, fits_context, run_agent, save_ru
 from ..errors import FormatViolation, UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
 from ..policy import ContextWindowExceeded, Policy, SamplingParams, load_policy
+from ..testbed.instance import instance_sandbox
 from .harness import grade, instance_verdict, require_docker_for_grading
 from .oracle import oracle_patch, oracle_prompt, touched_files
 
@@ -80,7 +81,7 @@ class EvalConfig:
     def dataset(self) -> tuple[str, str]:
         """(dataset name for swebench's loader, split)."""
         if self.bench == "swe-mini":
-            from .swe_mini import instances_path
+            from ..testbed.swe_mini import instances_path
 
             return str(instances_path()), "test"
         if Path(self.bench).exists():  # the harness runs in the run folder: hand it an absolute path
@@ -224,14 +225,6 @@ class SharedPolicy:
 
     def __getattr__(self, name: str) -> Any:  # context_window / count_prompt_tokens, for the context limit
         return getattr(self.policy, name)
-
-
-def instance_sandbox(instance: dict, step_timeout: float = 120.0, kind: str = "docker", engine: str | None = None):
-    """A container sandbox made from the instance's image (which holds the repository at its base commit)."""
-    from ..sandbox import SandboxConfig, open_sandbox
-
-    config = SandboxConfig(image=instance["image"], default_timeout=step_timeout, engine=engine)
-    return open_sandbox(config, kind=kind, base_commit=instance.get("base_commit"))
 
 
 def sandbox_engine(cfg: EvalConfig):

@@ -60,7 +60,7 @@ def cmd_env_build(args: argparse.Namespace) -> int:
             built = build_images(client, args.instances[0], instances, SWE_IMAGE, rebuild=args.rebuild,
                                  progress=tick)
     else:  # swe-mini
-        from ..bench.swe_mini import build_images, load_instances
+        from ..testbed.swe_mini import build_images, load_instances
 
         if not image_is_current(client, SWE_IMAGE):
             build_swe()
@@ -71,9 +71,23 @@ def cmd_env_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def expand_image_names(names: list[str]) -> list[str]:
+    """`swe` and `swe-mini` stand for the agent image and the swe-mini task images."""
+    from ..images import SWE_IMAGE
+    from ..testbed.swe_mini import load_instances
+
+    tags = []
+    for name in names:
+        if name == "swe-mini":
+            tags += [i["image"] for i in load_instances()]
+        else:
+            tags.append(SWE_IMAGE if name == "swe" else name)
+    return tags
+
+
 def cmd_env_copy(args: argparse.Namespace) -> int:
     from ..sandbox.docker import docker_client
-    from ..sandbox.engine import copy_images, engine_client, expand_image_names, podman_client
+    from ..sandbox.engine import copy_images, engine_client, podman_client
 
     target = podman_client() if args.to == "podman" else engine_client(args.to)
     copied = copy_images(expand_image_names(args.images), docker_client(), target,

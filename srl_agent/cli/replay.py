@@ -42,7 +42,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.image:
         config.image = args.image
     elif not args.repo and traj.id.startswith("swemini__"):  # a swe-mini run: its task's own image
-        from ..bench.swe_mini import image_name
+        from ..testbed.swe_mini import image_name
 
         config.image = image_name(traj.id)
     out.print(f"[bold]Replaying {traj.id}[/] ({len(traj.steps)} steps, {traj.source_format})")

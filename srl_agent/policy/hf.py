@@ -7,7 +7,6 @@ import math
 import torch
 
 from ..steps import render_prompt
-from ..train.grpo import token_logprobs
 from . import Completion, Messages, SamplingParams
 
 CHECKPOINT_SAMPLING_OFF = {
@@ -24,6 +23,12 @@ BACKEND_CACHES = {"hf": "dynamic", "hf_static": "static", "hf_paged": "paged"}
 PAGED_BATCH_TOKENS = 4096
 """Most prompt tokens one continuous-batching forward takes (longer prefills go in several): with sdpa the
 engine keeps an attention mask of this many rows over the whole cache."""
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probabilities of `targets` [N, T] under `logits` [N, T, V] (at the sampling temperature)."""
+    logits = logits.float() / temperature
+    return torch.gather(logits.log_softmax(dim=-1), -1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 class HFPolicy:

@@ -107,10 +107,6 @@ class EpisodeTokens:
 NOT_STARTED = "the sandbox did not start"
 """The `detail` of an episode whose sandbox could not be opened."""
 
-STATUSES = ("submitted", "turn_limit", "format_errors", "token_limit", "sandbox_error")
-"""How an episode can end (see the module docstring)."""
-
-
 @dataclass
 class Episode:
     """One agent run on one task as a rollout."""
@@ -118,7 +114,7 @@ class Episode:
     instance_id: str
     tokens: EpisodeTokens
     status: str = ""
-    """One of STATUSES once finished."""
+    """One of metrics.STATUSES once finished (see the module docstring)."""
     turns: int = 0
     format_errors: int = 0
     patch: str = ""

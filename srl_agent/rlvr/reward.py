@@ -4,7 +4,7 @@ An episode leaves its patch in place in its sandbox (the repository at /testbed)
 instance's swebench-5 `eval_script` there and runs it, exactly as the official harness would after
 applying the patch: reset the test files, apply the test patch, run the suite. The log between the
 harness's start/end markers is read with the instance's swebench log parser (plus the SUBFAILED
-correction of tasks/validate.py) and graded with swebench's own `test_passed`:
+correction of testbed/suite.py) and graded with swebench's own `test_passed`:
 
     resolved   every FAIL_TO_PASS and every PASS_TO_PASS test passes           -> reward 1, else 0
     partial    (option) fraction of FAIL_TO_PASS passing, 0 if any PASS_TO_PASS broke
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..tasks.validate import parse_statuses
+from ..testbed.suite import parse_statuses
 
 START_MARKER = ">>>>> Start Test Output"
 END_MARKER = ">>>>> End Test Output"

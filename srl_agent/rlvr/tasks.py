@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..bench.swe_mini import image_name, swe_mini_dir
 from ..errors import UserError
 from ..jsonio import read_json, read_jsonl
+from ..testbed.swe_mini import image_name, instances_path, swe_mini_dir
 
 SIDES = ("train", "test")
 
@@ -68,8 +68,6 @@ def _check_side(side: str) -> None:
 
 def _swe_mini_instances_and_split() -> tuple[list[dict], dict]:
     """swe-mini's instances and its splits.json, checked (no repository on both sides)."""
-    from ..bench.swe_mini import instances_path
-
     instances = _read_instances(instances_path())
     path = splits_path()
     split = read_json(path)
@@ -111,7 +109,8 @@ def require_images(instances: list[dict], engine: str | None = None) -> None:
     """Fail before any episode runs, naming the first task whose image the engine lacks and how to get it."""
     import docker
 
-    from ..sandbox.docker import _how_to_get, docker_client
+    from ..images import how_to_get
+    from ..sandbox.docker import docker_client
 
     client = docker_client(engine=engine)
     try:
@@ -120,6 +119,6 @@ def require_images(instances: list[dict], engine: str | None = None) -> None:
                 client.images.get(instance["image"])
             except docker.errors.ImageNotFound:
                 raise UserError(f"task {instance['instance_id']}: image {instance['image']!r} is missing; "
-                                f"{_how_to_get(instance['image'], engine)}") from None
+                                f"{how_to_get(instance['image'], engine)}") from None
     finally:
         client.close()

@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import UserError
+from ..images import collect_tool_executables, how_to_get
 from . import LABEL, TOOLS_DIR_IN_SANDBOX, Observation, SandboxConfig
 from .common import (
     KILLED,
@@ -102,16 +103,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SWEBENCH_CONDA_ENV = "/opt/miniconda3/envs/testbed"
 
 
-def _how_to_get(image: str, engine: str | None) -> str:
-    if engine and image.startswith("srl-agent/"):
-        return f"build it on the local engine, then `srl-agent env copy {image} --to {engine}`"
-    if image.startswith("srl-agent/swe-mini:"):
-        return "build the swe-mini images with `srl-agent env build swe-mini`"
-    if image.startswith("srl-agent/"):
-        return "build it with `srl-agent env build swe`"
-    return "pull it where a registry is reachable (`docker pull`, then `docker save`/`docker load` to bring it here)"
-
-
 class DockerSandbox(SandboxBase):
     limits_in_commands = False
     """True where the engine cannot apply memory and pid limits to containers: commands then get them as ulimits."""
@@ -155,7 +146,7 @@ class DockerSandbox(SandboxBase):
             except docker.errors.APIError as e:
                 where = f"on {self.config.engine}" if self.config.engine else "here"
                 raise UserError(f"image {image!r} is not {where} and cannot be pulled ({e.explanation}); "
-                                f"{_how_to_get(image, self.config.engine)}") from None
+                                f"{how_to_get(image, self.config.engine)}") from None
         return image
 
     def _start(self) -> None:
@@ -229,8 +220,6 @@ class DockerSandbox(SandboxBase):
     def _install_tools(self) -> None:
         """Images that are not ours (e.g. SWE-bench's) get the tools copied in and put first on PATH."""
         import tempfile
-
-        from ..images import collect_tool_executables
 
         with tempfile.TemporaryDirectory(prefix="srl-tools-") as tmp:
             collect_tool_executables(Path(tmp))

@@ -131,18 +131,3 @@ def copy_images(tags: list[str], source, target, log=print) -> list[str]:
             target.images.get(loaded[0].id).tag(*docker.utils.parse_repository_tag(tag))  # host:5000/img too
         copied.append(tag)
     return copied
-
-
-def expand_image_names(names: list[str]) -> list[str]:
-    """`swe` and `swe-mini` stand for the agent image and the swe-mini task images."""
-    from ..images import SWE_IMAGE
-
-    tags = []
-    for name in names:
-        if name == "swe-mini":
-            from ..bench.swe_mini import load_instances
-
-            tags += [i["image"] for i in load_instances()]
-        else:
-            tags.append(SWE_IMAGE if name == "swe" else name)
-    return tags

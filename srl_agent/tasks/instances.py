@@ -18,11 +18,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..bench.swe_mini import eval_script
 from ..errors import UserError
+from ..testbed.suite import eval_script, sandbox_python_path, suite_command
 from .mutate import Mutation
 from .source import commit_patch, commit_tree, git, snapshot
-from .validate import Verdict, sandbox_python_path, suite_command
+from .validate import Verdict
 
 IMAGE_REPO = "srl-agent/tasks"
 _DOCKERFILE = """\
@@ -110,7 +110,7 @@ def load_task_instances(path: str | Path, ids: list[str] | None = None) -> list[
 def build_images(client, instances_file: str | Path, instances: list[dict], base: str, rebuild: bool = False,
                  progress: Callable[[str], None] = print) -> list[str]:
     """One image per instance, on `base` (the swe sandbox image), with the buggy repository at /testbed."""
-    from ..bench.swe_mini import build_images as build_testbed_images
+    from ..testbed.instance import build_images as build_testbed_images
 
     with tempfile.TemporaryDirectory(prefix="srl-tasks-src-") as tmp:
         materialize = Materializer(Path(instances_file).resolve().parent, Path(tmp))

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..testbed import git as testbed_git
 
 _GIT_IDENTITY = {"GIT_AUTHOR_NAME": "srl-agent tasks", "GIT_AUTHOR_EMAIL": "tasks@srl-agent.invalid",
                  "GIT_COMMITTER_NAME": "srl-agent tasks", "GIT_COMMITTER_EMAIL": "tasks@srl-agent.invalid",
@@ -30,13 +30,9 @@ _TEST_DIRS = ("tests", "test", "testing")
 _NOT_PACKAGE_CODE = {"setup.py", "conftest.py", "noxfile.py", "tasks.py", "fabfile.py", "manage.py"}
 
 
-def git(repo: Path, *args: str, stdin: str | None = None, identity: dict[str, str] = _GIT_IDENTITY) -> str:
-    """`git ARGS` in `repo` under a fixed author and date; a failure is a UserError with git's message."""
-    proc = subprocess.run(["git", *args], cwd=repo, input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **identity})
-    if proc.returncode != 0:
-        raise UserError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()[-500:]}")
-    return proc.stdout
+def git(repo: Path, *args: str, stdin: str | None = None) -> str:
+    """`git ARGS` in `repo` as the task factory, under a fixed author and date."""
+    return testbed_git.git(repo, *args, identity=_GIT_IDENTITY, stdin=stdin)
 
 
 def commit_tree(folder: Path, message: str) -> str:

@@ -28,11 +28,12 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
+from ..testbed.suite import SuiteRun, run_suite
 from . import instances as task_instances
 from .mutate import Mutation, select
 from .source import Layout, detect_layout, download_sdist, git, snapshot, source_name
 from .statements import problem_statement, rewrite
-from .validate import ACCEPTED, SuiteRun, Verdict, failure_sections, judge, run_suite, section_for
+from .validate import ACCEPTED, Verdict, failure_sections, judge, section_for
 
 
 @dataclass
@@ -237,8 +238,8 @@ def _merge(path: Path, rows: list[dict], key: str) -> list[dict]:
 
 def solve_with_expert(instances: list[dict], workers: int, progress: Progress) -> tuple[list[dict], list[str]]:
     """The scripted expert on every instance (its own image); returns trajectories and the failures."""
-    from ..bench.eval import instance_sandbox
     from ..bench.expert import run_expert
+    from ..testbed.instance import instance_sandbox
 
     def solve(instance: dict):
         try:

@@ -5,48 +5,18 @@ A mutation is kept when at least one test that passed on the clean tree fails wi
 time out, when the package no longer imports (collection errors), when tests disappear, or when more
 than `max_fail_fraction` of the passing suite fails (a bug that breaks everything teaches little).
 
-The log is read with swebench's own pytest parser, plus one correction: pytest >= 9 reports a
-unittest test whose `subTest`s fail as PASSED and adds SUBFAILED lines that swebench ignores, so here
-such a test is FAILED.
+The suite runs and its log is parsed by testbed/suite.py; here are the verdict and the failures' tracebacks.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-TEST_COMMAND = "python3 -m pytest -rA --tb=short -p no:cacheprovider -o addopts= {test_dir}"
-_SUBFAILED = re.compile(r"^SUBFAIL(?:ED)?\S*(?:\s.*?)?\s(\S+::\S+)(?:\s+-\s|\s*$)")
+from ..testbed.suite import SuiteRun
+
 _HEADLINE = re.compile(r"^_{3,} (.+?) _{3,}$")
-_COLLECTION_ERROR = re.compile(r"^(?:ERROR collecting|ImportError while importing|E\s+(?:ModuleNotFound|Import)Error)",
-                               re.MULTILINE)
-
 ACCEPTED = "accepted"
-
-
-def suite_command(test_dir: str) -> str:
-    return TEST_COMMAND.format(test_dir=shlex.quote(test_dir))
-
-
-def sandbox_python_path(python_path: str) -> str:
-    """PYTHONPATH inside the sandbox for the layout's `python_path` (`.` or `src`)."""
-    return "/testbed" if python_path in (".", "") else f"/testbed/{python_path}"
-
-
-def parse_statuses(log: str, parser: str = "parse_log_pytest") -> dict[str, str]:
-    """{test id: PASSED | FAILED | ERROR | SKIPPED | XFAIL}: swebench's `parser` (a PARSER_REGISTRY name), subtests
-    failing."""
-    from swebench.harness.log_parsers import PARSER_REGISTRY
-
-    statuses = PARSER_REGISTRY[parser](log, None)
-    for line in log.splitlines():
-        match = _SUBFAILED.match(line)
-        if match:
-            statuses[match[1]] = "FAILED"
-    return statuses
 
 
 def failure_sections(log: str) -> dict[str, str]:
@@ -75,24 +45,6 @@ def section_for(test_id: str, sections: dict[str, str]) -> str:
     """The failure block of `tests/x.py::TestA::test_b[1]` (headline `TestA.test_b[1]`), or ''."""
     name = test_id.split("::", 1)[-1].replace("::", ".")
     return sections.get(name) or sections.get(re.sub(r"\[.*\]$", "", name), "")
-
-
-@dataclass
-class SuiteRun:
-    """One run of the suite in a sandbox."""
-
-    statuses: dict[str, str]
-    log: str
-    timed_out: bool = False
-    patch_failed: bool = False
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> set[str]:
-        return {t for t, s in self.statuses.items() if s == "PASSED"}
-
-    def collection_errors(self) -> list[str]:
-        return [m.group(0) for m in _COLLECTION_ERROR.finditer(self.log)]
 
 
 @dataclass
@@ -127,21 +79,3 @@ def judge(baseline: set[str], run: SuiteRun, max_fail_fraction: float) -> Verdic
     if len(failing) + len(still) != len(baseline):  # skipped/xfailed now: not a clean signal
         return Verdict("tests_changed", detail="tests that passed are now skipped")
     return Verdict(ACCEPTED, failing, still)
-
-
-def run_suite(image: str, repo: Path, test_dir: str, python_path: str, patches: tuple[str, ...] = (),
-              timeout: float = 300.0, command: str | None = None) -> SuiteRun:
-    """Copy `repo` into a fresh sandbox from `image`, apply `patches` in order, run the tests there, parse the log."""
-    from ..sandbox import SandboxConfig, open_sandbox
-
-    env = {"PYTHONPATH": sandbox_python_path(python_path), "PYTHONDONTWRITEBYTECODE": "1"}
-    config = SandboxConfig(image=image, default_timeout=timeout, env=env, output_limit=2_000_000)
-    start = time.monotonic()
-    with open_sandbox(config, kind="docker", repo=str(repo)) as sandbox:
-        for i, patch in enumerate(patches):
-            sandbox.write_file(f"/tmp/patch-{i}.diff", patch)
-            applied = sandbox.run(f"git apply /tmp/patch-{i}.diff", timeout=60)
-            if applied.exit_code != 0:
-                return SuiteRun({}, applied.output, patch_failed=True)
-        obs = sandbox.run(command or suite_command(test_dir), timeout=timeout)
-    return SuiteRun(parse_statuses(obs.output), obs.output, obs.timed_out, seconds=round(time.monotonic() - start, 2))

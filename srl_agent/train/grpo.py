@@ -62,12 +62,6 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -
     return (kl * mask).sum() / mask.sum().clamp(min=1)
 
 
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Log-probabilities of `targets` [N, T] under `logits` [N, T, V] (at the sampling temperature)."""
-    logits = logits.float() / temperature
-    return torch.gather(logits.log_softmax(dim=-1), -1, targets.unsqueeze(-1)).squeeze(-1)
-
-
 def dynamic_fill(sample: Callable[[int], Sequence[G]], rewards_of: Callable[[G], Sequence[float]], batch_size: int,
                  max_rounds: int, eps: float = 1e-6, enabled: bool = True,
                  gather: Callable[[int], list[int]] = lambda n: [n], rank: int = 0) -> tuple[list[G], list[G], int]:

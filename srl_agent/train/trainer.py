@@ -33,12 +33,12 @@ from accelerate.utils import gather_object
 from ..errors import UserError
 from ..executor import connect_ray
 from ..jsonio import atomic_writer
-from ..plot import read_metrics
+from ..metrics import STATUSES, read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import BACKEND_CACHES, HFPolicy
 from ..reward import RewardConfig, srl_rewards
 from ..rlvr.batch import episode_sequence, group_rewards, played
-from ..rlvr.episodes import STATUSES, Episode, run_episodes
+from ..rlvr.episodes import Episode, run_episodes
 from ..rlvr.tasks import load_training_tasks, require_images
 from ..steps import expert_answer
 from ..types import StepExample
