@@ -1,13 +1,40 @@
-"""Shared helpers for the benchmark scripts: the fixture location and a machine description."""
+"""Shared helpers for the benchmark scripts: the fixture location, a machine description, and the command line
+every script shares (`--smoke`)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "trajectories"
+
+SMOKE_HELP = ("CI check (tests/test_benchmarks_smoke.py): tiny sizes, seconds, output under a temp dir; it checks "
+              "that the script runs and reports, its numbers measure nothing")
+
+# The trainer at smoke size: a step samples 2 prompts x G 2 of 8 tokens and updates every group (dynamic sampling
+# would drop the flat groups of a model that has not learned the format, and with them the update).
+SMOKE_TRAIN_SETTINGS = {"batch_size": 2, "group_size": 2, "max_new_tokens": 8, "val_examples": 2,
+                        "dynamic_sampling": False}
+
+
+def arg_parser(description: str | None, **kwargs) -> argparse.ArgumentParser:
+    """An ArgumentParser with the flag every benchmark takes: `--smoke`."""
+    parser = argparse.ArgumentParser(description=description, **kwargs)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    return parser
+
+
+def output_dir(out: str | None, smoke: bool, default: str | None = None) -> AbstractContextManager[str]:
+    """Where a script writes: `out` if given; in smoke mode a temp dir removed afterwards (a smoke run never
+    overwrites a real run's or a committed result); else `default`."""
+    if out or not smoke:
+        return nullcontext(out or default)
+    return tempfile.TemporaryDirectory(prefix="srl-bench-smoke-")
 
 
 def machine() -> str:

@@ -3,12 +3,11 @@
 The baseline is the plain pipeline in the same run: every example rendered with the chat template
 and tokenized whole, one process. `srl-agent data build` counts tokens piece by piece with a cache
 (exact, see steps.TokenCounter) and spreads trajectories over processes.
-Run: python benchmarks/build_examples.py [--trajectories 5004] [--workers 2]
+Run: python benchmarks/build_examples.py [--trajectories 5004] [--workers 2] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -16,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import FIXTURES, machine
+from _common import FIXTURES, arg_parser, machine
 
 from srl_agent.data import build_steps
 from srl_agent.formats import load_trajectories
@@ -50,17 +49,19 @@ def plain_rate(sample: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--trajectories", type=int, default=5004)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    if args.smoke:  # the fixtures twice over
+        args.trajectories, args.workers = 18, 2
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "trajectories.jsonl"
         steps = replicate(args.trajectories, src)
         size = src.stat().st_size / 1e6
         print(f"{args.trajectories} trajectories, {steps} steps, {size:.0f} MB of canonical JSONL")
-        base = plain_rate(300)
+        base = plain_rate(args.trajectories if args.smoke else 300)
         print(f"\n{'':50} {'examples/s':>11} {'vs plain':>9}")
         print(f"{'plain: render + tokenize each prompt, 1 process':50} {base:11,.0f} {1:8.1f}x")
         for workers in sorted({1, args.workers}):

@@ -8,7 +8,7 @@ off, a fixed workload (a random model never stops early: every completion is 128
 is updated). Every process runs one thread (OMP_NUM_THREADS=1, torchrun's
 default), so the comparison is one core against two. Reported: mean seconds per step (first step
 excluded) and the speed-up.
-Run: python benchmarks/ddp_scaling.py [--init-from CHECKPOINT] [--steps 6]
+Run: python benchmarks/ddp_scaling.py [--init-from CHECKPOINT] [--steps 6] [--smoke]
 """
 
 from __future__ import annotations
@@ -21,45 +21,49 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import machine
+from _common import SMOKE_TRAIN_SETTINGS, arg_parser, machine
 
 
-def worker(init_from: str | None, steps: int, out: str) -> None:
+def worker(init_from: str | None, steps: int, out: str, smoke: bool) -> None:
     from srl_agent.train.config import TrainConfig
     from srl_agent.train.trainer import Trainer
 
     base = TrainConfig.builtin()
     cfg = TrainConfig(**{**base.__dict__, "sft_warmup_steps": 0, "init_from": init_from, "output_dir": out,
-                         "val_trajectories": 0, "dynamic_sampling": init_from is not None})
+                         "val_trajectories": 0, "dynamic_sampling": init_from is not None,
+                         **(SMOKE_TRAIN_SETTINGS if smoke else {})})
     trainer = Trainer(cfg, log=lambda _: None)
     rows = [trainer.train_step() for _ in range(steps)]
     if trainer.main:
         Path(out, "steps.json").write_text(json.dumps(rows))
 
 
-def run(processes: int, init_from: str | None, steps: int) -> list[dict]:
+def run(processes: int, init_from: str | None, steps: int, smoke: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), __file__,
-                   "--worker", "--steps", str(steps), "--out", tmp, *(["--init-from", init_from] if init_from else [])]
+                   "--worker", "--steps", str(steps), "--out", tmp, *(["--init-from", init_from] if init_from else []),
+                   *(["--smoke"] if smoke else [])]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per process, as torchrun sets it
         subprocess.run(command, check=True, env=env, capture_output=True)
         return json.loads(Path(tmp, "steps.json").read_text())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--init-from")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.init_from, args.steps, args.out)
+        worker(args.init_from, args.steps, args.out, args.smoke)
         return
+    if args.smoke:
+        args.steps = 2  # the first step is not timed
     print(f"machine: {machine()}")
     seconds = {}
     for processes in (1, 2):
-        rows = run(processes, args.init_from, args.steps)[1:]
+        rows = run(processes, args.init_from, args.steps, args.smoke)[1:]
         seconds[processes] = sum(r["seconds"] for r in rows) / len(rows)
         update = sum(r["time_update"] for r in rows) / len(rows)
         generate = sum(r["time_generate"] for r in rows) / len(rows)

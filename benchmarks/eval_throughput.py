@@ -6,26 +6,26 @@
    parsing, the policy, trajectory keeping) against bare `sandbox.run` of the same commands in a
    fresh sandbox of the same image. Target: at most 10 % more.
 
-Run: python benchmarks/eval_throughput.py [--workers 1 2 4] [--repeats 5]
+Run: python benchmarks/eval_throughput.py [--workers 1 2 4] [--repeats 5] [--smoke]
 (needs dockerd and `srl-agent env build swe-mini`)
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _common import machine
+from _common import arg_parser, machine
 
 from srl_agent.agent import AgentConfig, run_agent
-from srl_agent.bench.eval import EvalConfig, instance_sandbox, run_eval
-from srl_agent.bench.swe_mini import load_instances
-from srl_agent.execute import command_for
+from srl_agent.bench.eval import EvalConfig, run_eval
 from srl_agent.formats import load_trajectories
 from srl_agent.policy.replay import ReplayPolicy
+from srl_agent.run_call import command_for
+from srl_agent.testbed.instance import instance_sandbox
+from srl_agent.testbed.swe_mini import load_instances
 
 EXPERT = Path(__file__).resolve().parents[1] / "trajectories" / "swe-mini.jsonl"
 
@@ -67,11 +67,13 @@ def _diff_seconds(sandbox) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     instances = load_instances()
+    if args.smoke:  # one instance at 1 worker, one sandbox of each kind for the overhead
+        instances, args.workers, args.repeats = instances[:1], [1], 1
     trajectories = list(load_trajectories([str(EXPERT)]))
     policy = ReplayPolicy(trajectories)
     print(f"machine: {machine()}")

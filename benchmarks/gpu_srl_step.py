@@ -219,7 +219,7 @@ def plan_beside(cfg: TrainConfig, engine: str) -> dict:
 
 def measure_ours(args: argparse.Namespace) -> dict[str, float]:
     """Our whole SRL step: one process, or (side fsdp2, under accelerate launch) FSDP2 over one process."""
-    from srl_agent.train.engine import engine_name
+    from srl_agent.train.distributed import engine_name
     from srl_agent.train.model import compute_bf16
 
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
@@ -265,7 +265,7 @@ def measure_untied_fsdp2(args: argparse.Namespace) -> dict:
     written after each step, so a crash in the second step or in the save keeps the first."""
     from srl_agent.train import trainer as trainer_module
     from srl_agent.train.batching import micro_batches, scored_tokens
-    from srl_agent.train.engine import engine_name
+    from srl_agent.train.distributed import engine_name
 
     trainer_module.srl_rewards = position_rewards(args.group)
     with tempfile.TemporaryDirectory(prefix="srl-gpu-untied-") as tmp:
@@ -477,15 +477,15 @@ def trl_workload(cfg: TrainConfig, tokenizer, count: int):
     order, each as the very text our trainer tokenizes (its chat template with the example's tool schemas; TRL would
     render a conversational prompt with its own `tools` argument only, so none), with the columns our reward reads:
     the expert's call and the tools the prompt offers."""
-    from srl_agent.reward import RewardConfig
-    from srl_agent.steps import render_prompt
+    from srl_agent.chat import render_prompt
+    from srl_agent.reward import SRLRewardConfig
     from srl_agent.train.data import ExampleStream, load_examples, split_by_trajectory, training_rendering
 
     rendering = training_rendering(cfg, tokenizer, lambda _: None)
     train, _ = split_by_trajectory(load_examples(cfg, tokenizer, rendering), cfg.val_trajectories, cfg.seed)
     rows = [{"prompt": render_prompt(tokenizer, ex.prompt, ex.tools), "expert_action": ex.expert_action,
              "tool_names": ex.tool_names} for ex in ExampleStream(train, cfg.seed).take(count)]
-    return rows, RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, rendering.call_style)
+    return rows, SRLRewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, rendering.call_style)
 
 
 def measure_trl(args: argparse.Namespace) -> dict[str, float]:

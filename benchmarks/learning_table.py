@@ -17,6 +17,7 @@ in sandboxes, scored by the tests (rlvr/episodes.py): the held-out resolve rate.
 Long (about 20 min per seed on 2 cores): every run resumes, and finished arm/seed pairs are skipped.
 Writes OUT/results.json and OUT/table.md (default OUT: runs/learning-table).
 Run: nice -n 10 python benchmarks/learning_table.py --seeds 0 1 2 [--arms sft srl] [--resolve 4]
+     python benchmarks/learning_table.py --smoke   # one seed: 1 warm-up step, 1 step of each of sft, srl, rlvr
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import machine
+from _common import SMOKE_TRAIN_SETTINGS, arg_parser, machine, output_dir
 
 from srl_agent.formats import load_trajectories
 from srl_agent.jsonio import atomic_writer, write_jsonl
+from srl_agent.metrics import read_metrics
 from srl_agent.paths import project_dir
-from srl_agent.plot import read_metrics
 from srl_agent.rlvr.tasks import split_trajectories
 from srl_agent.train.checkpoint import step_dir
 from srl_agent.train.config import TrainConfig
@@ -50,6 +51,26 @@ WARMUP_STEPS, ARM_LR, EVAL_EVERY = 400, 1e-3, 20
 RLVR_SETTINGS = {"history": "full", "episodes.workers": 2, "episodes.group_size": 4, "episodes.max_turns": 4,
                  "rlvr_batch_size": 1, "max_sample_rounds": 2, "reward.format_penalty": 0.1, "rlvr_lr": 3e-4,
                  "lr_warmup_steps": 3}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How long the runs are: the table's, or a smoke run's."""
+
+    warmup_steps: int = WARMUP_STEPS
+    eval_every: int = EVAL_EVERY
+    arm_steps: int | None = None
+    """Every arm this many steps instead of its own."""
+    held_out: int | None = None
+    """Score on the first this many held-out steps only."""
+    settings: dict = dataclasses.field(default_factory=dict)
+    """Config fields set on every run, after the arm's."""
+
+
+SMOKE_SCALE = Scale(warmup_steps=1, eval_every=1, arm_steps=1, held_out=2,
+                    settings={**SMOKE_TRAIN_SETTINGS, "episodes.group_size": 2, "episodes.max_turns": 1,
+                              "episodes.max_new_tokens": 8})
+SMOKE_ARMS = ["sft", "srl", "rlvr"]  # srl-rlvr starts from srl's step 40
 
 
 @dataclass
@@ -80,28 +101,31 @@ def write_data(out: Path) -> tuple[Path, Path]:
     return paths
 
 
-def run_config(out: Path, seed: int, name: str, train_data: Path, rlvr_steps: int | None = None) -> TrainConfig:
+def run_config(out: Path, seed: int, name: str, train_data: Path, rlvr_steps: int | None = None,
+               scale: Scale = Scale()) -> TrainConfig:
     cfg = TrainConfig.builtin()
     cfg.trajectories, cfg.seed, cfg.output_dir = [str(train_data)], seed, str(out / f"seed{seed}" / name)
     cfg.val_trajectories = 0  # validation is the test split, set on the trainer
-    cfg.sft_warmup_steps, cfg.eval_every, cfg.save_every = 0, EVAL_EVERY, EVAL_EVERY
+    cfg.sft_warmup_steps, cfg.eval_every, cfg.save_every = 0, scale.eval_every, scale.eval_every
     if name == "warmup":
-        cfg.method, cfg.lr, cfg.max_steps = "sft", cfg.sft_warmup_lr, WARMUP_STEPS
-        cfg.eval_every, cfg.save_every = WARMUP_STEPS, 100
-        return cfg
-    arm = ARMS[name]
-    cfg.method, cfg.lr, cfg.max_steps = arm.method, ARM_LR, arm.steps
-    if name == "rlvr" and rlvr_steps:
-        cfg.max_steps = rlvr_steps
-    start = "warmup" if arm.init == "warmup" else arm.init.split("@")[0]
-    at = WARMUP_STEPS if arm.init == "warmup" else int(arm.init.split("@")[1])
-    cfg.init_from = str(step_dir(out / f"seed{seed}" / start, at))
-    for key, value in arm.settings.items():
+        cfg.method, cfg.lr, cfg.max_steps = "sft", cfg.sft_warmup_lr, scale.warmup_steps
+        cfg.eval_every, cfg.save_every = scale.warmup_steps, 100
+    else:
+        arm = ARMS[name]
+        cfg.method, cfg.lr, cfg.max_steps = arm.method, ARM_LR, scale.arm_steps or arm.steps
+        if name == "rlvr" and rlvr_steps:
+            cfg.max_steps = rlvr_steps
+        start = "warmup" if arm.init == "warmup" else arm.init.split("@")[0]
+        at = scale.warmup_steps if arm.init == "warmup" else int(arm.init.split("@")[1])
+        cfg.init_from = str(step_dir(out / f"seed{seed}" / start, at))
+        for key, value in arm.settings.items():
+            cfg.set(key, value)
+    for key, value in scale.settings.items():
         cfg.set(key, value)
     return cfg
 
 
-def train(cfg: TrainConfig, test_data: Path) -> dict:
+def train(cfg: TrainConfig, test_data: Path, held_out_limit: int | None = None) -> dict:
     """One run (resumed if it has a checkpoint), validated on every step of the test split's expert runs."""
     from srl_agent.train.trainer import Trainer
 
@@ -118,7 +142,7 @@ def train(cfg: TrainConfig, test_data: Path) -> dict:
     # with the whole history in its prompts)
     scored_as = dataclasses.replace(cfg, trajectories=[str(test_data)], history=TrainConfig.builtin().history)
     held_out = load_examples(scored_as, trainer.tokenizer, training_rendering(scored_as, trainer.tokenizer,
-                                                                              lambda m: None))
+                                                                              lambda m: None))[:held_out_limit]
     trainer.val_examples = held_out
     print(f"  {run_dir}: {cfg.method} from step {trainer.step} to {cfg.max_steps}, {len(trainer.train_examples)} "
           f"training steps, {len(held_out)} held-out steps", flush=True)
@@ -153,7 +177,7 @@ def resolve_rate(checkpoint: Path, group: int, workers: int) -> dict:
 def summarise(results: dict, arms: list[str]) -> tuple[dict, str]:
     """Mean ± spread (sample std) over seeds of the held-out reward at each step, per arm."""
     table, lines = {}, []
-    start = [r["warmup"]["curve"][str(WARMUP_STEPS)] for r in results.values() if "warmup" in r]
+    start = [r["warmup"]["curve"][str(r["warmup"]["steps"])] for r in results.values() if "warmup" in r]
     for arm in arms:
         # curves keyed by update steps since the warm-up: an arm that starts from another arm's step N is shifted by N
         shift = int(ARMS[arm].init.split("@")[1]) if "@" in ARMS[arm].init else 0
@@ -169,8 +193,9 @@ def summarise(results: dict, arms: list[str]) -> tuple[dict, str]:
         end = str(max(steps))
         row["format@end"] = statistics.mean(run["format"][end] for run in runs)
         # a malformed answer scores -1, a well-formed one its similarity in [0, 1]: what the score is made of
-        row["similarity_when_well_formed@end"] = statistics.mean(
-            (run["curve"][end] + 1 - run["format"][end]) / run["format"][end] for run in runs if run["format"][end])
+        similarities = [(run["curve"][end] + 1 - run["format"][end]) / run["format"][end]
+                        for run in runs if run["format"][end]]
+        row["similarity_when_well_formed@end"] = statistics.mean(similarities) if similarities else None
         row["train_seconds"] = statistics.mean(run["train_seconds"] for run in runs)
         resolves = [run["resolve"] for run in runs if "resolve" in run]
         if resolves:
@@ -183,8 +208,9 @@ def summarise(results: dict, arms: list[str]) -> tuple[dict, str]:
     for row in table.values():
         cells = [f"{row[f'reward@{s}'][0]:+.3f} ± {row[f'reward@{s}'][1]:.3f}" if f"reward@{s}" in row else "-"
                  for s in steps]
+        similarity = row["similarity_when_well_formed@end"]
         lines.append(f"| {row['about']} | {row['seeds']} | " + " | ".join(cells) +
-                     f" | {row['format@end']:.2f} | {row['similarity_when_well_formed@end']:.2f} | "
+                     f" | {row['format@end']:.2f} | {'-' if similarity is None else f'{similarity:.2f}'} | "
                      f"{row.get('resolved', '-')} | {row['train_seconds']:.0f} |")
     if start:
         lines.append(f"\nStep 0 is the end of the warm-up: held-out reward {statistics.mean(start):+.3f} "
@@ -193,10 +219,10 @@ def summarise(results: dict, arms: list[str]) -> tuple[dict, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser(__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=["sft", "srl"], choices=list(ARMS))
-    parser.add_argument("--out", default="runs/learning-table")
+    parser.add_argument("--out", help="default runs/learning-table; with --smoke a temp dir")
     parser.add_argument("--resolve", type=int, default=0, metavar="G",
                         help="also play G episodes per test task with each arm's final model (sandboxes)")
     parser.add_argument("--workers", type=int, default=2, help="--resolve: sandboxes at once")
@@ -204,30 +230,35 @@ def main() -> None:
     parser.add_argument("--rlvr-steps", type=int, help="RLVR arms: this many steps instead of the table's (a "
                                                        "smoke run)")
     args = parser.parse_args()
-    out = Path(args.out)
-    train_data, test_data = write_data(out)
-    results: dict[str, dict] = {}
-    for seed in args.seeds:
-        print(f"seed {seed}", flush=True)
-        results[str(seed)] = {"warmup": train(run_config(out, seed, "warmup", train_data), test_data)}
-        for arm in args.arms:
-            cfg = run_config(out, seed, arm, train_data, args.rlvr_steps)
-            result = train(cfg, test_data)
-            if args.resolve and "resolve" not in result:
-                result["resolve"] = resolve_rate(step_dir(Path(cfg.output_dir), cfg.max_steps), args.resolve,
-                                                 args.workers)
-                with atomic_writer(Path(cfg.output_dir) / "done.json") as f:
-                    json.dump(result, f, indent=2)
-            results[str(seed)][arm] = result
-    table, markdown = summarise(results, args.arms)
-    report = {"machine": machine(), "setup": {"warmup_steps": WARMUP_STEPS, "arm_lr": ARM_LR,
-                                              "arms": {a: dataclasses.asdict(ARMS[a]) for a in args.arms}},
-              "table": table, "runs": results}
-    for path in [out / "results.json", *([Path(args.results)] if args.results else [])]:
-        with atomic_writer(path) as f:
-            json.dump(report, f, indent=2)
-    with atomic_writer(out / "table.md") as f:
-        f.write(markdown + "\n")
+    scale = Scale()
+    if args.smoke:  # the pipeline end to end at the smallest size: its numbers mean nothing
+        scale, args.seeds, args.arms = SMOKE_SCALE, [0], SMOKE_ARMS
+    with output_dir(args.out, args.smoke, "runs/learning-table") as folder:
+        out = Path(folder)
+        train_data, test_data = write_data(out)
+        results: dict[str, dict] = {}
+        for seed in args.seeds:
+            print(f"seed {seed}", flush=True)
+            results[str(seed)] = {"warmup": train(run_config(out, seed, "warmup", train_data, scale=scale), test_data,
+                                                  scale.held_out)}
+            for arm in args.arms:
+                cfg = run_config(out, seed, arm, train_data, args.rlvr_steps, scale)
+                result = train(cfg, test_data, scale.held_out)
+                if args.resolve and "resolve" not in result:
+                    result["resolve"] = resolve_rate(step_dir(Path(cfg.output_dir), cfg.max_steps), args.resolve,
+                                                     args.workers)
+                    with atomic_writer(Path(cfg.output_dir) / "done.json") as f:
+                        json.dump(result, f, indent=2)
+                results[str(seed)][arm] = result
+        table, markdown = summarise(results, args.arms)
+        report = {"machine": machine(), "setup": {"warmup_steps": scale.warmup_steps, "arm_lr": ARM_LR,
+                                                  "arms": {a: dataclasses.asdict(ARMS[a]) for a in args.arms}},
+                  "table": table, "runs": results}
+        for path in [out / "results.json", *([Path(args.results)] if args.results else [])]:
+            with atomic_writer(path) as f:
+                json.dump(report, f, indent=2)
+        with atomic_writer(out / "table.md") as f:
+            f.write(markdown + "\n")
     print(markdown)
 
 

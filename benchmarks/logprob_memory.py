@@ -5,7 +5,7 @@ The shape: a Qwen2 model with Qwen2.5's vocabulary (151,936) but a narrow body (
 so it runs on a CPU), 8 sequences of T tokens, every position a completion token (the worst case: an
 SRL prompt's positions cost the chunked path nothing). Each case runs in a fresh process; the figure
 is its peak resident memory above what it held before the forward pass.
-Run: python benchmarks/logprob_memory.py [--tokens 256 512 4096] [--old-max 512]
+Run: python benchmarks/logprob_memory.py [--tokens 256 512 4096] [--old-max 512] [--smoke]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 
-from _common import machine
+from _common import arg_parser, machine
 
 VOCAB, HIDDEN, ROWS = 151_936, 256, 8
 
@@ -29,7 +29,7 @@ def run_case(path: str, tokens: int) -> float:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from srl_agent.train import grpo
+    from srl_agent.policy.hf import token_logprobs
     from srl_agent.train.batching import make_batch
     from srl_agent.train.logprobs import install_logprob_forward
 
@@ -43,7 +43,7 @@ def run_case(path: str, tokens: int) -> float:
     start = rss_mb()
     if path == "full":
         logits = model(input_ids=batch.ids, attention_mask=batch.attention_mask).logits[:, :-1]
-        logp = grpo.token_logprobs(logits, batch.ids[:, 1:]) * batch.target_mask
+        logp = token_logprobs(logits, batch.ids[:, 1:]) * batch.target_mask
     else:
         logp = batch.token_logprobs(model) * batch.target_mask
     logp.sum().backward()
@@ -52,7 +52,7 @@ def run_case(path: str, tokens: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--tokens", type=int, nargs="+", default=[256, 512, 4096])
     parser.add_argument("--old-max", type=int, default=512, help="longest T for the full-logits path (its memory "
                                                                   "grows by ~2.4 GB per 100 tokens here)")
@@ -61,6 +61,8 @@ def main() -> None:
     if args.case:
         print(run_case(args.case[0], int(args.case[1])))
         return
+    if args.smoke:  # both paths, one short T
+        args.tokens = [16]
     print(f"machine: {machine()}")
     print(f"vocab {VOCAB:,}, hidden {HIDDEN}, 2 layers, {ROWS} x T tokens, forward + backward of the log-probs\n")
     print(f"{'T':>6} {'full logits MB':>15} {'chunked MB':>11} {'ratio':>7}")

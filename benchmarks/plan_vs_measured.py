@@ -5,7 +5,7 @@ its config, AdamW, and one update micro-batch (forward, backward of the memory-s
 optimizer step). The measured figure is the peak resident memory above what the process held before
 the model was built; the planned one is weights + gradients + optimizer + activations + log-prob
 buffers (no rollouts run here). Each model runs in a fresh process.
-Run: python benchmarks/plan_vs_measured.py [--rows 2] [--prompt 960] [--completion 64]
+Run: python benchmarks/plan_vs_measured.py [--rows 2] [--prompt 960] [--completion 64] [--smoke]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import resource
 import subprocess
 import sys
 
-from _common import machine
+from _common import arg_parser, machine
 
 MODELS = {"tiny": "tiny", "0.5B shape": "config:configs/models/qwen2.5-coder-0.5b"}
 
@@ -51,7 +51,7 @@ def measure(model_source: str, rows: int, prompt: int, completion: int) -> dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--rows", type=int, default=2)
     parser.add_argument("--prompt", type=int, default=960)
     parser.add_argument("--completion", type=int, default=64)
@@ -60,10 +60,13 @@ def main() -> None:
     if args.model:
         print(json.dumps(measure(args.model, args.rows, args.prompt, args.completion)))
         return
+    models = MODELS
+    if args.smoke:  # the tiny model alone (the 0.5B shape's step takes 10 GB), a short micro-batch
+        models, args.rows, args.prompt, args.completion = {"tiny": MODELS["tiny"]}, 1, 32, 8
     print(f"machine: {machine()}")
     print(f"one micro-batch of {args.rows} x ({args.prompt} + {args.completion}) tokens, fp32 on CPU\n")
     print(f"{'model':<12} {'planned GB':>11} {'measured GB':>12} {'plan/measured':>14}")
-    for name, source in MODELS.items():
+    for name, source in models.items():
         out = subprocess.run([sys.executable, __file__, "--model", source, "--rows", str(args.rows), "--prompt",
                               str(args.prompt), "--completion", str(args.completion)], capture_output=True, text=True,
                              check=True)

@@ -13,7 +13,7 @@ with autojunk on (Python's default, so `SequenceMatcher(None, a, b).ratio()` as 
 it) and off. A useful reward scores near-misses high and unrelated calls low: the table prints
 both means and the share of calls whose near-miss outscores the unrelated call.
 
-    python benchmarks/reward_autojunk.py [--trajectories PATH...]
+    python benchmarks/reward_autojunk.py [--trajectories PATH...] [--smoke]
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import string
 from collections import defaultdict
 from statistics import mean
 
-from _common import FIXTURES, machine
+from _common import FIXTURES, arg_parser, machine
 
 from srl_agent.formats import load_trajectories
 from srl_agent.paths import project_dir
-from srl_agent.reward import RewardConfig, action_similarity
+from srl_agent.reward import SRLRewardConfig, action_similarity
 from srl_agent.types import ToolCall
 
 KINDS = ("bash", "create", "str_replace", "view")
@@ -72,7 +72,7 @@ def measure(paths: list[str]) -> dict[tuple[str, bool], dict[str, float]]:
     for k in KINDS:
         calls = by_kind[k]
         for autojunk in (True, False):
-            cfg = RewardConfig(autojunk=autojunk)
+            cfg = SRLRewardConfig(autojunk=autojunk)
             near, unrelated, wins = [], [], 0
             for i, (traj_id, call) in enumerate(calls):
                 other = next((c for j, (t, c) in enumerate(calls[i + 1:] + calls[:i]) if t != traj_id), None)
@@ -91,9 +91,11 @@ def measure(paths: list[str]) -> dict[tuple[str, bool], dict[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser(__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", nargs="+", default=[str(FIXTURES), str(project_dir("trajectories"))])
     args = parser.parse_args()
+    if args.smoke:  # the fixtures alone: every kind of call is there
+        args.trajectories = [str(FIXTURES)]
     table = measure(args.trajectories)
     print(f"machine: {machine()}\n")
     print("| call | calls | autojunk | near-miss reward | unrelated reward | gap | near-miss > its unrelated | "

@@ -2,22 +2,24 @@
 
 Pairs are (policy-like, expert) actions from the SWE-smith fixtures: every expert action with
 G = 8 policy-like variants (small edits, other arguments, other steps' actions), as a GRPO batch
-scores them. Run: python benchmarks/reward_throughput.py [--groups-repeat 40] [--workers 2]
+scores them. The baseline is python's difflib with the metric's own autojunk setting (SRLRewardConfig's default),
+so that it computes the same ratios; the script checks that it does.
+Run: python benchmarks/reward_throughput.py [--groups-repeat 40] [--workers 2] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import random
 import sys
+import time
 
-from _common import FIXTURES, best_of, machine
+from _common import FIXTURES, arg_parser, best_of, machine
 
 from srl_agent.actions import render_command_line, render_completion
 from srl_agent.formats import load_trajectories
-from srl_agent.reward import RewardConfig, similarities, srl_rewards
+from srl_agent.reward import SRLRewardConfig, similarities, srl_rewards
 from srl_agent.types import ToolCall
 
 
@@ -65,39 +67,55 @@ def build_batch(repeat: int, seed: int = 0) -> tuple[list[ToolCall], list[ToolCa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--groups-repeat", type=int, default=40, help="copies of the 39 expert actions x G=8")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    if args.smoke:
+        args.groups_repeat, args.workers = 1, 2
 
     policy, experts = build_batch(args.groups_repeat)
+    if args.smoke:  # the groups of the first 12 expert actions
+        policy, experts = policy[:96], experts[:96]
     completions = [render_completion("thinking about the next step", call) for call in policy]
     pairs = [(render_command_line(p), render_command_line(e)) for p, e in zip(policy, experts, strict=True)]
     n = len(pairs)
     mean_len = sum(len(a) + len(b) for a, b in pairs) / (2 * n)
+    autojunk = SRLRewardConfig().autojunk  # the metric's default, which the full-reward rows use too
     print(f"machine: {machine()}")
-    print(f"{n} (policy, expert) pairs, mean action length {mean_len:.0f} characters, workers={args.workers}")
+    print(f"{n} (policy, expert) pairs, mean action length {mean_len:.0f} characters, workers={args.workers}, "
+          f"autojunk={autojunk}")
 
-    base = best_of(lambda: [difflib.SequenceMatcher(None, a, b).ratio() for a, b in pairs], repeats=2)
-    similarities(pairs[:256], "difflib", workers=args.workers)  # start the worker pool before timing
+    def python_difflib() -> list[float]:
+        return [difflib.SequenceMatcher(None, a, b, autojunk=autojunk).ratio() for a, b in pairs]
+
+    start = time.perf_counter()
+    expected = python_difflib()  # one pass: without autojunk python's difflib takes minutes on the full batch
+    base = time.perf_counter() - start
+    repeats = 1 if args.smoke else 3
+    similarities(pairs[:256], "difflib", autojunk, workers=args.workers)  # start the worker pool before timing
     rows = [("python difflib (baseline)", base)]
-    rows.append(("difflib metric, 1 process", best_of(lambda: similarities(pairs, "difflib", workers=1))))
+    rows.append(("difflib metric, 1 process", best_of(lambda: similarities(pairs, "difflib", autojunk, workers=1),
+                                                       repeats)))
     rows.append((f"difflib metric, batch, {args.workers} processes",
-                 best_of(lambda: similarities(pairs, "difflib", workers=args.workers))))
-    rows.append(("lcs metric, 1 thread", best_of(lambda: similarities(pairs, "lcs", workers=1))))
+                 best_of(lambda: similarities(pairs, "difflib", autojunk, workers=args.workers), repeats)))
+    rows.append(("lcs metric, 1 thread", best_of(lambda: similarities(pairs, "lcs", workers=1), repeats)))
     rows.append((f"lcs metric, batch, {args.workers} threads",
-                 best_of(lambda: similarities(pairs, "lcs", workers=args.workers))))
+                 best_of(lambda: similarities(pairs, "lcs", workers=args.workers), repeats)))
     for metric in ("difflib", "lcs"):
-        cfg = RewardConfig(metric=metric)
+        cfg = SRLRewardConfig(metric=metric)
         rows.append((f"full SRL reward ({metric}: parse + render + score)",
-                     best_of(lambda cfg=cfg: srl_rewards(completions, experts, cfg, workers=args.workers))))
-    check = similarities(pairs, "difflib", workers=args.workers)
-    assert check == [difflib.SequenceMatcher(None, a, b).ratio() for a, b in pairs], "difflib metric drifted"
+                     best_of(lambda cfg=cfg: srl_rewards(completions, experts, cfg, workers=args.workers), repeats)))
+    # the compiled metric must give python's ratios exactly, in one process and spread over the pool
+    for workers in sorted({1, args.workers}):
+        if similarities(pairs, "difflib", autojunk, workers=workers) != expected:
+            sys.exit(f"difflib metric drifted from python's difflib (autojunk={autojunk}, workers={workers})")
+    if [difflib.SequenceMatcher(None, a, b, autojunk=not autojunk).ratio() for a, b in pairs] == expected:
+        sys.exit("no pair's ratio depends on autojunk: the drift check could not tell the settings apart")
 
     print(f"\n{'':52} {'pairs/s':>12} {'vs difflib':>11}")
     for name, seconds in rows:
         print(f"{name:52} {n / seconds:12,.0f} {base / seconds:10.1f}x")
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ rlvr/reward.py), once per sampling seed, and reports the resolve rate per task a
 
 Run: nice -n 10 python benchmarks/rlvr_reach.py --model CHECKPOINT [--side train] [--group 4] [--seeds 0 1 2]
      [--instances ID ...] [--max-turns 10] [--max-new-tokens 128] [--temperature 1] [--out reach.json]
+     python benchmarks/rlvr_reach.py --smoke   # the tiny model after one SFT step, 2 one-turn episodes of one task
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import argparse
 import dataclasses
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from _common import machine
+from _common import arg_parser, machine, output_dir
 
 from srl_agent.jsonio import atomic_writer
 
@@ -65,11 +67,11 @@ def _episodes(policy, batch: list[dict], cfg, rendering, attempts: int = 3):
     """run_episodes, played again when a sandbox did not start (seen under heavy load: the start probe times
     out), so a reach counts only episodes that could play."""
     from srl_agent.rlvr.episodes import NOT_STARTED, run_episodes
-    from srl_agent.rlvr.reward import RewardConfig
+    from srl_agent.rlvr.reward import EpisodeRewardConfig
 
     for attempt in range(attempts):
         try:
-            groups = run_episodes(policy, batch, cfg, rendering, RewardConfig())
+            groups = run_episodes(policy, batch, cfg, rendering, EpisodeRewardConfig())
         except RuntimeError as e:  # none of them started
             groups, why = None, str(e)
         else:
@@ -81,11 +83,24 @@ def _episodes(policy, batch: list[dict], cfg, rendering, attempts: int = 3):
         print(f"  a sandbox did not start ({why}); playing the batch again", flush=True)
 
 
+def smoke_checkpoint(run_dir: Path) -> Path:
+    """The tiny model after one SFT step, saved as a checkpoint (a model to play with in smoke mode)."""
+    from srl_agent.train.checkpoint import step_dir
+    from srl_agent.train.config import TrainConfig
+    from srl_agent.train.trainer import Trainer
+
+    cfg = TrainConfig.builtin()
+    cfg.method, cfg.output_dir, cfg.sft_warmup_steps, cfg.val_trajectories = "sft", str(run_dir), 0, 0
+    cfg.max_steps = cfg.save_every = cfg.eval_every = 1
+    Trainer(cfg, log=lambda m: None).run()
+    return step_dir(run_dir, 1)
+
+
 def main() -> None:
     from srl_agent.rlvr.tasks import swe_mini_split
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a checkpoint folder (with rendering.json)")
+    parser = arg_parser(__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="a checkpoint folder (with rendering.json); required but with --smoke")
     parser.add_argument("--side", default="train", choices=["train", "test"], help="swe-mini split side")
     parser.add_argument("--instances", nargs="+", help="only these task ids")
     parser.add_argument("--group", type=int, default=4, help="G: episodes per task")
@@ -96,7 +111,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="sandboxes at once")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
-    tasks = [t for t in swe_mini_split(args.side) if not args.instances or t["instance_id"] in args.instances]
+    if not (args.model or args.smoke):
+        parser.error("--model is required")
+    with output_dir(None, args.smoke) as tmp:
+        if args.smoke:
+            args.model = str(smoke_checkpoint(Path(tmp) / "sft"))
+            args.out = args.out or str(Path(tmp) / "reach.json")
+            args.group, args.seeds, args.max_turns, args.max_new_tokens = 2, [0], 1, 8
+        tasks = [t for t in swe_mini_split(args.side) if not args.instances or t["instance_id"] in args.instances]
+        reach(args, tasks[:1] if args.smoke else tasks)
+
+
+def reach(args: argparse.Namespace, tasks: list[dict]) -> None:
+    """Every seed's episodes with the model: the resolve rates printed, and written to --out."""
     policy, rendering = load_policy(args.model)
     runs = []
     for seed in args.seeds:
@@ -118,6 +145,9 @@ def main() -> None:
     if args.out:
         with atomic_writer(args.out) as f:
             json.dump(summary, f, indent=2)
+    played = [sum(run["statuses"].values()) for run in runs]
+    if played != [args.group * len(tasks)] * len(runs):
+        sys.exit(f"episodes played per seed {played}, expected {args.group * len(tasks)}")
 
 
 if __name__ == "__main__":

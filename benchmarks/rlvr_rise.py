@@ -17,6 +17,7 @@ Per seed, through the CLI as a user runs it:
 Every RLVR step logs the resolve rate of all the episodes it played (metrics.jsonl, `rlvr_resolve_rate`):
 step 1's episodes are the SFT model's. Writes OUT/results.json (default runs/rlvr-rise).
 Run: OMP_NUM_THREADS=1 nice -n 10 python benchmarks/rlvr_rise.py --seeds 0 1 2 [--steps 6] [--results FILE]
+     python benchmarks/rlvr_rise.py --smoke   # one seed: 2 SFT steps, 2 RLVR steps of 2 one-turn episodes
 """
 
 from __future__ import annotations
@@ -30,17 +31,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import machine
+from _common import arg_parser, machine, output_dir
 
 from srl_agent.jsonio import atomic_writer, read_jsonl, write_jsonl
+from srl_agent.metrics import read_metrics
 from srl_agent.paths import project_dir
-from srl_agent.plot import read_metrics
 
 TASK, RIGHT, WRONG = "swemini__pocketlib-4", "* 100\n", "* 1000\n"
 SFT_STEPS = 200
 RLVR_SETTINGS = {"sft_warmup_steps": 0, "history": "full", "val_trajectories": 0, "rlvr_lr": 3e-4,
                  "lr_warmup_steps": 3, "rlvr_batch_size": 1, "max_sample_rounds": 2, "episodes.group_size": 8,
                  "episodes.temperature": 0.6, "episodes.max_turns": 4, "episodes.max_new_tokens": 192}
+SMOKE_SFT_STEPS, SMOKE_RLVR_STEPS = 2, 2
+SMOKE_RLVR_SETTINGS = {**RLVR_SETTINGS, "episodes.group_size": 2, "episodes.max_turns": 1,
+                       "episodes.max_new_tokens": 8}
 
 
 def write_inputs(out: Path) -> tuple[Path, Path]:
@@ -68,19 +72,20 @@ def train(args: list[str], log: Path) -> None:
         sys.exit(f"srl-agent train failed (exit {done.returncode}); see {log}")
 
 
-def run_seed(out: Path, seed: int, steps: int) -> list[float]:
+def run_seed(out: Path, seed: int, steps: int, sft_steps: int = SFT_STEPS,
+             settings: dict = RLVR_SETTINGS) -> list[float]:
     """SFT on the expert runs, then `steps` RLVR steps; the resolve rate of each RLVR step's episodes."""
     experts, tasks = write_inputs(out)
     sft, rlvr = out / f"sft-s{seed}", out / f"rlvr-s{seed}"
-    if not (sft / "checkpoints" / f"step-{SFT_STEPS:06d}").is_dir():
-        train(["--method", "sft", "--trajectories", str(experts), "--max-steps", str(SFT_STEPS), "--seed", str(seed),
+    if not (sft / "checkpoints" / f"step-{sft_steps:06d}").is_dir():
+        train(["--method", "sft", "--trajectories", str(experts), "--max-steps", str(sft_steps), "--seed", str(seed),
                "--set", "lr=5e-3", "--set", "batch_size=9", "--set", "history=full", "--set", "val_trajectories=0",
                "--no-plot",
                "--overwrite", "--output-dir", str(sft)], out / f"sft-s{seed}.log")
-    settings = [arg for key, value in RLVR_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
-    train(["--method", "rlvr", "--init-from", str(sft / "checkpoints" / f"step-{SFT_STEPS:06d}"), "--tasks", str(tasks),
+    sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    train(["--method", "rlvr", "--init-from", str(sft / "checkpoints" / f"step-{sft_steps:06d}"), "--tasks", str(tasks),
            "--trajectories", str(experts), "--max-steps", str(steps), "--seed", str(seed), "--workers", "2",
-           *settings, "--overwrite", "--output-dir", str(rlvr)], out / f"rlvr-s{seed}.log")
+           *sets, "--overwrite", "--output-dir", str(rlvr)], out / f"rlvr-s{seed}.log")
     return [row["rlvr_resolve_rate"] for row in read_metrics(rlvr) if "rlvr_resolve_rate" in row]
 
 
@@ -91,28 +96,34 @@ def rise(rates: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser(__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=6, help="RLVR steps per seed")
-    parser.add_argument("--out", default="runs/rlvr-rise")
+    parser.add_argument("--out", help="default runs/rlvr-rise; with --smoke a temp dir")
     parser.add_argument("--results", help="also copy results.json here (e.g. benchmarks/rlvr_rise.json)")
     args = parser.parse_args()
-    if args.steps < 5:
+    sft_steps, settings = SFT_STEPS, RLVR_SETTINGS
+    if args.smoke:  # the pipeline end to end at the smallest size; the rise of 2 steps means nothing
+        args.seeds, args.steps, sft_steps, settings = [0], SMOKE_RLVR_STEPS, SMOKE_SFT_STEPS, SMOKE_RLVR_SETTINGS
+    elif args.steps < 5:
         parser.error("--steps must be at least 5 (the rise compares the first 2 steps with the last 3)")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = {}
-    for seed in args.seeds:
-        rates = run_seed(out, seed, args.steps)
-        runs[str(seed)] = {"resolve_rate_per_step": rates, "rise": rise(rates)}
-        print(f"seed {seed}: resolve rate per RLVR step {' '.join(f'{r:.2f}' for r in rates)}; "
-              f"rise (last 3 - first 2) {rise(rates):+.2f}", flush=True)
-    rises = [r["rise"] for r in runs.values()]
-    report = {"machine": machine(), "sft_steps": SFT_STEPS, "rlvr_steps": args.steps, "settings": RLVR_SETTINGS,
-              "runs": runs, "rise_mean": statistics.mean(rises), "rise_min": min(rises)}
-    for path in [out / "results.json", *([Path(args.results)] if args.results else [])]:
-        with atomic_writer(path) as f:
-            json.dump(report, f, indent=2)
+    with output_dir(args.out, args.smoke, "runs/rlvr-rise") as folder:
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        runs = {}
+        for seed in args.seeds:
+            rates = run_seed(out, seed, args.steps, sft_steps, settings)
+            if len(rates) != args.steps:
+                sys.exit(f"seed {seed}: {len(rates)} RLVR steps logged a resolve rate, expected {args.steps}")
+            runs[str(seed)] = {"resolve_rate_per_step": rates, "rise": rise(rates)}
+            print(f"seed {seed}: resolve rate per RLVR step {' '.join(f'{r:.2f}' for r in rates)}; "
+                  f"rise (last 3 - first 2) {rise(rates):+.2f}", flush=True)
+        rises = [r["rise"] for r in runs.values()]
+        report = {"machine": machine(), "sft_steps": sft_steps, "rlvr_steps": args.steps, "settings": settings,
+                  "runs": runs, "rise_mean": statistics.mean(rises), "rise_min": min(rises)}
+        for path in [out / "results.json", *([Path(args.results)] if args.results else [])]:
+            with atomic_writer(path) as f:
+                json.dump(report, f, indent=2)
     print(f"rise over {len(rises)} seeds: mean {report['rise_mean']:+.2f}, smallest {report['rise_min']:+.2f}")
 
 

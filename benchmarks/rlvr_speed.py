@@ -9,46 +9,59 @@
    with the same model, the same tasks and the same turn limit, at the same worker counts.
 Ratios are against the 1-worker run of the same invocation.
 
-Run: nice python benchmarks/rlvr_speed.py [--workers 1 2 4] [--steps 2] [--init-from CHECKPOINT]
+Run: nice python benchmarks/rlvr_speed.py [--workers 1 2 4] [--steps 2] [--init-from CHECKPOINT] [--smoke]
 (needs dockerd and `srl-agent env build swe-mini`)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from _common import machine
+from _common import arg_parser, machine
 
-TASKS = ["swemini__configlite-1", "swemini__moneyfmt-1", "swemini__inventory-1", "swemini__tabular-1"]
 SEED = 0
-GROUP_SIZE, TASKS_PER_STEP, MAX_TURNS, MAX_NEW_TOKENS = 4, 2, 4, 128
 PARTS = ("generate", "sandbox", "update")
 
 
-def rlvr_config(out: Path, tasks_file: Path, workers: int, steps: int, init_from: str | None):
+@dataclass(frozen=True)
+class Workload:
+    tasks: tuple[str, ...] = ("swemini__configlite-1", "swemini__moneyfmt-1", "swemini__inventory-1",
+                              "swemini__tabular-1")
+    group_size: int = 4
+    tasks_per_step: int = 2
+    max_turns: int = 4
+    max_new_tokens: int = 128
+
+
+SMOKE_WORKLOAD = Workload(tasks=("swemini__configlite-1",), group_size=2, tasks_per_step=1, max_turns=1,
+                          max_new_tokens=8)
+
+
+def rlvr_config(out: Path, tasks_file: Path, workers: int, steps: int, init_from: str | None, load: Workload):
     from srl_agent.train.config import TrainConfig
 
     cfg = TrainConfig.builtin()
     cfg.init_from = init_from
     cfg.method, cfg.seed, cfg.output_dir, cfg.tasks, cfg.max_steps = "rlvr", SEED, str(out), str(tasks_file), steps
     cfg.history, cfg.sft_warmup_steps, cfg.dynamic_sampling, cfg.val_examples = "full", 0, False, 0
-    cfg.rlvr_batch_size, cfg.eval_every, cfg.save_every = TASKS_PER_STEP, steps, steps
-    cfg.episodes.group_size, cfg.episodes.max_turns, cfg.episodes.max_new_tokens = GROUP_SIZE, MAX_TURNS, \
-        MAX_NEW_TOKENS
+    cfg.rlvr_batch_size, cfg.eval_every, cfg.save_every = load.tasks_per_step, steps, steps
+    cfg.episodes.group_size, cfg.episodes.max_turns, cfg.episodes.max_new_tokens = load.group_size, load.max_turns, \
+        load.max_new_tokens
     cfg.episodes.workers = workers
     return cfg
 
 
-def rlvr_speed(tasks_file: Path, workers: int, steps: int, init_from: str | None) -> dict:
+def rlvr_speed(tasks_file: Path, workers: int, steps: int, init_from: str | None, load: Workload) -> dict:
     """Episodes/hour and the seconds in each part, summed over the steps (the trainer's per-step timings)."""
     from srl_agent.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory(prefix="srl-bench-rlvr-") as tmp:
-        trainer = Trainer(rlvr_config(Path(tmp) / "run", tasks_file, workers, steps, init_from), log=lambda m: None)
+        cfg = rlvr_config(Path(tmp) / "run", tasks_file, workers, steps, init_from, load)
+        trainer = Trainer(cfg, log=lambda m: None)
         trainer.run()
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r.get("phase") == "rlvr"]
@@ -61,13 +74,14 @@ def rlvr_speed(tasks_file: Path, workers: int, steps: int, init_from: str | None
             "format_errors_per_episode": sum(r["rlvr_format_errors"] * r["episodes"] for r in rows) / episodes}
 
 
-def eval_speed(policy, instances: list[dict], workers: int) -> float:
+def eval_speed(policy, instances: list[dict], workers: int, load: Workload) -> float:
     """Instances/hour of agent eval (solve, then grade with the harness), from a fresh run folder."""
     from srl_agent.agent import AgentConfig
     from srl_agent.bench.eval import EvalConfig, run_eval
     from srl_agent.steps import StepConfig
 
-    agent = AgentConfig(max_steps=MAX_TURNS, max_new_tokens=MAX_NEW_TOKENS, rendering=StepConfig(history=None))
+    agent = AgentConfig(max_steps=load.max_turns, max_new_tokens=load.max_new_tokens,
+                        rendering=StepConfig(history=None))
     cfg = EvalConfig(bench="swe-mini", model="tiny", workers=workers, grade=True, agent=agent)
     with tempfile.TemporaryDirectory(prefix="srl-bench-eval-") as tmp:
         start = time.perf_counter()
@@ -89,27 +103,30 @@ def start_policy(init_from: str | None):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--steps", type=int, default=2, help="RLVR steps per worker count")
     parser.add_argument("--init-from", help="a checkpoint to start from (default: the tiny model, untrained)")
     args = parser.parse_args()
+    load = SMOKE_WORKLOAD if args.smoke else Workload()
+    if args.smoke:
+        args.workers, args.steps = [1], 1
 
-    from srl_agent.bench.swe_mini import load_instances
     from srl_agent.jsonio import write_jsonl
+    from srl_agent.testbed.swe_mini import load_instances
 
-    instances = load_instances(TASKS)
+    instances = load_instances(list(load.tasks))
     print(f"machine: {machine()}")
-    print(f"{args.init_from or 'tiny model, untrained'}, seed {SEED}; RLVR: {args.steps} steps x {TASKS_PER_STEP} "
-          f"tasks x {GROUP_SIZE} episodes, "
-          f"max {MAX_TURNS} turns of {MAX_NEW_TOKENS} tokens; eval: {len(instances)} instances, same limits",
+    print(f"{args.init_from or 'tiny model, untrained'}, seed {SEED}; RLVR: {args.steps} steps x {load.tasks_per_step} "
+          f"tasks x {load.group_size} episodes, "
+          f"max {load.max_turns} turns of {load.max_new_tokens} tokens; eval: {len(instances)} instances, same limits",
           flush=True)
     with tempfile.TemporaryDirectory(prefix="srl-bench-tasks-") as tmp:
         tasks_file = Path(tmp) / "tasks.jsonl"
         write_jsonl(tasks_file, instances)
-        rlvr = {w: rlvr_speed(tasks_file, w, args.steps, args.init_from) for w in args.workers}
+        rlvr = {w: rlvr_speed(tasks_file, w, args.steps, args.init_from, load) for w in args.workers}
     policy = start_policy(args.init_from)
-    evals = {w: eval_speed(policy, instances, w) for w in args.workers}
+    evals = {w: eval_speed(policy, instances, w, load) for w in args.workers}
     base, eval_base = rlvr[args.workers[0]], evals[args.workers[0]]
     print("\n| workers | RLVR episodes/h | ratio | generation | sandboxes | update | eval instances/h | ratio |")
     print("|---|---|---|---|---|---|---|---|")

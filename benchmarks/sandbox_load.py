@@ -7,13 +7,12 @@ asked for containers this process still owns: the leaks. Reported per K: failed 
 containers, calls/s over the whole wave (start-up included), p50/p99 call latency and start-to-ready,
 and engine calls retried after transient errors. K = 1 first is the baseline the latencies are set against.
 
-Run: python benchmarks/sandbox_load.py [--k 16 32 64] [--calls 20] [--sandbox docker|podman] [--engine URL]
+Run: python benchmarks/sandbox_load.py [--k 16 32 64] [--calls 20] [--sandbox docker|podman] [--engine URL] [--smoke]
 (needs the engine and `srl-agent env build swe`; for podman `srl-agent env copy swe --to podman`)
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -21,12 +20,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _common import machine
+from _common import arg_parser, machine
 
-from srl_agent.execute import execute
 from srl_agent.images import SWE_IMAGE
-from srl_agent.sandbox import LABEL, SandboxConfig, open_sandbox
-from srl_agent.sandbox import engine as engine_module
+from srl_agent.run_call import execute
+from srl_agent.sandbox import LABEL, SandboxConfig, container_engine, open_sandbox
 from srl_agent.types import ToolCall
 
 
@@ -79,7 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 def wave(k: int, config: SandboxConfig, kind: str, calls: int, client) -> dict:
     latencies: list[float] = []
     starts: list[float] = []
-    retries_before = engine_module.RETRIED[0]
+    retries_before = container_engine.RETRIED[0]
     begin = time.perf_counter()
     with ThreadPoolExecutor(k) as pool:
         results = list(pool.map(lambda _: episode(config, kind, calls, latencies, starts), range(k)))
@@ -87,30 +85,37 @@ def wave(k: int, config: SandboxConfig, kind: str, calls: int, client) -> dict:
     return {"k": k, "failed": results.count(False), "leaked": owned_containers(client), "wall": wall,
             "calls_per_s": len(latencies) / wall, "p50": statistics.median(latencies) if latencies else float("nan"),
             "p99": percentile(latencies, 0.99), "start_p50": statistics.median(starts) if starts else float("nan"),
-            "start_p99": percentile(starts, 0.99), "retried": engine_module.RETRIED[0] - retries_before}
+            "start_p99": percentile(starts, 0.99), "retried": container_engine.RETRIED[0] - retries_before}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--k", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--calls", type=int, default=20, help="tool calls per episode")
     parser.add_argument("--sandbox", default="docker", choices=["docker", "podman"])
     parser.add_argument("--engine", help="engine URL (default: the local Docker, or Podman's socket)")
     args = parser.parse_args()
+    if args.smoke:  # one round of the call mix, in 1 and then 2 sandboxes
+        args.k, args.calls = [2], len(mix(0))
     config = SandboxConfig(image=SWE_IMAGE, engine=args.engine, memory="512m", pids=256)
-    client = (engine_module.podman_client if args.sandbox == "podman" else engine_module.engine_client)(args.engine)
+    client = (container_engine.podman_client if args.sandbox == "podman"
+              else container_engine.engine_client)(args.engine)
     print(f"machine: {machine()}; engine: {args.sandbox} {args.engine or ''}; "
-          f"start slots {engine_module.START_SLOT_COUNT}; "
+          f"start slots {container_engine.START_SLOT_COUNT}; "
           f"{threading.active_count()} threads before")
     print(f"{'K':>4} {'failed':>7} {'leaked':>7} {'wall s':>7} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'vs K=1':>7} {'start p50':>10} {'start p99':>10} {'retried':>8}")
-    baseline = None
+    baseline, broken = None, []
     for k in [1, *args.k]:
         row = wave(k, config, args.sandbox, args.calls, client)
+        if row["failed"] or row["leaked"]:
+            broken.append(f"K={k}: {row['failed']} failed, {row['leaked']} leaked")
         baseline = baseline or row["p50"]
         print(f"{row['k']:>4} {row['failed']:>7} {row['leaked']:>7} {row['wall']:>7.1f} {row['calls_per_s']:>8.1f} "
               f"{row['p50'] * 1e3:>8.0f} {row['p99'] * 1e3:>8.0f} {row['p50'] / baseline:>6.1f}x "
               f"{row['start_p50'] * 1e3:>10.0f} {row['start_p99'] * 1e3:>10.0f} {row['retried']:>8}", flush=True)
+    if broken:  # the target is zero of both
+        sys.exit("; ".join(broken))
 
 
 if __name__ == "__main__":

@@ -5,22 +5,21 @@
 2. Container start-to-ready: DockerSandbox() until a command can run, against `docker run -d` plus
    a first `docker exec` with the same limits.
 3. 8 concurrent sandboxes, each making 50 tool calls: failures and wall time.
-Run: python benchmarks/sandbox_roundtrip.py [--calls 100]   (needs dockerd and `srl-agent env build swe`)
+Run: python benchmarks/sandbox_roundtrip.py [--calls 100] [--smoke]   (needs dockerd and `srl-agent env build swe`)
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _common import machine
+from _common import arg_parser, machine
 
-from srl_agent.execute import execute
 from srl_agent.images import SWE_IMAGE
+from srl_agent.run_call import execute
 from srl_agent.sandbox import SandboxConfig
 from srl_agent.sandbox.bwrap import BwrapSandbox
 from srl_agent.sandbox.docker import DockerSandbox
@@ -42,10 +41,13 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--starts", type=int, default=10)
     args = parser.parse_args()
+    sandboxes, calls_each = (2, 5) if args.smoke else (8, 50)  # part 3
+    if args.smoke:
+        args.calls, args.starts = 5, 2
     config = SandboxConfig(image=SWE_IMAGE)
     print(f"machine: {machine()}")
 
@@ -87,22 +89,25 @@ def main() -> None:
         med, p95 = summary(values)
         print(f"{name:52} median {med * 1e3:7.0f}  p95 {p95 * 1e3:7.0f}")
 
-    print("\n3. 8 concurrent sandboxes x 50 tool calls")
+    print(f"\n3. {sandboxes} concurrent sandboxes x {calls_each} tool calls")
 
     def worker(i: int) -> int:
         failures = 0
         with DockerSandbox(config) as sb:
-            for k in range(50):
+            for k in range(calls_each):
                 obs = execute(sb, ToolCall("bash", {"command": f"echo {i}-{k} && ls /testbed > /dev/null"}))
                 failures += obs.exit_code != 0 or obs.output != f"{i}-{k}\n"
         return failures
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        failures = sum(pool.map(worker, range(8)))
+    with ThreadPoolExecutor(sandboxes) as pool:
+        failures = sum(pool.map(worker, range(sandboxes)))
     wall = time.perf_counter() - start
-    print(f"400 tool calls in {wall:.1f} s ({400 / wall:.0f} calls/s), failures: {failures}")
+    calls = sandboxes * calls_each
+    print(f"{calls} tool calls in {wall:.1f} s ({calls / wall:.0f} calls/s), failures: {failures}")
     subprocess.run("docker rm -f $(docker ps -aq --filter label=srl-agent-bench=1) >/dev/null 2>&1", shell=True)
+    if failures:
+        sys.exit(f"{failures} tool calls failed")
 
 
 if __name__ == "__main__":

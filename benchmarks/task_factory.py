@@ -5,11 +5,11 @@ README's table from the task folders' validation.jsonl and report.json:
 
     python benchmarks/task_factory.py --out /tmp/factory --repo envs/swe-mini/repos/* \
         --pypi cachetools==5.5.0 more-itertools==10.5.0 sortedcontainers==2.4.0 [--max-tasks 5] [--report-only]
+    python benchmarks/task_factory.py --smoke   # one task from one swe-mini project, into a temp dir
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,7 +17,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _common import arg_parser, output_dir
+
 from srl_agent.jsonio import atomic_writer
+
+SMOKE_REPO = Path(__file__).resolve().parents[1] / "envs" / "swe-mini" / "repos" / "pocketlib"
 
 
 def run(out: Path, sources: list[str], pypi: bool, max_tasks: int) -> float:
@@ -58,20 +62,30 @@ def table(folders: dict[Path, float]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="a folder; OUT/repos and OUT/pypi become task folders")
+def main() -> None:
+    parser = arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--out", help="a folder; OUT/repos and OUT/pypi become task folders (required but with "
+                                      "--smoke)")
     parser.add_argument("--repo", nargs="*", default=[])
     parser.add_argument("--pypi", nargs="*", default=[])
     parser.add_argument("--max-tasks", type=int, default=5)
     parser.add_argument("--report-only", action="store_true", help="print the table of earlier runs")
     args = parser.parse_args()
-    out = Path(args.out)
-    timing = out / "seconds.json"
-    seconds = json.loads(timing.read_text()) if timing.exists() else {}
-    for name, sources, pypi in (("repos", args.repo, False), ("pypi", args.pypi, True)):
-        if sources and not args.report_only:
-            seconds[name] = run(out / name, sources, pypi, args.max_tasks)
-            with atomic_writer(timing) as f:
-                json.dump(seconds, f)
-    print(table({out / name: s for name, s in seconds.items()}))
+    if args.smoke:  # no downloads: CI reaches no registry
+        args.repo, args.pypi, args.max_tasks = [str(SMOKE_REPO)], [], 1
+    elif not args.out:
+        parser.error("--out is required")
+    with output_dir(args.out, args.smoke) as folder:
+        out = Path(folder)
+        timing = out / "seconds.json"
+        seconds = json.loads(timing.read_text()) if timing.exists() else {}
+        for name, sources, pypi in (("repos", args.repo, False), ("pypi", args.pypi, True)):
+            if sources and not args.report_only:
+                seconds[name] = run(out / name, sources, pypi, args.max_tasks)
+                with atomic_writer(timing) as f:
+                    json.dump(seconds, f)
+        print(table({out / name: s for name, s in seconds.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,17 +8,16 @@ are, so compare generation across code versions by its tokens/s, not its seconds
 run starts from an SFT-warmed model so its rollouts are partly well formed, as in a real run after
 the default config's warm-up. `fill` is the share of each SRL batch that dynamic sampling filled
 with groups whose rewards differ.
-Run: python benchmarks/train_step.py [--steps 10]
+Run: python benchmarks/train_step.py [--steps 10] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 
-from _common import machine
+from _common import SMOKE_TRAIN_SETTINGS, arg_parser, machine
 
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.trainer import Trainer
@@ -39,13 +38,16 @@ def measure(cfg: TrainConfig, steps: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arg_parser(__doc__)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup-steps", type=int, help="SFT steps before the SRL measurement "
                                                               "(default: the built-in config's sft_warmup_steps)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     base = TrainConfig.builtin()
+    if args.smoke:
+        base = TrainConfig(**{**base.__dict__, **SMOKE_TRAIN_SETTINGS})
+        args.steps, args.warmup_steps = 1, 1
     args.warmup_steps = args.warmup_steps or base.sft_warmup_steps
     with tempfile.TemporaryDirectory() as tmp:
         warm = TrainConfig(**{**base.__dict__, "method": "sft", "lr": base.sft_warmup_lr or base.lr,

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .actions import format_help, parse_completion, render_command_line
-from .chat import SYSTEM_PROMPT
+from .chat import SYSTEM_PROMPT, template_rendering
 from .errors import FormatViolation, UserError
-from .execute import execute
 from .jsonio import atomic_writer
 from .policy import Completion, ContextWindowExceeded, Policy, SamplingParams
 from .policy.replay import ReplayPolicy
+from .run_call import execute
 from .sandbox import Sandbox
 from .steps import (
     StepConfig,
@@ -35,7 +35,6 @@ from .steps import (
     load_rendering,
     parse_history,
     prompt_tools,
-    template_rendering,
     truncate_middle,
 )
 from .types import Step, Trajectory

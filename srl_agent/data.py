@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .chat import template_rendering
 from .errors import DataError
 from .formats import LoadReport, load_trajectories
 from .jsonio import atomic_writer, read_jsonl
-from .steps import ExampleBuilder, StepConfig, save_rendering, template_rendering
+from .steps import ExampleBuilder, StepConfig, save_rendering
 from .tokenizer import load_tokenizer
 from .types import StepExample, Trajectory
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .errors import UserError
 from .policy import Policy, SamplingParams
-from .reward import RewardConfig, explain_reward
+from .reward import SRLRewardConfig, explain_reward
 from .steps import StepConfig, examples_from_trajectory
 from .types import StepExample, Trajectory
 
@@ -54,7 +54,7 @@ def sample_examples(trajectories: list[Trajectory], rendering: StepConfig, n: in
     return random.Random(seed).sample(examples, min(n, len(examples)))
 
 
-def probe(policy: Policy, examples: list[StepExample], reward: RewardConfig, params: SamplingParams,
+def probe(policy: Policy, examples: list[StepExample], reward: SRLRewardConfig, params: SamplingParams,
           top_errors: int = 5, batch_size: int = 8) -> ProbeReport:
     rewards: list[float] = []
     errors: Counter[str] = Counter()

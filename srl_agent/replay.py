@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .execute import command_for, execute
 from .jsonio import atomic_writer
+from .run_call import command_for, execute
 from .sandbox import Observation, Sandbox
 from .types import ToolCall, Trajectory
 

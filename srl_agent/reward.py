@@ -52,8 +52,9 @@ FORMAT_PENALTY = -1.0
 
 
 @dataclass(frozen=True)
-class RewardConfig:
-    """How completions are scored against expert actions."""
+class SRLRewardConfig:
+    """How the SRL step reward scores completions against expert actions (an RLVR episode's reward:
+    rlvr/reward.py's EpisodeRewardConfig)."""
 
     metric: Metric = "difflib"
     """`difflib` (the paper's SequenceMatcher ratio) or `lcs` (exact 2·LCS/(|a|+|b|))."""
@@ -161,7 +162,7 @@ def _mean(values: Sequence[float], count: int) -> float:
     return sum(values) / count if count else 1.0
 
 
-def action_similarity(policy: ToolCall, expert: ToolCall, cfg: RewardConfig = RewardConfig()) -> float:
+def action_similarity(policy: ToolCall, expert: ToolCall, cfg: SRLRewardConfig = SRLRewardConfig()) -> float:
     pairs, count = comparisons(policy, expert, cfg.granularity)
     return _mean([similarity(a, b, cfg.metric, cfg.autojunk) for a, b in pairs], count)
 
@@ -174,7 +175,7 @@ def allowed_tools_for(expert: ToolCall, offered: Collection[str] | None = None) 
     return set(offered) if offered else set(STANDARD_TOOLS) | {expert.name}
 
 
-def explain_reward(completion: str, expert: ToolCall, cfg: RewardConfig = RewardConfig(),
+def explain_reward(completion: str, expert: ToolCall, cfg: SRLRewardConfig = SRLRewardConfig(),
                    offered: Collection[str] | None = None) -> tuple[float, str]:
     """The reward and a one-line reason (the format violation, or what was compared)."""
     try:
@@ -185,12 +186,12 @@ def explain_reward(completion: str, expert: ToolCall, cfg: RewardConfig = Reward
     return score, f"{cfg.metric}/{cfg.granularity} similarity of {parsed.call.name} to expert {expert.name}"
 
 
-def srl_reward(completion: str, expert: ToolCall, cfg: RewardConfig = RewardConfig(),
+def srl_reward(completion: str, expert: ToolCall, cfg: SRLRewardConfig = SRLRewardConfig(),
                offered: Collection[str] | None = None) -> float:
     return explain_reward(completion, expert, cfg, offered)[0]
 
 
-def srl_rewards(completions: Sequence[str], experts: Sequence[ToolCall], cfg: RewardConfig = RewardConfig(),
+def srl_rewards(completions: Sequence[str], experts: Sequence[ToolCall], cfg: SRLRewardConfig = SRLRewardConfig(),
                 workers: int = 1, offered: Sequence[Collection[str] | None] | None = None) -> list[float]:
     """Rewards for a batch; equal to `srl_reward` on each pair, computed in one batched pass.
     `offered[i]`: the tools completion i's prompt offered (default: the standard set and the expert's tool)."""
@@ -254,7 +255,7 @@ class TRLRewardFunction:
 
     __name__ = "srl_reward"
 
-    def __init__(self, cfg: RewardConfig = RewardConfig(), workers: int = 1):
+    def __init__(self, cfg: SRLRewardConfig = SRLRewardConfig(), workers: int = 1):
         self.cfg, self.workers = cfg, workers
 
     def __call__(self, prompts=None, completions=None, expert_action=None, tool_names=None, **kwargs) -> list[float]:
@@ -270,6 +271,6 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     `ground_truth` is the expert action (JSON string or dict); `extra_info` may override
     `metric`, `granularity`, `autojunk` and `call_style`, and give the prompt's `tool_names`.
     """
-    overrides = {k: v for k, v in (extra_info or {}).items() if k in RewardConfig.__dataclass_fields__}
-    return srl_reward(solution_str, expert_from(ground_truth), RewardConfig(**overrides),
+    overrides = {k: v for k, v in (extra_info or {}).items() if k in SRLRewardConfig.__dataclass_fields__}
+    return srl_reward(solution_str, expert_from(ground_truth), SRLRewardConfig(**overrides),
                       (extra_info or {}).get("tool_names"))

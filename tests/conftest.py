@@ -63,8 +63,8 @@ def swe_image() -> str:
 @pytest.fixture(scope="session")
 def podman_image(swe_image) -> str:
     """The same image in rootless Podman (copied from Docker, offline: docker save | podman load)."""
+    from srl_agent.sandbox.container_engine import copy_images, podman_client
     from srl_agent.sandbox.docker import docker_client
-    from srl_agent.sandbox.engine import copy_images, podman_client
 
     copy_images([swe_image], docker_client(), podman_client(PODMAN_URL), log=lambda message: None)
     return swe_image

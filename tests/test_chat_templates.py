@@ -13,18 +13,10 @@ from importlib.resources import files
 import pytest
 from transformers import AutoTokenizer
 
-from srl_agent.actions import parse_completion
-from srl_agent.chat import CHAT_TEMPLATE_PATH
+from srl_agent.actions import assistant_message, parse_completion
+from srl_agent.chat import CHAT_TEMPLATE_PATH, detect_call_style, expert_answer, render_prompt, template_rendering
 from srl_agent.errors import UserError
-from srl_agent.steps import (
-    StepConfig,
-    assistant_message,
-    detect_call_style,
-    examples_from_trajectory,
-    expert_answer,
-    render_prompt,
-    template_rendering,
-)
+from srl_agent.steps import StepConfig, examples_from_trajectory
 from srl_agent.tokenizer import TINY_TOKENIZER_DIR
 
 LLAMA_SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>",
@@ -77,7 +69,8 @@ def test_real_template_renders_calls_once_and_answers_as_the_parser_reads_them(n
                 assert once in prompt
                 assert json.dumps(once, ensure_ascii=False)[1:-1] not in prompt or once == "{}"
             # the expert's answer as the template writes that turn parses back to the expert's call
-            answer, end = expert_answer(tok, ex.prompt, ex.tools, ex.expert_thought, ex.expert, cfg)
+            answer, end = expert_answer(tok, ex.prompt, ex.tools, ex.expert_thought, ex.expert, cfg.call_style,
+                                        cfg.reasoning)
             assert end == tok.eos_token
             parsed = parse_completion(answer, style, set(ex.tool_names))
             assert (parsed.call.name, parsed.call.arguments) == (ex.expert.name, ex.expert.arguments)

@@ -125,15 +125,15 @@ def test_fp32_master_weights_take_an_lr_5e_7_step_that_bf16_weights_round_away()
 
 def test_a_deepspeed_config_without_deepspeed_is_one_clear_line(monkeypatch):
     from srl_agent.errors import UserError
-    from srl_agent.train import engine
+    from srl_agent.train import distributed
     from srl_agent.train.config import TrainConfig
 
-    find_spec = engine.importlib.util.find_spec  # ZeRO-3 where DeepSpeed is not installed (CI installs it)
-    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None if name == "deepspeed" else
+    find_spec = distributed.importlib.util.find_spec  # ZeRO-3 where DeepSpeed is not installed (CI installs it)
+    monkeypatch.setattr(distributed.importlib.util, "find_spec", lambda name: None if name == "deepspeed" else
                         find_spec(name))
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     with pytest.raises(UserError, match="DeepSpeed, which is not installed: pip install --no-build-isolation"):
-        engine.make_accelerator(TrainConfig())
+        distributed.make_accelerator(TrainConfig())
 
 
 def test_an_update_sharded_by_fsdp2_ends_with_one_process_s_weights(tmp_path):

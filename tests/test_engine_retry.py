@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from srl_agent.sandbox import engine
+from srl_agent.sandbox import container_engine
 
 
 class FlakyEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -74,10 +74,10 @@ def flaky(tmp_path):
 
 def test_transient_errors_are_retried_with_backoff(flaky):
     server, url = flaky(failures=3)
-    client = engine.engine_client(url)
-    before = engine.RETRIED[0]
-    assert engine.retrying(lambda: client.api.inspect_container("c1"), backoff=0.01)["Id"] == "c1"
-    assert engine.RETRIED[0] - before == 3
+    client = container_engine.engine_client(url)
+    before = container_engine.RETRIED[0]
+    assert container_engine.retrying(lambda: client.api.inspect_container("c1"), backoff=0.01)["Id"] == "c1"
+    assert container_engine.RETRIED[0] - before == 3
     assert server.seen.count("/v1.41/containers/c1/json") == 4
 
 
@@ -85,9 +85,9 @@ def test_an_engine_that_keeps_failing_gives_up_after_the_last_try(flaky):
     import docker
 
     server, url = flaky(failures=100)
-    client = engine.engine_client(url)
+    client = container_engine.engine_client(url)
     with pytest.raises(docker.errors.APIError, match="engine overloaded"):
-        engine.retrying(lambda: client.api.inspect_container("c1"), tries=3, backoff=0.01)
+        container_engine.retrying(lambda: client.api.inspect_container("c1"), tries=3, backoff=0.01)
     assert server.seen.count("/v1.41/containers/c1/json") == 3
 
 
@@ -95,7 +95,7 @@ def test_client_errors_are_not_retried(flaky):
     import docker
 
     server, url = flaky(failures=1, status=404)
-    client = engine.engine_client(url)
+    client = container_engine.engine_client(url)
     with pytest.raises(docker.errors.NotFound):
-        engine.retrying(lambda: client.api.inspect_container("c1"), backoff=0.01)
+        container_engine.retrying(lambda: client.api.inspect_container("c1"), backoff=0.01)
     assert server.seen.count("/v1.41/containers/c1/json") == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from srl_agent.bench.eval import EvalConfig, PredictionLog, run_eval
+from srl_agent.bench.eval import EvalConfig, InstanceLog, run_eval
 from srl_agent.jsonio import write_jsonl
 from srl_agent.types import Step, ToolCall, Trajectory
 
@@ -56,7 +56,7 @@ def test_empty_and_do_nothing_patches_resolve_nothing(swe_mini_images, tmp_path)
     readme_first = (ROOT / "envs" / "swe-mini" / "repos" / second["repo"].split("/")[1] / "README.md"
                     ).read_text().splitlines()[0]
     noop += f" {readme_first}\n"
-    log = PredictionLog(run_dir / "predictions.jsonl")
+    log = InstanceLog(run_dir / "predictions.jsonl")
     for instance, patch in ((first, ""), (second, noop), (third, "")):
         log.append({"instance_id": instance["instance_id"], "model_name_or_path": "none", "model_patch": patch})
     cfg = EvalConfig(bench="swe-mini", model="none", instances=[i["instance_id"] for i in (first, second, third)])
@@ -219,11 +219,11 @@ def test_ctrl_c_leaves_no_containers_and_a_resumable_run(swe_mini_images, tmp_pa
 def test_a_torn_last_prediction_line_is_dropped(tmp_path):
     path = tmp_path / "predictions.jsonl"
     path.write_text('{"instance_id": "a", "model_patch": ""}\n{"instance_id": "b", "model_pa')
-    log = PredictionLog(path)
+    log = InstanceLog(path)
     assert set(log.rows) == {"a"} and path.read_text().count("\n") == 1
     log.append({"instance_id": "b", "model_patch": "x", "status": "error"})
-    assert PredictionLog(path).finished() == {"a", "b"}
-    assert PredictionLog(path).finished(retry_errors=True) == {"a"}
+    assert InstanceLog(path).finished() == {"a", "b"}
+    assert InstanceLog(path).finished(retry_errors=True) == {"a"}
 
 
 def test_unknown_bench_and_instances_are_clear_errors(tmp_path):

@@ -22,7 +22,7 @@ LAYERS: dict[str, list[str]] = {
     "types": ["srl_agent", "errors", "paths", "types", "jsonio", "pretrained", "tools", "actions", "chat",
               "metrics"],
     "formats": ["formats", "tokenizer", "steps", "reward", "data"],
-    "sandbox": ["sandbox", "execute", "executor", "images", "replay", "testbed"],
+    "sandbox": ["sandbox", "run_call", "executor", "images", "replay", "testbed"],
     "policy": ["policy"],
     "agent": ["agent", "train", "rlvr", "probe"],
     "bench": ["bench", "tasks", "plot"],

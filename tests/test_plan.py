@@ -242,7 +242,7 @@ def test_dry_run_says_whether_the_paper_recipe_fits_without_loading_weights():
     assert rows["GB"] == ["generation", "update"] and rows["prefill"] == ["14.90", "-"]
     assert "binding phase: generation" in fits.stderr
     one = cli("--model", "config:configs/models/qwen2.5-coder-7b", "--gpus", "1", "--gpu-memory", "80",
-              "--engine", "ddp")
+              "--strategy", "ddp")
     assert one.returncode == 1 and "does NOT fit" in one.stderr and "--set lora=true" in one.stderr
 
 

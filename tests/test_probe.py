@@ -9,7 +9,7 @@ from srl_agent.paths import project_dir
 from srl_agent.policy import SamplingParams
 from srl_agent.policy.replay import ReplayPolicy
 from srl_agent.probe import probe, sample_examples
-from srl_agent.reward import RewardConfig
+from srl_agent.reward import SRLRewardConfig
 from srl_agent.steps import StepConfig
 
 from .test_reward import run_cli
@@ -33,7 +33,7 @@ def test_probe_tells_a_formatted_policy_from_a_random_model(style, shipped):
     from srl_agent.train.model import load_model
 
     examples = sample_examples(shipped, StepConfig(call_style=style), 6)
-    reward = RewardConfig(call_style=style)
+    reward = SRLRewardConfig(call_style=style)
     expert = probe(ReplayPolicy(shipped, style), examples, reward, SamplingParams(n=2, temperature=0))
     assert (expert.prompts, expert.answers, expert.format_ok, expert.mean_reward) == (6, 12, 1.0, 1.0)
     assert expert.errors == []

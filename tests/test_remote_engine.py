@@ -31,8 +31,8 @@ def second_engine(swe_mini_images, tmp_path_factory):
     import docker
 
     from srl_agent.images import SWE_IMAGE
+    from srl_agent.sandbox.container_engine import copy_images
     from srl_agent.sandbox.docker import docker_client
-    from srl_agent.sandbox.engine import copy_images
     from srl_agent.testbed.swe_mini import image_name
 
     # short paths: the socket path must fit a sockaddr_un, and containerd's below it too
@@ -126,8 +126,8 @@ def test_an_image_missing_on_that_engine_says_how_to_copy_it(second_engine):
 
 def test_replay_on_rootless_podman(swe_mini_images):
     """The expert's run replays the same in rootless Podman, its task image copied there offline."""
+    from srl_agent.sandbox.container_engine import copy_images, podman_client
     from srl_agent.sandbox.docker import docker_client
-    from srl_agent.sandbox.engine import copy_images, podman_client
     from srl_agent.testbed.swe_mini import image_name
 
     from .conftest import PODMAN_URL

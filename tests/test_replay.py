@@ -171,7 +171,7 @@ def test_replay_a_real_swe_agent_fixture_with_windowed_tools(kind, tmp_path, swe
 
 def test_block_edit_and_window_tools(sandbox_factory, calc_repo):
     from srl_agent.actions import parse_command_line
-    from srl_agent.execute import execute
+    from srl_agent.run_call import execute
 
     with sandbox_factory(calc_repo) as sb:
         opened = execute(sb, parse_command_line("open calc.py 5")).output

@@ -12,7 +12,7 @@ import pytest
 
 from srl_agent.actions import render_completion
 from srl_agent.reward import (
-    RewardConfig,
+    SRLRewardConfig,
     TRLRewardFunction,
     action_similarity,
     compute_score,
@@ -99,7 +99,7 @@ def test_string_granularity_is_the_paper_ratio_of_command_lines():
 
 
 def test_fields_granularity():
-    cfg = RewardConfig(granularity="fields")
+    cfg = SRLRewardConfig(granularity="fields")
     other_tool = ToolCall("bash", {"command": "str_replace_editor str_replace /testbed/a.py"})
     assert action_similarity(other_tool, EXPERT, cfg) == 0.0
     half = ToolCall("str_replace_editor", {"command": "str_replace", "path": "/testbed/a.py",
@@ -112,8 +112,8 @@ def test_fields_granularity():
     assert action_similarity(ToolCall("submit", {}), ToolCall("submit", {}), cfg) == 1.0
 
 
-@pytest.mark.parametrize("cfg", [RewardConfig(), RewardConfig(metric="lcs"), RewardConfig(granularity="fields"),
-                                 RewardConfig(autojunk=False)])
+@pytest.mark.parametrize("cfg", [SRLRewardConfig(), SRLRewardConfig(metric="lcs"),
+                                 SRLRewardConfig(granularity="fields"), SRLRewardConfig(autojunk=False)])
 def test_batch_equals_one_by_one(cfg):
     rng = random.Random(7)
     experts = [EXPERT, ToolCall("bash", {"command": "pytest -x tests/test_a.py"}), ToolCall("submit", {})]
@@ -151,7 +151,7 @@ def test_verl_compute_score():
     assert compute_score("swe-srl", "no", EXPERT.to_dict()) == -1.0
     near = render_completion("t", ToolCall("bash", {"command": "cat /testbed/a.py"}))
     assert compute_score("swe-srl", near, EXPERT.to_json(), {"metric": "lcs"}) == pytest.approx(
-        srl_reward(near, EXPERT, RewardConfig(metric="lcs")))
+        srl_reward(near, EXPERT, SRLRewardConfig(metric="lcs")))
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

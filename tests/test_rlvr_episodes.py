@@ -20,7 +20,7 @@ from srl_agent.rlvr.episodes import (
     run_episodes,
     start_episode,
 )
-from srl_agent.rlvr.reward import RewardConfig
+from srl_agent.rlvr.reward import EpisodeRewardConfig
 from srl_agent.sandbox import LABEL
 from srl_agent.steps import StepConfig
 from srl_agent.train.grpo import clipped_objective
@@ -124,7 +124,7 @@ def test_episodes_train_on_exactly_the_sampled_tokens(tiny_policy, swe_mini_imag
                         temperature=1.0, workers=3)
     opener = RecordingOpener()
     torch.manual_seed(0)
-    (group,) = run_episodes(tiny_policy, [instance], cfg, FULL_HISTORY, RewardConfig(format_penalty=0.1), opener)
+    (group,) = run_episodes(tiny_policy, [instance], cfg, FULL_HISTORY, EpisodeRewardConfig(format_penalty=0.1), opener)
     assert len(set(opener.names)) == 3 and opener.leftovers() == []  # one sandbox per episode, all gone
     assert len(group) == 3
     for episode in group:
@@ -158,7 +158,7 @@ def test_sandboxes_are_removed_when_an_episode_cannot_start(tiny_policy, swe_min
     opener = RecordingOpener()
     with pytest.raises(UserError, match="no-such-image"):
         run_episodes(tiny_policy, [missing, instance], EpisodeConfig(group_size=2, workers=4, max_new_tokens=8),
-                     FULL_HISTORY, RewardConfig(), opener)
+                     FULL_HISTORY, EpisodeRewardConfig(), opener)
     assert len(opener.names) == 2 and opener.leftovers() == []  # the two that started were removed
 
 
@@ -169,8 +169,9 @@ class ScriptedPolicy:
         self.tokenizer, self.calls, self.turn = tokenizer, calls, 0
 
     def generate_ids(self, prompt_ids, params):
+        from srl_agent.actions import assistant_message
+        from srl_agent.chat import render_prompt
         from srl_agent.policy import Completion
-        from srl_agent.steps import assistant_message, render_prompt
 
         call, self.turn = self.calls[self.turn], self.turn + 1
         turn = assistant_message("I look first.", call, FULL_HISTORY.call_style, FULL_HISTORY.reasoning)
@@ -190,7 +191,8 @@ def test_tool_observations_are_context_and_the_sequence_is_the_conversation(tiny
                                                     ToolCall("submit", {})])
     cfg = EpisodeConfig(group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=3000)
     opener = RecordingOpener()
-    ((episode,),) = run_episodes(policy, [instance], cfg, FULL_HISTORY, RewardConfig(partial_credit=True), opener)
+    ((episode,),) = run_episodes(policy, [instance], cfg, FULL_HISTORY, EpisodeRewardConfig(partial_credit=True),
+                                 opener)
     assert opener.leftovers() == []
     assert (episode.status, episode.turns, episode.format_errors) == ("submitted", 2, 0)
     assert "+obs-42" in episode.patch  # the episode's edit, graded in its own sandbox
@@ -216,7 +218,7 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
     # room for exactly one answer: the second turn would pass max_episode_tokens
     cfg = EpisodeConfig(group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=prompt_tokens + 100)
     ((episode,),) = run_episodes(ScriptedPolicy(tiny_policy.tokenizer, [look] * 5), [instance], cfg, FULL_HISTORY,
-                                 RewardConfig(), RecordingOpener())
+                                 EpisodeRewardConfig(), RecordingOpener())
     assert (episode.status, episode.turns) == ("token_limit", 1)
     assert prompt_tokens < len(episode.tokens.ids) <= cfg.max_episode_tokens < len(episode.tokens.ids) + 64
     assert episode.reward.reason == ""  # still graded on its patch
@@ -249,7 +251,7 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
     opener.diffed = []
     cfg = EpisodeConfig(group_size=2, max_turns=3, max_new_tokens=64, max_episode_tokens=3000, workers=2)
     (group,) = run_episodes(KillingPolicy(tiny_policy.tokenizer, [look] * 3), [instance], cfg, FULL_HISTORY,
-                            RewardConfig(), opener)
+                            EpisodeRewardConfig(), opener)
     # two workers open the sandboxes concurrently: the first container opened may be either episode's
     dead, alive = sorted(group, key=lambda episode: episode.status != "sandbox_error")
     assert opener.leftovers() == []
@@ -292,7 +294,7 @@ def test_a_sandbox_that_does_not_start_scores_0_and_the_other_episodes_play(tiny
     # one worker: the starts run in order, episode 1's second try (call 4) after episode 2's first (call 3)
     opener = FailingOpener(fail_calls={2, 4})
     cfg = EpisodeConfig(group_size=3, max_turns=2, max_new_tokens=64, max_episode_tokens=3000, workers=1)
-    (group,) = run_episodes(policy, [instance], cfg, FULL_HISTORY, RewardConfig(), opener)
+    (group,) = run_episodes(policy, [instance], cfg, FULL_HISTORY, EpisodeRewardConfig(), opener)
     assert opener.calls == 4 and len(opener.names) == 2 and opener.leftovers() == []  # the two started were removed
     (dead,) = [e for e in group if e.status == "sandbox_error"]
     assert (dead.detail, dead.reward.reward, dead.reward.resolved) == ("the sandbox did not start", 0.0, False)
@@ -305,5 +307,6 @@ def test_a_sandbox_that_does_not_start_scores_0_and_the_other_episodes_play(tiny
     # no sandbox started: nothing was played, so the call raises rather than hand back a group of zeros
     opener = FailingOpener(fail_calls=None)
     with pytest.raises(RuntimeError, match=r"none of the 2 sandboxes could start: RuntimeError: cannot find"):
-        run_episodes(policy, [instance], EpisodeConfig(group_size=2, workers=2), FULL_HISTORY, RewardConfig(), opener)
+        run_episodes(policy, [instance], EpisodeConfig(group_size=2, workers=2), FULL_HISTORY, EpisodeRewardConfig(),
+                     opener)
     assert opener.calls == 4 and opener.names == []  # each tried twice

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from srl_agent.rlvr.episodes import EpisodeConfig, _open_sandbox, run_episodes
-from srl_agent.rlvr.reward import RewardConfig
+from srl_agent.rlvr.reward import EpisodeRewardConfig
 from srl_agent.sandbox import LABEL
 from tests.test_ray_executor import EXPERT, ROOT, is_ray_worker, ray_cluster  # noqa: F401 (the cluster fixture)
 from tests.test_rlvr_episodes import FULL_HISTORY, INSTANCE_ID, ScriptedPolicy, tiny_policy  # noqa: F401
@@ -78,9 +78,9 @@ def test_episodes_on_ray_nodes_score_as_local_ones_and_leave_nothing(cluster, ti
     cfg = episode_config(cluster, calls)
     opener = RecordingRayOpener()
     (on_ray,) = run_episodes(ScriptedPolicy(tiny_policy.tokenizer, calls), [instance], cfg, FULL_HISTORY,
-                             RewardConfig(), opener)
+                             EpisodeRewardConfig(), opener)
     (here,) = run_episodes(ScriptedPolicy(tiny_policy.tokenizer, calls), [instance],
-                           dataclasses.replace(cfg, executor="local"), FULL_HISTORY, RewardConfig())
+                           dataclasses.replace(cfg, executor="local"), FULL_HISTORY, EpisodeRewardConfig())
     # one sandbox per episode, each in a Ray worker process, spread over both nodes
     assert opener.in_ray_workers == [True, True]
     assert {s.node_id for s in opener.opened} == {n["NodeID"] for n in ray.nodes() if n["Alive"]}
@@ -107,7 +107,7 @@ def test_a_ray_worker_killed_mid_episode_ends_only_its_episode_and_leaks_nothing
 
     opener = RecordingRayOpener()
     (group,) = run_episodes(KillingPolicy(tiny_policy.tokenizer, calls), [instance], episode_config(cluster, calls),
-                            FULL_HISTORY, RewardConfig(), opener)
+                            FULL_HISTORY, EpisodeRewardConfig(), opener)
     dead, alive = sorted(group, key=lambda episode: episode.status != "sandbox_error")
     assert (dead.status, dead.detail, dead.turns) == ("sandbox_error", "the sandbox failed at turn 2", 2)
     assert dead.reward.reward == 0.0 and "Actor" in dead.reward.reason

@@ -7,7 +7,7 @@ import pytest
 from srl_agent.rlvr.reward import (
     END_MARKER,
     START_MARKER,
-    RewardConfig,
+    EpisodeRewardConfig,
     expected_tests,
     fault_line,
     marked_test_output,
@@ -27,7 +27,7 @@ def statuses(f2p_passing: int, p2p_broken: int = 0) -> dict[str, str]:
 
 
 def test_binary_reward_is_one_only_when_resolved():
-    cfg = RewardConfig()
+    cfg = EpisodeRewardConfig()
     resolved = score(statuses(4), F2P, P2P, 0, cfg)
     assert (resolved.reward, resolved.resolved, resolved.fail_to_pass_passing) == (1.0, True, 4)
     assert score(statuses(3), F2P, P2P, 0, cfg).reward == 0.0
@@ -42,7 +42,7 @@ def test_binary_reward_is_one_only_when_resolved():
 
 
 def test_partial_credit_is_the_f2p_fraction_cancelled_by_a_broken_p2p():
-    cfg = RewardConfig(partial_credit=True)
+    cfg = EpisodeRewardConfig(partial_credit=True)
     assert score(statuses(3), F2P, P2P, 0, cfg).reward == 0.75  # 3 of 4
     assert score(statuses(1), F2P, P2P, 0, cfg).reward == 0.25
     assert score(statuses(3, p2p_broken=1), F2P, P2P, 0, cfg).reward == 0.0
@@ -51,11 +51,11 @@ def test_partial_credit_is_the_f2p_fraction_cancelled_by_a_broken_p2p():
 
 
 def test_format_penalty_is_per_malformed_turn():
-    cfg = RewardConfig(partial_credit=True, format_penalty=0.1)
+    cfg = EpisodeRewardConfig(partial_credit=True, format_penalty=0.1)
     assert score(statuses(4), F2P, P2P, 2, cfg).reward == pytest.approx(0.8)  # 1 - 2 * 0.1
     assert score(statuses(2), F2P, P2P, 3, cfg).reward == pytest.approx(0.2)  # 0.5 - 3 * 0.1
     with pytest.raises(ValueError, match="format_penalty"):
-        RewardConfig(format_penalty=-1)
+        EpisodeRewardConfig(format_penalty=-1)
 
 
 def test_a_failed_sandbox_is_one_short_line_and_scores_0():
@@ -65,7 +65,7 @@ def test_a_failed_sandbox_is_one_short_line_and_scores_0():
     assert fault_line(TimeoutError()) == "TimeoutError"
     assert len(fault_line(OSError("x" * 500))) == len("OSError: ") + 200
     instance = {"FAIL_TO_PASS": F2P, "PASS_TO_PASS": "[]"}
-    dead = unplayable(instance, RewardConfig(partial_credit=True, format_penalty=0.1), "TimeoutError", 2)
+    dead = unplayable(instance, EpisodeRewardConfig(partial_credit=True, format_penalty=0.1), "TimeoutError", 2)
     assert (dead.reward, dead.resolved, dead.fail_to_pass_total, dead.malformed_turns, dead.reason) == \
         (pytest.approx(-0.2), False, 4, 2, "TimeoutError")  # nothing passed: 0, less the format penalty
 
@@ -88,7 +88,7 @@ def test_reward_in_a_real_swe_mini_sandbox(swe_mini_images, patch_kind):
         if patch_kind == "gold":
             sandbox.write_file("/tmp/gold.diff", instance["patch"])
             assert sandbox.run("git apply /tmp/gold.diff").exit_code == 0
-        reward, log = verify(sandbox, instance, RewardConfig(partial_credit=True))
+        reward, log = verify(sandbox, instance, EpisodeRewardConfig(partial_credit=True))
     f2p, _ = expected_tests(instance)
     assert START_MARKER in log and reward.reason == ""
     assert reward.fail_to_pass_total == len(f2p) and reward.pass_to_pass_broken == 0

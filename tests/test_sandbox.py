@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from srl_agent.execute import execute
+from srl_agent.run_call import execute
 from srl_agent.sandbox import LABEL, SandboxConfig
 from srl_agent.types import ToolCall
 

@@ -115,7 +115,7 @@ def test_colocated_engine_call_order_and_arguments(standin_vllm, tmp_path):
     from srl_agent.policy.vllm import VLLMPolicy
     from srl_agent.reward import srl_reward
     from srl_agent.train.config import TrainConfig
-    from srl_agent.train.engine import full_parameters
+    from srl_agent.train.distributed import full_parameters
     from srl_agent.train.model import load_model
     from srl_agent.types import ToolCall
 
@@ -145,7 +145,7 @@ def test_a_lora_model_reaches_the_engine_merged_under_plain_names():
     from accelerate import Accelerator
 
     from srl_agent.train.config import TrainConfig
-    from srl_agent.train.engine import full_parameters
+    from srl_agent.train.distributed import full_parameters
     from srl_agent.train.model import load_model
 
     plain, _ = load_model(TrainConfig(), device=torch.device("cpu"))
@@ -171,7 +171,7 @@ def test_waking_the_engine_leaves_a_lora_model_s_bf16_base_as_it_was():
     from accelerate import Accelerator
 
     from srl_agent.train.config import TrainConfig
-    from srl_agent.train.engine import full_parameters
+    from srl_agent.train.distributed import full_parameters
     from srl_agent.train.model import load_model
 
     lora, _ = load_model(TrainConfig(lora=True, lora_r=4, bf16=True), device=torch.device("cpu"))

@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from srl_agent.execute import execute
 from srl_agent.jsonio import write_jsonl
+from srl_agent.run_call import execute
 from srl_agent.sandbox import SandboxConfig, open_sandbox
 from srl_agent.types import Step, ToolCall, Trajectory
 

@@ -91,7 +91,7 @@ class EvalConfig:
     def grading_engine(self) -> str | None:
         """The engine URL the harness grades on: the sandboxes' engine."""
         if self.sandbox == "podman":
-            from ..sandbox.engine import podman_url
+            from ..sandbox.container_engine import podman_url
 
             return podman_url(self.engine)
         return self.engine
@@ -131,8 +131,9 @@ def image_from_template(template: str, instance: dict) -> str:
                         "{id_docker}, {repo}, {version})") from None
 
 
-class PredictionLog:
-    """predictions.jsonl: one line per finished instance, appended with a single write and fsync.
+class InstanceLog:
+    """A JSONL log of one row per finished instance, keyed by `instance_id`, appended with a single write and
+    fsync: an eval run's predictions.jsonl, and the task factory's validation.jsonl (tasks/synthesize.py).
 
     A line torn by a crash mid-write is dropped when the log is opened again.
     """
@@ -194,7 +195,7 @@ def import_predictions(rows: list[dict], instances: list[dict], run_dir: Path) -
     Only rows of `instances` that the log does not hold yet: a resumed run keeps what it has.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = PredictionLog(run_dir / "predictions.jsonl")
+    log = InstanceLog(run_dir / "predictions.jsonl")
     wanted = {i["instance_id"] for i in instances}
     for row in rows:
         if row["instance_id"] in wanted and row["instance_id"] not in log.rows:
@@ -229,7 +230,7 @@ class SharedPolicy:
 
 def sandbox_engine(cfg: EvalConfig):
     """A client of the sandboxes' container engine; one clear UserError when it does not answer."""
-    from ..sandbox.engine import engine_client, podman_client
+    from ..sandbox.container_engine import engine_client, podman_client
 
     return (podman_client if cfg.sandbox == "podman" else engine_client)(cfg.engine)
 
@@ -307,7 +308,7 @@ def solve_on_worker(instance: dict, cfg: EvalConfig, gold: bool) -> tuple[dict, 
     return row, files
 
 
-def solve_all(instances: list[dict], policy: Policy | None, cfg: EvalConfig, run_dir: Path, log: PredictionLog,
+def solve_all(instances: list[dict], policy: Policy | None, cfg: EvalConfig, run_dir: Path, log: InstanceLog,
               on_done: Callable[[dict], None] = lambda row: None) -> None:
     """Solve every instance on `cfg.workers` workers (threads, or Ray tasks); each finished one is appended to
     the log at once, by this process only."""
@@ -376,7 +377,7 @@ def run_eval(cfg: EvalConfig, policy: Policy | None, instances: list[dict], run_
     if policy is not None:
         context_limit(policy, cfg.agent)  # a budget with no room for a prompt fails here, not per instance
     run_dir.mkdir(parents=True, exist_ok=True)
-    predictions = PredictionLog(run_dir / "predictions.jsonl")
+    predictions = InstanceLog(run_dir / "predictions.jsonl")
     finished = predictions.finished(cfg.retry_errors)
     todo = [i for i in instances if i["instance_id"] not in finished]
     # a resumed run says what it skips; `--predictions` (every row imported) said so in its header

@@ -139,8 +139,8 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from ..actions import render_command_line
+    from ..chat import render_prompt
     from ..data import find_example
-    from ..steps import render_prompt
     from ..tokenizer import load_tokenizer
 
     ex = find_example(args.steps, args.index, args.trajectory, args.step if args.trajectory else None)

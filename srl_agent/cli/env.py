@@ -1,4 +1,4 @@
-"""`srl-agent env build|copy`: sandbox images (the work: srl_agent.images, srl_agent.sandbox.engine)."""
+"""`srl-agent env build|copy`: sandbox images (the work: srl_agent.images, srl_agent.sandbox.container_engine)."""
 
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def expand_image_names(names: list[str]) -> list[str]:
 
 
 def cmd_env_copy(args: argparse.Namespace) -> int:
+    from ..sandbox.container_engine import copy_images, engine_client, podman_client
     from ..sandbox.docker import docker_client
-    from ..sandbox.engine import copy_images, engine_client, podman_client
 
     target = podman_client() if args.to == "podman" else engine_client(args.to)
     copied = copy_images(expand_image_names(args.images), docker_client(), target,

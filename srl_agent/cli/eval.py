@@ -62,7 +62,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..bench.eval import (
         GOLD,
         EvalConfig,
-        PredictionLog,
+        InstanceLog,
         import_predictions,
         load_instances,
         read_predictions,
@@ -92,7 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if imported:
         import_predictions(imported, instances, run_dir)
     done = len({i["instance_id"] for i in instances}
-               & PredictionLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
+               & InstanceLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
     policy = None if cfg.model == GOLD or done == len(instances) else load_policy(cfg.model)
     if policy is not None and cfg.mode == "agent":  # prompts shaped as in training
         agent.rendering = rendering_for(cfg.model, policy, log, args.history, args.max_observation_chars,

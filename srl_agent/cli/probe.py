@@ -38,7 +38,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from ..paths import project_dir
     from ..policy import SamplingParams, load_policy
     from ..probe import config_rendering, probe, sample_examples
-    from ..reward import RewardConfig
+    from ..reward import SRLRewardConfig
 
     if args.prompts < 1 or args.samples < 1:
         raise UserError("-n and --samples must be at least 1")
@@ -48,7 +48,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                               base=config_rendering(args.config, policy, log) if args.config else None)
     examples = sample_examples(trajectories, rendering, args.prompts, args.seed)
     params = SamplingParams(args.samples, args.temperature, 1.0, args.max_new_tokens)
-    report = probe(policy, examples, RewardConfig(call_style=rendering.call_style), params)
+    report = probe(policy, examples, SRLRewardConfig(call_style=rendering.call_style), params)
     table = Table(title=f"probe: {args.model} ({rendering.call_style} calls)")
     for column in ("prompts", "answers", "format ok", "mean reward", "mean reward when well-formed"):
         table.add_column(column, justify="right")

@@ -41,9 +41,9 @@ def _read_expert(value: str):
 
 
 def cmd_reward(args: argparse.Namespace) -> int:
-    from ..reward import RewardConfig, explain_reward
+    from ..reward import SRLRewardConfig, explain_reward
 
-    cfg = RewardConfig(args.metric, args.granularity, args.autojunk, args.call_style)
+    cfg = SRLRewardConfig(args.metric, args.granularity, args.autojunk, args.call_style)
     if args.batch:
         return _reward_batch(args, cfg)
     if args.expert is None or args.completion is None:

@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
                        "fits")
     train.add_argument("--gpus", type=int, default=1, help="--dry-run: GPUs in the cluster (all nodes)")
     train.add_argument("--gpu-memory", type=float, default=80, metavar="GB", help="--dry-run: memory of one GPU")
-    train.add_argument("--engine", choices=["ddp", "fsdp2", "zero3"], help="--dry-run: the engine to plan for "
+    train.add_argument("--strategy", choices=["ddp", "fsdp2", "zero3"],
+                       help="--dry-run: the distributed strategy (training engine) to plan for "
                        "(default: fsdp2 on several GPUs, else ddp)")
     train.add_argument("--ignore-memory-plan", action="store_true",
                        help="start a run even when the memory plan says it does not fit the GPUs")
@@ -68,14 +69,14 @@ def train_config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..plot import plot_run
-    from ..train.engine import engine_name
+    from ..train.distributed import engine_name
     from ..train.trainer import Trainer
 
     cfg = train_config(args)
     if args.dry_run:
         from ..train.plan import dry_run
 
-        report, fits = dry_run(cfg, args.gpus, args.gpu_memory, args.engine)
+        report, fits = dry_run(cfg, args.gpus, args.gpu_memory, args.strategy)
         log(report)
         return 0 if fits else 1
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, check_memory=not args.ignore_memory_plan,

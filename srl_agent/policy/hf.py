@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..steps import render_prompt
+from ..chat import render_prompt
 from . import Completion, Messages, SamplingParams
 
 CHECKPOINT_SAMPLING_OFF = {

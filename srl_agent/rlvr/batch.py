@@ -19,8 +19,8 @@ from .episodes import NOT_STARTED, Episode
 
 
 def episode_sequence(episode: Episode) -> tuple[list[int], list[int], list[int]]:
-    """(prompt ids, later ids, their mask): a masked train/batching.Sequence; an episode that sampled nothing is all
-    prompt."""
+    """(prompt ids, later ids, their mask): a masked train/batching.TokenSequence; an episode that sampled
+    nothing is all prompt."""
     tokens = episode.tokens
     first = next((i for i, m in enumerate(tokens.mask) if m), len(tokens.ids))
     return tokens.ids[:first], tokens.ids[first:], tokens.mask[first:]

@@ -38,13 +38,14 @@ from typing import Any
 
 from ..actions import format_help, parse_completion
 from ..agent import FORMAT_HELP
+from ..chat import render_prompt
 from ..errors import FormatViolation, UserError
-from ..execute import execute
 from ..policy import SamplingParams
+from ..run_call import execute
 from ..sandbox import SandboxConfig
-from ..steps import StepConfig, build_prompt, prompt_tools, render_prompt, truncate_middle
+from ..steps import StepConfig, build_prompt, prompt_tools, truncate_middle
 from ..types import Trajectory
-from .reward import Reward, RewardConfig, fault_line, unplayable, verify
+from .reward import EpisodeRewardConfig, Reward, fault_line, unplayable, verify
 
 
 @dataclass
@@ -211,7 +212,7 @@ def _open_all(pool: ThreadPoolExecutor, stack: contextlib.ExitStack, open_sandbo
 
 
 def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: StepConfig,
-                 reward_cfg: RewardConfig, open_sandbox=_open_sandbox,
+                 reward_cfg: EpisodeRewardConfig, open_sandbox=_open_sandbox,
                  timings: dict[str, float] | None = None) -> list[list[Episode]]:
     """G episodes per instance, played turn by turn; returns [len(instances)][G] finished, scored episodes.
 
@@ -289,7 +290,7 @@ def _run_call(sandbox, call, cfg: EpisodeConfig):
         return fault_line(e)
 
 
-def _finish(episode: Episode, sandbox, instance: dict, reward_cfg: RewardConfig) -> None:
+def _finish(episode: Episode, sandbox, instance: dict, reward_cfg: EpisodeRewardConfig) -> None:
     """The patch and reward of an episode that ended in a live sandbox (one that dies now scores 0 with the reason)."""
     try:
         episode.patch = sandbox.diff()

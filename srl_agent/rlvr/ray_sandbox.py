@@ -65,8 +65,8 @@ class SandboxActor:
 
 def sweep_node(kind: str) -> int:
     """Remove the containers of dead owners on this node's engine (a Ray task pinned to the node)."""
+    from ..sandbox.container_engine import engine_client, podman_client
     from ..sandbox.docker import sweep_leftovers
-    from ..sandbox.engine import engine_client, podman_client
 
     with contextlib.closing((podman_client if kind == "podman" else engine_client)()) as client:
         return sweep_leftovers(client)

@@ -26,8 +26,9 @@ EVAL_SCRIPT_PATH = "/tmp/srl_eval.sh"
 
 
 @dataclass
-class RewardConfig:
-    """How an episode is scored (`reward.*` in a train config)."""
+class EpisodeRewardConfig:
+    """How an RLVR episode is scored by its tests (`reward.*` in a train config; the SRL step reward:
+    reward.SRLRewardConfig)."""
 
     partial_credit: bool = False
     """Unresolved episodes earn the fraction of FAIL_TO_PASS tests passing, cancelled (0) by any broken
@@ -83,7 +84,7 @@ def expected_tests(instance: dict) -> tuple[list[str], list[str]]:
 
 
 def score(statuses: dict[str, str], fail_to_pass: list[str], pass_to_pass: list[str], malformed_turns: int,
-          cfg: RewardConfig, reason: str = "") -> Reward:
+          cfg: EpisodeRewardConfig, reason: str = "") -> Reward:
     """Grade one episode from its test statuses ({test id: PASSED|FAILED|...}), a pure function.
 
     A test missing from `statuses` counts as not passing (swebench's rule)."""
@@ -109,13 +110,13 @@ def fault_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def unplayable(instance: dict, cfg: RewardConfig, reason: str, malformed_turns: int = 0) -> Reward:
+def unplayable(instance: dict, cfg: EpisodeRewardConfig, reason: str, malformed_turns: int = 0) -> Reward:
     """The reward of an episode whose tests could not run because its sandbox failed: 0 (less the format penalty),
     with `reason` (a pure function)."""
     return score({}, *expected_tests(instance), malformed_turns, cfg, reason)
 
 
-def verify(sandbox, instance: dict, cfg: RewardConfig, malformed_turns: int = 0) -> tuple[Reward, str]:
+def verify(sandbox, instance: dict, cfg: EpisodeRewardConfig, malformed_turns: int = 0) -> tuple[Reward, str]:
     """Run `instance`'s eval_script in `sandbox` (the episode's edits in place) and score it; returns (reward, log).
 
     A sandbox that dies or errors scores 0 with the reason; the caller's run goes on."""

@@ -12,7 +12,7 @@ Cleanup: every container is labelled with this process's pid and start time and 
 `close()` (also on Ctrl-C, through the context manager, and at interpreter exit). Starting a sandbox
 sweeps labelled containers whose owner process is gone (a runner that was `kill -9`ed).
 
-Engines: `config.engine` names any engine the docker SDK reaches (see engine.py); a local or remote
+Engines: `config.engine` names any engine the docker SDK reaches (see container_engine.py); a local or remote
 Docker, or Podman (podman.py). Calls that are safe to repeat are retried after transient engine errors,
 and container starts wait for one of a few start slots.
 """
@@ -43,7 +43,7 @@ from .common import (
     repo_tarball,
     wrap_command,
 )
-from .engine import START_SLOTS, describe, engine_client, retrying
+from .container_engine import START_SLOTS, describe, engine_client, retrying
 
 _LIVE: set[DockerSandbox] = set()  # strong: a sandbox nobody closed is still removed at exit
 _SWEPT: set[tuple[str, str | None]] = set()  # (sandbox class, engine URL) swept of dead owners' containers

@@ -14,8 +14,8 @@ is no CPU limit.
 
 from __future__ import annotations
 
+from .container_engine import podman_client
 from .docker import DockerSandbox
-from .engine import podman_client
 
 
 class PodmanSandbox(DockerSandbox):

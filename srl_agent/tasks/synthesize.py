@@ -130,7 +130,7 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
                       tmp: Path, written: dict[str, dict]) -> tuple[SourceReport, list[dict]]:
     """Validate mutations of one repository; returns its report and its accepted instances.
 
-    `results` is the run's validation log (`bench.eval.PredictionLog` of validation.jsonl): verdicts in it are
+    `results` is the run's validation log (`bench.eval.InstanceLog` of validation.jsonl): verdicts in it are
     not validated again. `written` holds the instances already in instances.jsonl: they are kept as they are
     (a rewritten statement stays the one the expert's trajectory was made with).
     """
@@ -278,10 +278,10 @@ def synthesize(sources: list[SourceSpec], cfg: SynthesizeConfig, progress: Progr
     """
     progress = progress or Progress()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    from ..bench.eval import PredictionLog
+    from ..bench.eval import InstanceLog
 
     # one verdict per mutation, keyed by the task id it would get, appended with one write and fsync
-    results = PredictionLog(cfg.out / "validation.jsonl")
+    results = InstanceLog(cfg.out / "validation.jsonl")
     instances_path = cfg.out / "instances.jsonl"
     written = {row["instance_id"]: row for _, row in read_jsonl(instances_path)} if instances_path.exists() else {}
     reports: list[SourceReport] = []

@@ -33,7 +33,7 @@ import torch
 
 from .logprobs import IGNORE
 
-Sequence = tuple[list[int], list[int]] | tuple[list[int], list[int], list[int]]
+TokenSequence = tuple[list[int], list[int]] | tuple[list[int], list[int], list[int]]
 """(prompt ids, completion ids) or (prompt ids, completion ids, completion mask: 1 = scored, same length)."""
 Layout = Literal["padded", "padding_free", "shared_prefix"]
 
@@ -147,7 +147,7 @@ def micro_batches(items: list, size: int, layout: Layout) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def completion_mask(seq: Sequence) -> list[int]:
+def completion_mask(seq: TokenSequence) -> list[int]:
     """Which completion tokens are scored: the sequence's own mask, else all of them."""
     if len(seq) == 3:
         if len(seq[2]) != len(seq[1]):
@@ -156,11 +156,11 @@ def completion_mask(seq: Sequence) -> list[int]:
     return [1] * len(seq[1])
 
 
-def scored_tokens(seq: Sequence) -> int:
+def scored_tokens(seq: TokenSequence) -> int:
     return sum(completion_mask(seq))
 
 
-def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
+def _target_mask(sequences: list[TokenSequence], width: int) -> torch.Tensor:
     mask = torch.zeros((len(sequences), width), dtype=torch.float)
     for i, seq in enumerate(sequences):
         p, c = seq[0], seq[1]
@@ -168,18 +168,18 @@ def _target_mask(sequences: list[Sequence], width: int) -> torch.Tensor:
     return mask[:, 1:]  # position t predicts token t+1
 
 
-def _prompt_runs(sequences: list[Sequence]) -> list[tuple[list[int], list[list[int]]]]:
+def _prompt_runs(sequences: list[TokenSequence]) -> list[tuple[list[int], list[list[int]]]]:
     return [(run[0][0], [seq[1] for seq in run]) for run in _runs(sequences)]
 
 
-def forward_tokens(sequences: list[Sequence], layout: Layout) -> int:
+def forward_tokens(sequences: list[TokenSequence], layout: Layout) -> int:
     """Tokens the model runs on for these sequences (padding not counted): a shared prompt counts once."""
     if layout == "shared_prefix":
         return sum(len(p) - 1 + sum(len(c) for c in cs) for p, cs in _prompt_runs(sequences))
     return sum(len(seq[0]) + len(seq[1]) for seq in sequences)
 
 
-def make_batch(sequences: list[Sequence], pad_id: int, device, layout: Layout = "padded") -> Batch:
+def make_batch(sequences: list[TokenSequence], pad_id: int, device, layout: Layout = "padded") -> Batch:
     tokens = [seq[0] + seq[1] for seq in sequences]
     width = max(len(t) for t in tokens)
     mask = _target_mask(sequences, width).to(device)

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import UserError
 from ..rlvr.episodes import EpisodeConfig
-from ..rlvr.reward import RewardConfig as EpisodeRewardConfig
+from ..rlvr.reward import EpisodeRewardConfig
 
 Method = Literal["srl", "sft", "rlvr", "srl+rlvr"]
 

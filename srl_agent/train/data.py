@@ -7,11 +7,12 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from ..chat import template_rendering
 from ..data import read_examples
 from ..errors import UserError
 from ..formats import load_trajectories
 from ..jsonio import read_jsonl
-from ..steps import ExampleBuilder, StepConfig, load_rendering, parse_history, rendering_file, template_rendering
+from ..steps import ExampleBuilder, StepConfig, load_rendering, parse_history, rendering_file
 from ..types import StepExample
 from .config import TrainConfig
 

@@ -14,7 +14,7 @@ an upper bound); the run's peak is the largest phase's, the binding phase. The t
     gathered head       sharded: accelerate's last unit (final norm, head and, when tied, the embedding), never
                         resharded after a forward: gathered from the first forward on                 update
     gathered model      sharded, HF generation: every unit gathered once for the sampling phase and kept
-                        (engine.py `whole_weights_for_sampling`; per token it would be gathered again) generation
+                        (distributed.py `whole_weights_for_sampling`; per token it would be gathered again) generation
     head reduce-scatter sharded: the head's unsharded bf16 gradient and the fp32 copy reduced          update
     autocast copies     one process or DDP, full fine-tuning in bf16: autocast keeps a bf16 copy of every fp32
                         weight a forward multiplies by (projections, head) until it ends   generation, update

@@ -30,23 +30,23 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
+from ..chat import expert_answer
 from ..errors import UserError
 from ..executor import connect_ray
 from ..jsonio import atomic_writer
 from ..metrics import STATUSES, read_metrics
 from ..policy import Completion, SamplingParams
 from ..policy.hf import BACKEND_CACHES, HFPolicy
-from ..reward import RewardConfig, srl_rewards
+from ..reward import SRLRewardConfig, srl_rewards
 from ..rlvr.batch import episode_sequence, group_rewards, played
 from ..rlvr.episodes import Episode, run_episodes
 from ..rlvr.tasks import load_training_tasks, require_images
-from ..steps import expert_answer
 from ..types import StepExample
 from . import grpo
 from .batching import (
     Batch,
     Layout,
-    Sequence,
+    TokenSequence,
     completion_mask,
     forward_tokens,
     make_batch,
@@ -68,7 +68,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory, training_rendering
-from .engine import (
+from .distributed import (
     check_memory_plan,
     full_parameters,
     is_sharded,
@@ -79,7 +79,7 @@ from .engine import (
 )
 from .model import ADAPTER_DIR, compute_bf16, load_model, require_attention_kernels, save_model
 
-Group = tuple[list[Sequence], list[float]]
+Group = tuple[list[TokenSequence], list[float]]
 """What a GRPO update learns from: G sequences sampled for one prompt or task, and their rewards."""
 
 
@@ -126,7 +126,7 @@ class Trainer:
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.output_dir)
         # One process, or one of several started by `accelerate launch` / torchrun: each samples its own
-        # share of the prompts; the engine (DDP, FSDP2, ZeRO-3: see engine.py) syncs the gradients.
+        # share of the prompts; the engine (DDP, FSDP2, ZeRO-3: see distributed.py) syncs the gradients.
         self.accelerator = make_accelerator(cfg)
         self.sharded = is_sharded(self.accelerator)
         if check_memory:
@@ -195,7 +195,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         self.layout = update_layout(cfg, self.unwrapped.config, self.sharded)
         self.rollout = self._vllm_rollout() if cfg.rollout_backend == "vllm" else self.policy
-        self.reward_cfg = RewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, self.rendering.call_style)
+        self.reward_cfg = SRLRewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, self.rendering.call_style)
         self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
         self.val_examples = self.val_examples[: cfg.val_examples]
         self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
@@ -547,7 +547,8 @@ class Trainer:
         return row
 
     def sft_target(self, ex: StepExample) -> list[int]:
-        answer, end = expert_answer(self.tokenizer, ex.prompt, ex.tools, ex.expert_thought, ex.expert, self.rendering)
+        answer, end = expert_answer(self.tokenizer, ex.prompt, ex.tools, ex.expert_thought, ex.expert,
+                                    self.rendering.call_style, self.rendering.reasoning)
         return self.policy.encode_prompts([answer + end])[0]
 
     def sft_update(self, examples: list[StepExample]) -> dict[str, float]:
