@@ -17,6 +17,7 @@ a fixed function of each completion's text, so that groups differ and the GRPO u
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -96,11 +97,21 @@ def main() -> None:
     split = settings.pop("split", "even")
     out = Path(out)
     if mode == "run":
-        return run(out, settings)
+        run(out, settings)
+        exit_now()
     trainer = make_trainer(out, settings)
     update(trainer, out, split) if mode == "update" else srl(trainer, out)
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()  # as Trainer.run does: a process group left to the exit can abort it
+    exit_now()
+
+
+def exit_now() -> None:
+    """Leave without the interpreter's teardown, whose destruction of gloo's threads aborted a worker now and then
+    ("terminate called without an active exception", rank 1 after its results were complete)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

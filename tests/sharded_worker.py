@@ -12,6 +12,7 @@ sampling phase, under the profiler; the first process writes the ids and the num
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def main() -> None:
     {"head": head, "generate": generate}[mode](trainer, out)
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter teardown: see exit_now in tests/distributed_worker.py
 
 
 if __name__ == "__main__":

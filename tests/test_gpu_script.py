@@ -40,7 +40,7 @@ def test_the_gpu_script_runs_every_part_and_writes_its_results(tmp_path):
     assert recipe["group"] == 8 and recipe["generation_sequences"] == 32 and recipe["prompt_tokens"] == 64
     assert recipe["trainable_params"] < recipe["params"] and recipe["lora_r"] == 64  # LoRA, as swe-1gpu.yaml
     assert recipe["decode_ms_per_token"] > 0 and recipe["prefill_seconds"] > 0 and recipe["update_seconds"] > 0
-    assert recipe["update_micro_batch_rows"] == 8  # a group of 8 is never split, whatever micro_batch_size says
+    assert recipe["update_micro_batch_rows"] == recipe["micro_batch_size"] == 4  # a group of 8 in two, as planned
     assert recipe["generation_planned_gib"] > 0 and recipe["update_planned_gib"] > 0
     assert {"generation_peak_memory_gib", "update_peak_memory_gib"} <= set(recipe)  # None without a GPU
     speeds = {cache: r.get("tokens_per_s", 0) for cache, r in results["rollout"].items()}
