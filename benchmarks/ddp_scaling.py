@@ -36,6 +36,8 @@ def worker(init_from: str | None, steps: int, out: str, smoke: bool) -> None:
     rows = [trainer.train_step() for _ in range(steps)]
     if trainer.main:
         Path(out, "steps.json").write_text(json.dumps(rows))
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()  # a gloo group left to the interpreter's exit can abort the process
 
 
 def run(processes: int, init_from: str | None, steps: int, smoke: bool) -> list[dict]:
@@ -44,7 +46,9 @@ def run(processes: int, init_from: str | None, steps: int, smoke: bool) -> list[
                    "--worker", "--steps", str(steps), "--out", tmp, *(["--init-from", init_from] if init_from else []),
                    *(["--smoke"] if smoke else [])]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per process, as torchrun sets it
-        subprocess.run(command, check=True, env=env, capture_output=True)
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the {processes}-process run failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
         return json.loads(Path(tmp, "steps.json").read_text())
 
 
