@@ -139,12 +139,16 @@ def group_chunks(items: list, size: int) -> list[list]:
     return out
 
 
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def micro_batches(items: list, size: int, layout: Layout) -> list[list]:
     """The update's micro-batches: `size` items each, as the memory plan counts them; shared-prefix keeps each
     prompt's run together instead (`group_chunks`), since it runs a prompt once for all its completions."""
     if layout == "shared_prefix":
         return group_chunks(items, size)
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return chunks(items, size)
 
 
 def completion_mask(seq: TokenSequence) -> list[int]:

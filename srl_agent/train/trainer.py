@@ -47,6 +47,7 @@ from .batching import (
     Batch,
     Layout,
     TokenSequence,
+    chunks,
     completion_mask,
     forward_tokens,
     make_batch,
@@ -112,10 +113,6 @@ def update_layout(cfg: TrainConfig, model_config, sharded: bool = False) -> Layo
     if cfg.attn_implementation == "flash_attention_2":
         return "padding_free"
     return "shared_prefix" if shareable and not (cfg.lora and cfg.lora_dropout > 0) else "padded"
-
-
-def chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 class Trainer:
