@@ -18,8 +18,8 @@ SMOKE_HELP = ("CI check (tests/test_benchmarks_smoke.py): tiny sizes, seconds, o
 
 # The trainer at smoke size: a step samples 2 prompts x G 2 of 8 tokens and updates every group (dynamic sampling
 # would drop the flat groups of a model that has not learned the format, and with them the update).
-SMOKE_TRAIN_SETTINGS = {"batch_size": 2, "group_size": 2, "max_new_tokens": 8, "val_examples": 2,
-                        "dynamic_sampling": False}
+SMOKE_TRAIN_SETTINGS = {"batch_size": 2, "grpo.group_size": 2, "rollout.max_new_tokens": 8, "validation.examples": 2,
+                        "grpo.dynamic_sampling": False}
 
 
 def arg_parser(description: str | None, **kwargs) -> argparse.ArgumentParser:

@@ -29,9 +29,9 @@ def worker(init_from: str | None, steps: int, out: str, smoke: bool) -> None:
     from srl_agent.train.trainer import Trainer
 
     base = TrainConfig.builtin()
-    cfg = TrainConfig(**{**base.__dict__, "sft_warmup_steps": 0, "init_from": init_from, "output_dir": out,
-                         "val_trajectories": 0, "dynamic_sampling": init_from is not None,
-                         **(SMOKE_TRAIN_SETTINGS if smoke else {})})
+    cfg = base.updated({"sft_warmup.steps": 0, "init_from": init_from, "output_dir": out,
+                        "validation.trajectories": 0, "grpo.dynamic_sampling": init_from is not None,
+                        **(SMOKE_TRAIN_SETTINGS if smoke else {})})
     trainer = Trainer(cfg, log=lambda _: None)
     rows = [trainer.train_step() for _ in range(steps)]
     if trainer.main:

@@ -42,20 +42,21 @@ def main() -> None:
     print(f"machine: {machine()}; {'wall clock' if args.wall else 'process CPU time, 1 thread'}")
     cfg, prompts, prompt_tokens = TrainConfig.builtin(), PROMPTS, PROMPT_TOKENS
     if args.smoke:
-        cfg.group_size, cfg.max_new_tokens = SMOKE_TRAIN_SETTINGS["group_size"], SMOKE_TRAIN_SETTINGS["max_new_tokens"]
+        cfg = cfg.updated({k: SMOKE_TRAIN_SETTINGS[k] for k in ("grpo.group_size", "rollout.max_new_tokens")})
         prompts, prompt_tokens, args.repeats = SMOKE_PROMPTS, SMOKE_PROMPT_TOKENS, 1
     trained, tokenizer = load_model(cfg, device=torch.device("cpu"))
     plain, _ = load_model(cfg, device=torch.device("cpu"))
     plain.forward = type(plain).forward.__get__(plain)  # the model's own forward, same weights (same seed)
     ids = torch.randint(10, len(tokenizer), (prompts, prompt_tokens), generator=torch.Generator().manual_seed(0))
-    ids = ids.repeat_interleave(cfg.group_size, 0)
-    tokens = len(ids) * cfg.max_new_tokens
+    ids = ids.repeat_interleave(cfg.grpo.group_size, 0)
+    tokens = len(ids) * cfg.rollout.max_new_tokens
     best = {"own forward (baseline)": float("inf"), "trainer's model": float("inf")}
     for _ in range(args.repeats):  # alternated, so that a change in load hits both
         for name, model in zip(best, (plain, trained), strict=True):
-            best[name] = min(best[name], generate_seconds(model.eval(), ids, cfg.max_new_tokens,
+            best[name] = min(best[name], generate_seconds(model.eval(), ids, cfg.rollout.max_new_tokens,
                                                           tokenizer.pad_token_id, clock))
-    print(f"{prompts} prompts x {prompt_tokens} tokens x G = {cfg.group_size}, {cfg.max_new_tokens} new tokens each "
+    print(f"{prompts} prompts x {prompt_tokens} tokens x G = {cfg.grpo.group_size}, "
+          f"{cfg.rollout.max_new_tokens} new tokens each "
           f"({tokens:,} tokens), best of {args.repeats}")
     for name, seconds in best.items():
         print(f"{name:24} {seconds:7.2f} s {tokens / seconds:9,.0f} tokens/s")

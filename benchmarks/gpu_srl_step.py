@@ -58,6 +58,7 @@ from _common import FIXTURES, machine
 from srl_agent.jsonio import atomic_writer
 from srl_agent.policy.hf import BACKEND_CACHES
 from srl_agent.train.config import TrainConfig
+from srl_agent.train.grpo import Group, RolloutBatch
 from srl_agent.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,16 +146,18 @@ def building_device() -> torch.device:
 def config_for(args: argparse.Namespace, out: str) -> TrainConfig:
     cuda = torch.cuda.is_available()
     flash = cuda and importlib.util.find_spec("flash_attn") is not None
-    return TrainConfig(
-        method="srl", model="tiny" if args.smoke else f"config:{MODELS[args.model]}", trajectories=[args.trajectories],
-        output_dir=out, seed=0, sft_warmup_steps=0, dynamic_sampling=False,  # a random model: every group flat
-        batch_size=args.batch, group_size=args.group, max_new_tokens=args.completion_tokens,
-        max_prompt_tokens=args.prompt_tokens, temperature=1.0, lr=1e-6, micro_batch_size=args.micro_batch,
-        generation_batch_size=args.batch * args.group, max_steps=10**6, eval_every=10**6, save_every=10**6,
-        val_trajectories=1, val_examples=1, bf16=cuda, update_layout=args.update_layout,
-        gradient_checkpointing=cuda and args.update_layout != "shared_prefix",  # which needs the KV cache
-        attn_implementation="flash_attention_2" if flash else "sdpa",
-        rollout_backend=args.rollout_backend)
+    return TrainConfig.from_dict({
+        "method": "srl", "model": "tiny" if args.smoke else f"config:{MODELS[args.model]}",
+        "data.trajectories": [args.trajectories], "output_dir": out, "seed": 0, "sft_warmup.steps": 0,
+        "grpo.dynamic_sampling": False,  # a random model: every group flat
+        "batch_size": args.batch, "grpo.group_size": args.group, "rollout.max_new_tokens": args.completion_tokens,
+        "data.max_prompt_tokens": args.prompt_tokens, "rollout.temperature": 1.0, "optim.lr": 1e-6,
+        "compute.micro_batch_size": args.micro_batch, "rollout.generation_batch_size": args.batch * args.group,
+        "max_steps": 10**6, "validation.every": 10**6, "checkpointing.every": 10**6, "validation.trajectories": 1,
+        "validation.examples": 1, "compute.bf16": cuda, "compute.update_layout": args.update_layout,
+        "compute.gradient_checkpointing": cuda and args.update_layout != "shared_prefix",  # which needs the KV cache
+        "compute.attn_implementation": "flash_attention_2" if flash else "sdpa",
+        "rollout.backend": args.rollout_backend})
 
 
 def seven_b_shape(folder: Path, smoke: bool, layers: int | None = None) -> str:
@@ -238,11 +241,11 @@ def measure_ours(args: argparse.Namespace) -> dict[str, float]:
     update = sum(r["time_update"] for r in rows)
     gen_tokens = sum(r.get("completion_tokens", 0) for r in rows)
     forward = sum(r.get("forward_tokens", 0) for r in rows)  # what the layout runs (a shared prompt once)
-    scored = cfg.ppo_epochs * sum(r.get("update_tokens", 0) for r in rows)
+    scored = cfg.grpo.ppo_epochs * sum(r.get("update_tokens", 0) for r in rows)
     _, peak = card_peak()
     flops = update_flops(trainer.unwrapped, forward, scored)
-    return {"params": params, "engine": engine_name(trainer.accelerator), "backend": cfg.rollout_backend,
-            "attention": cfg.attn_implementation, "steps": len(rows), **dtypes,
+    return {"params": params, "engine": engine_name(trainer.accelerator), "backend": cfg.rollout.backend,
+            "attention": cfg.compute.attn_implementation, "steps": len(rows), **dtypes,
             "examples_per_s": sum(len(r["batch"]) for r in rows) / seconds,
             "generation_tokens_per_s": gen_tokens / generate if generate else 0.0,
             "update_tokens_per_s": forward / update if update else 0.0,
@@ -264,17 +267,15 @@ def measure_untied_fsdp2(args: argparse.Namespace) -> dict:
     root unit, log-probs in chunks of a quarter of a completion (at least 3 per micro-batch). What it measured is
     written after each step, so a crash in the second step or in the save keeps the first."""
     from srl_agent.train import trainer as trainer_module
-    from srl_agent.train.batching import micro_batches, scored_tokens
     from srl_agent.train.distributed import engine_name
 
     trainer_module.srl_rewards = position_rewards(args.group)
     with tempfile.TemporaryDirectory(prefix="srl-gpu-untied-") as tmp:
-        cfg = dataclasses.replace(
-            config_for(args, str(Path(tmp) / "run")), model=seven_b_shape(Path(tmp) / "shape", args.smoke,
-                                                                          UNTIED_LAYERS),
-            batch_size=UNTIED_BATCH, generation_batch_size=UNTIED_BATCH * args.group, rollout_backend="hf",
-            logprob_chunk_tokens=max(1, args.completion_tokens // 4), max_steps=UNTIED_STEPS, save_every=UNTIED_STEPS,
-            val_trajectories=0)
+        cfg = config_for(args, str(Path(tmp) / "run")).updated({
+            "model": seven_b_shape(Path(tmp) / "shape", args.smoke, UNTIED_LAYERS), "batch_size": UNTIED_BATCH,
+            "rollout.generation_batch_size": UNTIED_BATCH * args.group, "rollout.backend": "hf",
+            "compute.logprob_chunk_tokens": max(1, args.completion_tokens // 4), "max_steps": UNTIED_STEPS,
+            "checkpointing.every": UNTIED_STEPS, "validation.trajectories": 0})
         start = time.perf_counter()
         with building_device():
             trainer = Trainer(cfg, log=lambda _: None)
@@ -282,18 +283,18 @@ def measure_untied_fsdp2(args: argparse.Namespace) -> dict:
         head = model.get_output_embeddings()
         result: dict = {"engine": engine_name(trainer.accelerator), "layers": model.config.num_hidden_layers,
                         "vocab": head.weight.shape[0], "tied": head.weight is model.get_input_embeddings().weight,
-                        "logprob_chunk_tokens": cfg.logprob_chunk_tokens, "load_seconds": time.perf_counter() - start,
+                        "logprob_chunk_tokens": cfg.compute.logprob_chunk_tokens,
+                        "load_seconds": time.perf_counter() - start,
                         "steps": 0, "updates": 0, "step_seconds": [], "grad_norms": [],
                         "logprob_chunks_per_micro_batch": [], "saved": False}
         write_json(args.json, result)
         grpo_update = trainer.grpo_update
 
-        def counted_update(groups, *a, **k):  # the log-prob chunks of each micro-batch, as chunked_logprobs cuts them
-            seqs = [s for group, _ in groups for s in group if scored_tokens(s)]
+        def counted_update(batch, *a, **k):  # the log-prob chunks of each micro-batch, as chunked_logprobs cuts them
             result["logprob_chunks_per_micro_batch"].append(
-                [math.ceil(sum(scored_tokens(s) for s in micro) / cfg.logprob_chunk_tokens)
-                 for micro in micro_batches(seqs, cfg.micro_batch_size, trainer.layout)])
-            return grpo_update(groups, *a, **k)
+                [math.ceil(micro.scored_tokens() / cfg.compute.logprob_chunk_tokens)
+                 for micro in batch.micro_batches(cfg.compute.micro_batch_size, trainer.layout)])
+            return grpo_update(batch, *a, **k)
 
         trainer.grpo_update = counted_update
         done = [time.perf_counter()]
@@ -317,13 +318,13 @@ def recipe_config(args: argparse.Namespace, tmp: Path) -> TrainConfig:
     completion lengths and group size, the 7B's shape with random weights; with --smoke, CPU-sized."""
     cfg = TrainConfig.from_yaml(ONE_GPU_RECIPE)
     paper = TrainConfig.from_yaml(PAPER_RECIPE)
-    for name in ("max_prompt_tokens", "max_new_tokens", "group_size"):
-        setattr(cfg, name, getattr(paper, name))
-    cfg.model, cfg.trajectories = seven_b_shape(tmp / "shape", args.smoke), [args.trajectories]
-    cfg.output_dir, cfg.val_trajectories, cfg.bf16 = str(tmp / "run"), 0, torch.cuda.is_available()
-    cfg.rollout_backend = "hf"
+    cfg.data.max_prompt_tokens, cfg.rollout.max_new_tokens = paper.data.max_prompt_tokens, paper.rollout.max_new_tokens
+    cfg.grpo.group_size = paper.grpo.group_size
+    cfg.model, cfg.data.trajectories = seven_b_shape(tmp / "shape", args.smoke), [args.trajectories]
+    cfg.output_dir, cfg.validation.trajectories, cfg.compute.bf16 = str(tmp / "run"), 0, torch.cuda.is_available()
+    cfg.rollout.backend = "hf"
     if args.smoke:
-        cfg.max_prompt_tokens, cfg.max_new_tokens = SMOKE_RECIPE_PROMPT_TOKENS, args.completion_tokens
+        cfg.data.max_prompt_tokens, cfg.rollout.max_new_tokens = SMOKE_RECIPE_PROMPT_TOKENS, args.completion_tokens
     return cfg
 
 
@@ -342,16 +343,16 @@ def measure_recipe_7b(args: argparse.Namespace) -> dict:
         # measured against the plan, not refused by it; its examples are not used (the prompts are random ids of
         # max_prompt_tokens), so none is dropped for its length
         with building_device():
-            trainer = Trainer(dataclasses.replace(cfg, max_prompt_tokens=None), log=lambda _: None,
+            trainer = Trainer(cfg.updated({"data.max_prompt_tokens": None}), log=lambda _: None,
                               check_memory=False)
         load_seconds = time.perf_counter() - start
         model = trainer.unwrapped
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-        group, sequences = cfg.group_size, max(cfg.group_size, cfg.generation_batch_size)
+        group, sequences = cfg.grpo.group_size, max(cfg.grpo.group_size, cfg.rollout.generation_batch_size)
         # ids of the shipped tokenizer (the model's vocabulary is the 7B's larger one)
-        prompts = torch.randint(len(trainer.tokenizer), (sequences // group, cfg.max_prompt_tokens),
+        prompts = torch.randint(len(trainer.tokenizer), (sequences // group, cfg.data.max_prompt_tokens),
                                 generator=torch.Generator().manual_seed(0)).tolist()
-        params = SamplingParams(group, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+        params = SamplingParams(group, cfg.rollout.temperature, cfg.rollout.top_p, cfg.rollout.max_new_tokens)
         cuda = torch.cuda.is_available()
         stamps: list[float] = []
 
@@ -365,7 +366,7 @@ def measure_recipe_7b(args: argparse.Namespace) -> dict:
         generation_start = time.perf_counter()
         with trainer.sampling_phase():
             groups = trainer.rollout.generate_ids(prompts, params, with_logprobs=False,
-                                                  max_sequences=cfg.generation_batch_size)
+                                                  max_sequences=cfg.rollout.generation_batch_size)
         generation_seconds = time.perf_counter() - generation_start
         hook.remove()
         generation = peak_gib()
@@ -373,19 +374,21 @@ def measure_recipe_7b(args: argparse.Namespace) -> dict:
         rows = [(prompts[0], c) for c in completions]
         reset_peak()
         start = time.perf_counter()
-        row = trainer.grpo_update([(rows, [i / group for i in range(group)])], cfg.temperature)
+        batch = RolloutBatch.from_groups([Group(rows, [i / group for i in range(group)])], cfg.grpo.std_eps)
+        row = trainer.grpo_update(batch, cfg.rollout.temperature)
         if cuda:
             torch.cuda.synchronize()
         update_seconds = time.perf_counter() - start
         update = peak_gib()
         planned = plan_beside(cfg, "ddp")
         trainer.accelerator.end_training()
-    return {"params": sum(p.numel() for p in model.parameters()), "lora_r": cfg.lora_r,
+    return {"params": sum(p.numel() for p in model.parameters()), "lora_r": cfg.lora.r,
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "layers": causal_lm.config.num_hidden_layers, "attention": cfg.attn_implementation,
-            "layout": trainer.layout, "gradient_checkpointing": cfg.gradient_checkpointing,
-            **precision(model, cfg.bf16), "load_seconds": load_seconds, "prompt_tokens": cfg.max_prompt_tokens,
-            "max_new_tokens": cfg.max_new_tokens,
+            "layers": causal_lm.config.num_hidden_layers, "attention": cfg.compute.attn_implementation,
+            "layout": trainer.layout, "gradient_checkpointing": cfg.compute.gradient_checkpointing,
+            **precision(model, cfg.compute.bf16), "load_seconds": load_seconds,
+            "prompt_tokens": cfg.data.max_prompt_tokens,
+            "max_new_tokens": cfg.rollout.max_new_tokens,
             "group": group, "generation_sequences": sequences,
             "generated_tokens": max(len(c.token_ids) for g in groups for c in g),
             "generation_seconds": generation_seconds, "prefill_seconds": stamps[0] - generation_start,
@@ -394,8 +397,9 @@ def measure_recipe_7b(args: argparse.Namespace) -> dict:
             "generation_peak_reserved_gib": generation["peak_reserved_gib"],
             "generation_planned_gib": planned["planned_phases_gib"][GENERATION],
             "update_seconds": update_seconds, "update_sequences": len(rows),
-            "update_micro_batch_rows": max(len(c) for c in micro_batches(rows, cfg.micro_batch_size, trainer.layout)),
-            "micro_batch_size": cfg.micro_batch_size, "update_forward_tokens": row["forward_tokens"],
+            "update_micro_batch_rows": max(len(c) for c in micro_batches(rows, cfg.compute.micro_batch_size,
+                                                                         trainer.layout)),
+            "micro_batch_size": cfg.compute.micro_batch_size, "update_forward_tokens": row["forward_tokens"],
             "update_peak_memory_gib": update["peak_memory_gib"],
             "update_peak_reserved_gib": update["peak_reserved_gib"],
             "update_planned_gib": planned["planned_phases_gib"][UPDATE], **planned}
@@ -441,8 +445,8 @@ def measure_layouts(args: argparse.Namespace) -> dict[str, dict[str, float | Non
     with tempfile.TemporaryDirectory(prefix="srl-gpu-bench-") as out:
         trainer = Trainer(config_for(args, out), log=lambda _: None)
         rollouts, _ = trainer.fill_batch({"generate": 0.0, "reward": 0.0, "update": 0.0})
-        groups = [r.group() for r in rollouts]
-        layouts = ["padded", "shared_prefix", *(["padding_free"] if trainer.cfg.attn_implementation ==
+        batch = RolloutBatch.from_groups([r.group() for r in rollouts], trainer.cfg.grpo.std_eps)
+        layouts = ["padded", "shared_prefix", *(["padding_free"] if trainer.cfg.compute.attn_implementation ==
                                                  "flash_attention_2" else [])]
         # checkpointing drops the KV cache shared_prefix shares
         settings = [(layout, checkpointing) for layout in layouts for checkpointing in (False, True)
@@ -455,12 +459,12 @@ def measure_layouts(args: argparse.Namespace) -> dict[str, dict[str, float | Non
                 trainer.unwrapped.gradient_checkpointing_enable()
             else:
                 trainer.unwrapped.gradient_checkpointing_disable()
-            trainer.grpo_update(groups, 1.0)  # warm-up
+            trainer.grpo_update(batch, 1.0)  # warm-up
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
-            rows = [trainer.grpo_update(groups, 1.0) for _ in measured(args.steps, until)]
+            rows = [trainer.grpo_update(batch, 1.0) for _ in measured(args.steps, until)]
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
@@ -482,10 +486,10 @@ def trl_workload(cfg: TrainConfig, tokenizer, count: int):
     from srl_agent.train.data import ExampleStream, load_examples, split_by_trajectory, training_rendering
 
     rendering = training_rendering(cfg, tokenizer, lambda _: None)
-    train, _ = split_by_trajectory(load_examples(cfg, tokenizer, rendering), cfg.val_trajectories, cfg.seed)
+    train, _ = split_by_trajectory(load_examples(cfg, tokenizer, rendering), cfg.validation.trajectories, cfg.seed)
     rows = [{"prompt": render_prompt(tokenizer, ex.prompt, ex.tools), "expert_action": ex.expert_action,
              "tool_names": ex.tool_names} for ex in ExampleStream(train, cfg.seed).take(count)]
-    return rows, SRLRewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, rendering.call_style)
+    return rows, SRLRewardConfig(**cfg.srl_reward.model_dump(), call_style=rendering.call_style)
 
 
 def measure_trl(args: argparse.Namespace) -> dict[str, float]:
@@ -521,7 +525,7 @@ def measure_trl(args: argparse.Namespace) -> dict[str, float]:
             output_dir=out, per_device_train_batch_size=args.batch * args.group, num_generations=args.group,
             max_completion_length=args.completion_tokens, max_steps=args.steps + 1, learning_rate=1e-6,
             bf16=cuda, gradient_checkpointing=cuda, report_to=[], save_strategy="no", logging_steps=10**6,
-            use_cpu=not cuda, use_vllm=cfg.rollout_backend == "vllm", vllm_mode="colocate", beta=0.0,
+            use_cpu=not cuda, use_vllm=cfg.rollout.backend == "vllm", vllm_mode="colocate", beta=0.0,
             temperature=1.0, shuffle_dataset=False)
         GRPOTrainer(model=model, reward_funcs=TRLRewardFunction(reward_cfg), args=trl_args, train_dataset=dataset,
                     processing_class=tokenizer, callbacks=[StepTimer()]).train()

@@ -48,9 +48,9 @@ WARMUP_STEPS, ARM_LR, EVAL_EVERY = 400, 1e-3, 20
 # RLVR arms: 4 episodes of one train task per step, 4 turns each (CPU time). No train task resolves from these
 # starts, so the reward's format penalty (0.1 per malformed answer) is what their groups differ by. RLVR at
 # lr 1e-3 broke the model within 10 steps where 3e-4 learned (README, "RLVR learns"): 3e-4, ramped over 3 steps.
-RLVR_SETTINGS = {"history": "full", "episodes.workers": 2, "episodes.group_size": 4, "episodes.max_turns": 4,
-                 "rlvr_batch_size": 1, "max_sample_rounds": 2, "reward.format_penalty": 0.1, "rlvr_lr": 3e-4,
-                 "lr_warmup_steps": 3}
+RLVR_SETTINGS = {"rendering.history": "full", "episodes.workers": 2, "episodes.group_size": 4,
+                 "episodes.max_turns": 4, "rlvr.batch_size": 1, "grpo.max_sample_rounds": 2,
+                 "rlvr_reward.format_penalty": 0.1, "rlvr.lr": 3e-4, "optim.lr_warmup_steps": 3}
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,15 @@ def write_data(out: Path) -> tuple[Path, Path]:
 def run_config(out: Path, seed: int, name: str, train_data: Path, rlvr_steps: int | None = None,
                scale: Scale = Scale()) -> TrainConfig:
     cfg = TrainConfig.builtin()
-    cfg.trajectories, cfg.seed, cfg.output_dir = [str(train_data)], seed, str(out / f"seed{seed}" / name)
-    cfg.val_trajectories = 0  # validation is the test split, set on the trainer
-    cfg.sft_warmup_steps, cfg.eval_every, cfg.save_every = 0, scale.eval_every, scale.eval_every
+    cfg.data.trajectories, cfg.seed, cfg.output_dir = [str(train_data)], seed, str(out / f"seed{seed}" / name)
+    cfg.validation.trajectories = 0  # validation is the test split, set on the trainer
+    cfg.sft_warmup.steps, cfg.validation.every, cfg.checkpointing.every = 0, scale.eval_every, scale.eval_every
     if name == "warmup":
-        cfg.method, cfg.lr, cfg.max_steps = "sft", cfg.sft_warmup_lr, scale.warmup_steps
-        cfg.eval_every, cfg.save_every = scale.warmup_steps, 100
+        cfg.method, cfg.optim.lr, cfg.max_steps = "sft", cfg.sft_warmup.lr, scale.warmup_steps
+        cfg.validation.every, cfg.checkpointing.every = scale.warmup_steps, 100
     else:
         arm = ARMS[name]
-        cfg.method, cfg.lr, cfg.max_steps = arm.method, ARM_LR, scale.arm_steps or arm.steps
+        cfg.method, cfg.optim.lr, cfg.max_steps = arm.method, ARM_LR, scale.arm_steps or arm.steps
         if name == "rlvr" and rlvr_steps:
             cfg.max_steps = rlvr_steps
         start = "warmup" if arm.init == "warmup" else arm.init.split("@")[0]
@@ -140,7 +140,8 @@ def train(cfg: TrainConfig, test_data: Path, held_out_limit: int | None = None) 
     trainer = Trainer(cfg, resume=resume, overwrite=not resume, log=lambda m: None)
     # every arm is scored on the same prompts: rendered as the default config renders them (an RLVR arm trains
     # with the whole history in its prompts)
-    scored_as = dataclasses.replace(cfg, trajectories=[str(test_data)], history=TrainConfig.builtin().history)
+    scored_as = cfg.updated({"data.trajectories": [str(test_data)],
+                             "rendering.history": TrainConfig.builtin().rendering.history})
     held_out = load_examples(scored_as, trainer.tokenizer, training_rendering(scored_as, trainer.tokenizer,
                                                                               lambda m: None))[:held_out_limit]
     trainer.val_examples = held_out

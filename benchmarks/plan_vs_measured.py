@@ -34,7 +34,8 @@ def measure(model_source: str, rows: int, prompt: int, completion: int) -> dict[
     from srl_agent.train.model import load_model
     from srl_agent.train.plan import FP32, UPDATE, model_shape, plan_memory
 
-    cfg = TrainConfig(model=model_source, micro_batch_size=rows, max_prompt_tokens=prompt, max_new_tokens=completion)
+    cfg = TrainConfig.from_dict({"model": model_source, "compute.micro_batch_size": rows,
+                                 "data.max_prompt_tokens": prompt, "rollout.max_new_tokens": completion})
     planned = plan_memory(cfg, model_shape(cfg), 1, 80, "ddp", compute_bytes=FP32).phases[UPDATE]
     start = rss_mb()
     model, _ = load_model(cfg, device=torch.device("cpu"))

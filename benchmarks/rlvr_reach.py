@@ -90,8 +90,8 @@ def smoke_checkpoint(run_dir: Path) -> Path:
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    cfg.method, cfg.output_dir, cfg.sft_warmup_steps, cfg.val_trajectories = "sft", str(run_dir), 0, 0
-    cfg.max_steps = cfg.save_every = cfg.eval_every = 1
+    cfg.method, cfg.output_dir, cfg.sft_warmup.steps, cfg.validation.trajectories = "sft", str(run_dir), 0, 0
+    cfg.max_steps = cfg.checkpointing.every = cfg.validation.every = 1
     Trainer(cfg, log=lambda m: None).run()
     return step_dir(run_dir, 1)
 

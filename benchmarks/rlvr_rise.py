@@ -39,9 +39,10 @@ from srl_agent.paths import project_dir
 
 TASK, RIGHT, WRONG = "swemini__pocketlib-4", "* 100\n", "* 1000\n"
 SFT_STEPS = 200
-RLVR_SETTINGS = {"sft_warmup_steps": 0, "history": "full", "val_trajectories": 0, "rlvr_lr": 3e-4,
-                 "lr_warmup_steps": 3, "rlvr_batch_size": 1, "max_sample_rounds": 2, "episodes.group_size": 8,
-                 "episodes.temperature": 0.6, "episodes.max_turns": 4, "episodes.max_new_tokens": 192}
+RLVR_SETTINGS = {"sft_warmup.steps": 0, "rendering.history": "full", "validation.trajectories": 0, "rlvr.lr": 3e-4,
+                 "optim.lr_warmup_steps": 3, "rlvr.batch_size": 1, "grpo.max_sample_rounds": 2,
+                 "episodes.group_size": 8, "episodes.temperature": 0.6, "episodes.max_turns": 4,
+                 "episodes.max_new_tokens": 192}
 SMOKE_SFT_STEPS, SMOKE_RLVR_STEPS = 2, 2
 SMOKE_RLVR_SETTINGS = {**RLVR_SETTINGS, "episodes.group_size": 2, "episodes.max_turns": 1,
                        "episodes.max_new_tokens": 8}
@@ -79,8 +80,8 @@ def run_seed(out: Path, seed: int, steps: int, sft_steps: int = SFT_STEPS,
     sft, rlvr = out / f"sft-s{seed}", out / f"rlvr-s{seed}"
     if not (sft / "checkpoints" / f"step-{sft_steps:06d}").is_dir():
         train(["--method", "sft", "--trajectories", str(experts), "--max-steps", str(sft_steps), "--seed", str(seed),
-               "--set", "lr=5e-3", "--set", "batch_size=9", "--set", "history=full", "--set", "val_trajectories=0",
-               "--no-plot",
+               "--set", "optim.lr=5e-3", "--set", "batch_size=9", "--set", "rendering.history=full",
+               "--set", "validation.trajectories=0", "--no-plot",
                "--overwrite", "--output-dir", str(sft)], out / f"sft-s{seed}.log")
     sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     train(["--method", "rlvr", "--init-from", str(sft / "checkpoints" / f"step-{sft_steps:06d}"), "--tasks", str(tasks),

@@ -41,27 +41,28 @@ def main() -> None:
     parser = arg_parser(__doc__)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup-steps", type=int, help="SFT steps before the SRL measurement "
-                                                              "(default: the built-in config's sft_warmup_steps)")
+                                                              "(default: the built-in config's sft_warmup.steps)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     base = TrainConfig.builtin()
     if args.smoke:
-        base = TrainConfig(**{**base.__dict__, **SMOKE_TRAIN_SETTINGS})
+        base = base.updated(SMOKE_TRAIN_SETTINGS)
         args.steps, args.warmup_steps = 1, 1
-    args.warmup_steps = args.warmup_steps or base.sft_warmup_steps
+    args.warmup_steps = args.warmup_steps or base.sft_warmup.steps
     with tempfile.TemporaryDirectory() as tmp:
-        warm = TrainConfig(**{**base.__dict__, "method": "sft", "lr": base.sft_warmup_lr or base.lr,
-                              "max_steps": args.warmup_steps, "output_dir": f"{tmp}/warm", "eval_every": 10**9,
-                              "save_every": 10**9})
+        warm = base.updated({"method": "sft", "optim.lr": base.sft_warmup.lr or base.optim.lr,
+                             "max_steps": args.warmup_steps, "output_dir": f"{tmp}/warm", "validation.every": 10**9,
+                             "checkpointing.every": 10**9})
         Trainer(warm, log=lambda _: None).run()
         results = {}
         for name, method, layout in (("srl padded", "srl", "padded"), ("srl shared", "srl", "shared_prefix"),
                                      ("sft", "sft", "padded")):
-            cfg = TrainConfig(**{**base.__dict__, "method": method, "sft_warmup_steps": 0, "update_layout": layout,
-                                 "init_from": f"{tmp}/warm/checkpoints/step-{args.warmup_steps:06d}",
-                                 "output_dir": f"{tmp}/{name.replace(' ', '-')}"})
+            cfg = base.updated({"method": method, "sft_warmup.steps": 0, "compute.update_layout": layout,
+                                "init_from": f"{tmp}/warm/checkpoints/step-{args.warmup_steps:06d}",
+                                "output_dir": f"{tmp}/{name.replace(' ', '-')}"})
             results[name] = measure(cfg, args.steps)
-    print(f"\nbatch {base.batch_size} prompts, G = {base.group_size}, up to {base.max_new_tokens} new tokens, "
+    print(f"\nbatch {base.batch_size} prompts, G = {base.grpo.group_size}, up to {base.rollout.max_new_tokens} new "
+          "tokens, "
           f"{args.steps} steps each")
     print(f"{'':10} {'examples/s':>11} {'s/step':>8} {'tokens/s':>9} {'generate':>9} {'reward':>8} {'update':>8} "
           f"{'fill':>6} {'gen tok/step':>13} {'gen tok/s':>10}")

@@ -1,11 +1,11 @@
 """The agent loop: the policy acts, one tool call at a time, in a sandbox.
 
-    loop:
+    loop (turns.play, the turn engine RLVR's episodes share):
         prompt = steps.build_prompt(the run so far)    the system turn, the task, the last k steps
         completion = policy(prompt)                    -> <think>...</think> + one tool call
         format error?  tell the model what was wrong (counted, capped), ask again
         observation = the call run in the sandbox      -> the next step
-    until `submit`, the step limit, the context limit or the time limit.
+    until `submit`, the step limit, the context limit, the time limit or the disk limit.
 
 The prompt is built exactly as training examples are (`AgentConfig.rendering`, by default the
 checkpoint's rendering record): the same history window, observation cap, call style, system prompt
@@ -15,31 +15,21 @@ and tools. The run is kept as a canonical Trajectory and can be written as a SWE
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .actions import format_help, parse_completion, render_command_line
+from .actions import ParsedCompletion, render_command_line
 from .chat import SYSTEM_PROMPT, template_rendering
-from .errors import FormatViolation, UserError
+from .errors import UserError
 from .jsonio import atomic_writer
-from .policy import Completion, ContextWindowExceeded, Policy, SamplingParams
+from .policy import Completion, Policy, SamplingParams
 from .policy.replay import ReplayPolicy
-from .run_call import execute
-from .sandbox import Sandbox
-from .steps import (
-    StepConfig,
-    build_prompt,
-    load_rendering,
-    parse_history,
-    prompt_tools,
-    truncate_middle,
-)
+from .sandbox import Observation, Sandbox
+from .steps import StepConfig, build_prompt, load_rendering, parse_history, prompt_tools
+from .turns import AgentEpisode, Status, TurnLimits, play
 from .types import Step, Trajectory
-
-FORMAT_HELP = "Your answer broke the required format: {error}. Answer with {how}."
 
 
 @dataclass
@@ -67,7 +57,8 @@ class AgentConfig:
 @dataclass
 class AgentRun:
     trajectory: Trajectory
-    exit_status: str  # submitted | step_limit | format_errors | context_limit | time_limit
+    exit_status: Status
+    """submitted, step_limit, format_errors, context_limit, time_limit or disk_limit (turns.Status)."""
     patch: str
     format_errors: int = 0
     completion_tokens: int = 0
@@ -97,59 +88,67 @@ def fits_context(policy: Policy, messages: list[dict], tools: list[dict] | None,
     return policy.count_prompt_tokens(messages, tools) <= limit
 
 
+@dataclass
+class ChatTranscript:
+    """The agent's run as chat messages (turns.Transcript): each prompt is rebuilt from the steps so far exactly as
+    training's examples are, with the broken answers since the last step and their format help after it."""
+
+    instance_id: str
+    problem_statement: str
+    rendering: StepConfig
+    fits: Callable[[list[dict]], bool]
+    """Whether a prompt fits the context limit (`fits_context`)."""
+    steps: list[Step] = field(default_factory=list)
+    retry: list[dict[str, Any]] = field(default_factory=list)
+    """The broken answers since the last step, each followed by what was wrong."""
+    responses: list[str] = field(default_factory=list)
+    tokens: int = 0
+
+    def prompt(self) -> list[dict]:
+        run = Trajectory(self.instance_id, self.problem_statement, self.steps)
+        return build_prompt(run, len(self.steps), self.rendering, self.rendering.tools) + self.retry
+
+    def over_budget(self, messages: list[dict]) -> Status | None:
+        return None if self.fits(messages) else Status.CONTEXT_LIMIT
+
+    def add_answer(self, completion: Completion) -> None:
+        self.tokens += completion.num_tokens
+        self.responses.append(completion.text)
+
+    def add_format_help(self, completion: Completion, help_text: str) -> None:
+        self.retry += [{"role": "assistant", "content": completion.text}, {"role": "user", "content": help_text}]
+
+    def add_observation(self, parsed: ParsedCompletion, completion: Completion, output: str, observation: Observation,
+                        ended: bool) -> None:
+        self.retry = []
+        self.steps.append(Step(parsed.thought, parsed.call, output, {
+            "exit_code": observation.exit_code, "timed_out": observation.timed_out,
+            "seconds": round(observation.duration, 3)}))
+
+
+def turn_limits(cfg: AgentConfig) -> TurnLimits:
+    return TurnLimits(max_calls=cfg.max_steps, max_format_errors=cfg.max_format_errors, time_limit=cfg.time_limit,
+                      step_timeout=cfg.step_timeout, max_observation_chars=cfg.max_observation_chars)
+
+
 def run_agent(policy: Policy, sandbox: Sandbox, problem_statement: str, instance_id: str,
               cfg: AgentConfig | None = None) -> AgentRun:
+    """One agent run to its end (turns.play); the saved observations keep `cfg.max_observation_chars`, the prompts
+    show `cfg.rendering.max_observation_chars` of them."""
     cfg = cfg or AgentConfig()
     rendering = cfg.rendering
     tools = prompt_tools(rendering.tools, rendering)
-    steps: list[Step] = []
-    retry: list[dict[str, Any]] = []  # the broken answers since the last step, each with what was wrong
-    responses: list[str] = []
-    format_errors = tokens = 0
-    start = time.monotonic()
     params = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
-    status = "step_limit"
-    while len(steps) < cfg.max_steps:
-        if time.monotonic() - start > cfg.time_limit:
-            status = "time_limit"
-            break
-        run = Trajectory(instance_id, problem_statement, steps)
-        messages = build_prompt(run, len(steps), rendering, rendering.tools) + retry
-        if not fits_context(policy, messages, tools, cfg):
-            status = "context_limit"
-            break
-        try:
-            completion: Completion = policy.generate([messages], [tools], params)[0][0]
-        except ContextWindowExceeded:
-            status = "context_limit"
-            break
-        tokens += completion.num_tokens
-        responses.append(completion.text)
-        try:
-            parsed = parse_completion(completion.text, rendering.call_style, set(rendering.tools))
-        except FormatViolation as e:
-            format_errors += 1
-            if format_errors > cfg.max_format_errors:
-                status = "format_errors"
-                break
-            retry += [{"role": "assistant", "content": completion.text},
-                      {"role": "user", "content": FORMAT_HELP.format(error=e, how=format_help(rendering.call_style))}]
-            continue
-        retry = []
-        obs = execute(sandbox, parsed.call, timeout=cfg.step_timeout)
-        output = truncate_middle(obs.output, cfg.max_observation_chars)
-        if obs.timed_out:
-            output += f"\n[the command was killed after {cfg.step_timeout:g} seconds]"
-        steps.append(Step(parsed.thought, parsed.call, output,
-                          {"exit_code": obs.exit_code, "timed_out": obs.timed_out, "seconds": round(obs.duration, 3)}))
-        if parsed.call.name == "submit":
-            status = "submitted"
-            break
+    transcript = ChatTranscript(instance_id, problem_statement, rendering,
+                                lambda messages: fits_context(policy, messages, tools, cfg))
+    episode = AgentEpisode(transcript, sandbox, rendering.call_style, rendering.tools, turn_limits(cfg))
+    status = play(episode, lambda messages: policy.generate([messages], [tools], params)[0][0])
     patch = sandbox.diff()
-    traj = Trajectory(instance_id, problem_statement, steps, patch=patch, resolved=None, source_format="canonical",
-                      metadata={"exit_status": status, "format_errors": format_errors, "completion_tokens": tokens,
-                                "rendering": rendering.to_dict()})
-    return AgentRun(traj, status, patch, format_errors, tokens, responses)
+    traj = Trajectory(instance_id, problem_statement, transcript.steps, patch=patch, resolved=None,
+                      source_format="canonical",
+                      metadata={"exit_status": status.value, "format_errors": episode.format_errors,
+                                "completion_tokens": transcript.tokens, "rendering": rendering.to_dict()})
+    return AgentRun(traj, status, patch, episode.format_errors, transcript.tokens, transcript.responses)
 
 
 def rendering_for(model: str, policy: Policy | None = None, log: Callable[[str], None] = print,

@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import UserError
 from .jsonio import read_jsonl
 
-STATUSES = ("submitted", "turn_limit", "format_errors", "token_limit", "sandbox_error")
+STATUSES = ("submitted", "turn_limit", "format_errors", "token_limit", "disk_limit", "sandbox_error")
 """How an RLVR episode can end (see rlvr/episodes.py); each RLVR row counts them as `rlvr_status_<status>`."""
 
 

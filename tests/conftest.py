@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -177,3 +178,15 @@ def sandboxes_of_kind(request, swe_image):
     yield factory
     for sandbox in opened:
         sandbox.close()
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):
+    """Loads a script of benchmarks/ as a module, so that a test and the measured table share its code."""
+    def load(name: str):
+        monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # for its `_common` import, during the test only
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -27,14 +27,15 @@ import torch
 from srl_agent.policy import Completion
 from srl_agent.train import trainer as trainer_module
 from srl_agent.train.config import TrainConfig
+from srl_agent.train.grpo import RolloutBatch
 from srl_agent.train.trainer import Rollout, Trainer
 
 
 def make_trainer(out: Path, settings: dict[str, str], resume: bool = False, log=lambda _: None) -> Trainer:
     cfg = TrainConfig.builtin()
-    base = {"output_dir": str(out / "run"), "sft_warmup_steps": "0", "batch_size": "4", "group_size": "4",
-            "max_new_tokens": "8", "tiny_model.hidden_size": "32", "tiny_model.intermediate_size": "64",
-            "val_trajectories": "0", "micro_batch_size": "4"}
+    base = {"output_dir": str(out / "run"), "sft_warmup.steps": "0", "batch_size": "4", "grpo.group_size": "4",
+            "rollout.max_new_tokens": "8", "tiny_model.hidden_size": "32", "tiny_model.intermediate_size": "64",
+            "validation.trajectories": "0", "compute.micro_batch_size": "4"}
     for key, value in {**base, **settings}.items():
         cfg.set(key, value)
     return Trainer(cfg, resume=resume, log=log)
@@ -55,7 +56,8 @@ def fixed_rollouts(trainer: Trainer) -> list[Rollout]:
 def update(trainer: Trainer, out: Path, split: str) -> None:
     rollouts = fixed_rollouts(trainer)
     mine = rollouts[trainer.rank::trainer.world] if split == "even" else rollouts if trainer.main else []
-    row = trainer.grpo_update([r.group() for r in mine], trainer.cfg.temperature)
+    batch = RolloutBatch.from_groups([r.group() for r in mine], trainer.cfg.grpo.std_eps)
+    row = trainer.grpo_update(batch, trainer.cfg.rollout.temperature)
     weights = trainer.accelerator.get_state_dict(trainer.model)  # gathered from the shards under FSDP2
     if trainer.main:
         torch.save({k: v.detach().cpu().clone() for k, v in weights.items()}, out / "weights.pt")
@@ -63,7 +65,7 @@ def update(trainer: Trainer, out: Path, split: str) -> None:
 
 
 def srl(trainer: Trainer, out: Path) -> None:
-    group = trainer.cfg.group_size
+    group = trainer.cfg.grpo.group_size
 
     def rewards(texts, experts, cfg, **kwargs):
         if trainer.main:

@@ -26,7 +26,7 @@ from srl_agent.train.trainer import Trainer
 
 def make_trainer(out: Path, settings: dict[str, str]) -> Trainer:
     cfg = TrainConfig.builtin()
-    base = {"output_dir": str(out / "run"), "val_trajectories": "0", "micro_batch_size": "4"}
+    base = {"output_dir": str(out / "run"), "validation.trajectories": "0", "compute.micro_batch_size": "4"}
     for key, value in {**base, **settings}.items():
         cfg.set(key, value)
     return Trainer(cfg)
@@ -77,7 +77,7 @@ def head(trainer: Trainer, out: Path) -> None:
 
 def generate(trainer: Trainer, out: Path) -> None:
     prompts = [p for p, _ in fixed_sequences()]
-    params = SamplingParams(1, 0.0, 1.0, trainer.cfg.max_new_tokens)
+    params = SamplingParams(1, 0.0, 1.0, trainer.cfg.rollout.max_new_tokens)
     with profile(activities=[ProfilerActivity.CPU]) as prof, trainer.sampling_phase():
         groups = trainer.rollout.generate_ids(prompts, params, with_logprobs=False)
     if trainer.main:

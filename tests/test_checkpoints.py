@@ -14,20 +14,25 @@ from pathlib import Path
 import pytest
 import torch
 
+from srl_agent.errors import UserError
+from srl_agent.train.checkpoint import ENGINE_DIR, STATE_FILE, load_state
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distributed_worker.py"
 WEIGHTS_FILE = "model.safetensors"
+MASTER_FILE = "pytorch_model.bin"  # the exact weights in accelerate's state (save_state without safetensors)
 LEARNED = ("step", "batch", "loss", "grad_norm", "reward_mean", "val_reward", "completion_tokens")
 
 
-def tiny_trainer(run_dir: Path, resume: bool = False, **settings: str):
+def tiny_trainer(run_dir: Path, settings: dict[str, str], resume: bool = False):
     from srl_agent.train.config import TrainConfig
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    base = {"output_dir": str(run_dir), "sft_warmup_steps": "2", "batch_size": "2", "group_size": "4",
-            "max_new_tokens": "8", "dynamic_sampling": "false", "tiny_model.hidden_size": "32",
-            "tiny_model.intermediate_size": "64", "val_examples": "2", "eval_every": "2", "save_every": "2"}
+    base = {"output_dir": str(run_dir), "sft_warmup.steps": "2", "batch_size": "2", "grpo.group_size": "4",
+            "rollout.max_new_tokens": "8", "grpo.dynamic_sampling": "false", "tiny_model.hidden_size": "32",
+            "tiny_model.intermediate_size": "64", "validation.examples": "2", "validation.every": "2",
+            "checkpointing.every": "2"}
     for key, value in {**base, **settings}.items():
         cfg.set(key, value)
     return Trainer(cfg, resume=resume, log=lambda _: None)
@@ -61,7 +66,7 @@ def killed_after(run: Path, copy: Path, step: int) -> Path:
 
 def test_save_total_limit_keeps_the_newest_step_checkpoints_and_best(tmp_path):
     run = tmp_path / "run"
-    result = tiny_trainer(run, max_steps="4", save_every="1", save_total_limit="3").run()
+    result = tiny_trainer(run, {"max_steps": "4", "checkpointing.every": "1", "checkpointing.total_limit": "3"}).run()
     assert step_names(run) == ["step-000002", "step-000003", "step-000004"] and (run / "best").is_dir()
     assert result["latest"] == str(run / "checkpoints" / "step-000004")
 
@@ -87,25 +92,22 @@ def test_save_total_limit_never_removes_the_checkpoint_it_writes(tmp_path):
     recover_run_dir(tmp_path)
     assert step_names(tmp_path) == ["step-000004"]
     cfg = TrainConfig()
-    cfg.set("save_total_limit", "0")
-    with pytest.raises(UserError, match=r"save_total_limit must be at least 1 \(null keeps all\), not 0"):
-        cfg.validate()
-    cfg.set("save_total_limit", "null")
-    cfg.validate()
+    with pytest.raises(UserError, match=r"^--set: checkpointing\.total_limit must be at least 1, not 0$"):
+        cfg.set("checkpointing.total_limit", "0")
+    cfg.set("checkpointing.total_limit", "null")
+    assert cfg.checkpointing.total_limit is None
 
 
 def test_a_bf16_export_is_half_the_bytes_and_a_resume_from_it_is_bit_exact(tmp_path):
     """The same run exported in fp32 and in bf16: the bf16 checkpoint's and best/'s weight files are half the bytes,
-    loaders read them as bf16, and they are the fp32 weights rounded. The resumable state keeps the exact fp32
+    loaders read them as bf16, and they are the fp32 weights rounded. accelerate's state keeps the exact fp32
     weights (only when the export rounds them): a run killed after step 2 resumes, without reading the export, with
     bit-identical weights, and ends bit-identical to the run that never stopped."""
     from transformers import AutoModelForCausalLM
 
-    from srl_agent.train.checkpoint import load_state
-
     fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
-    tiny_trainer(fp32, max_steps="2").run()
-    tiny_trainer(bf16, max_steps="4", export_dtype="bf16").run()
+    tiny_trainer(fp32, {"max_steps": "2"}).run()
+    tiny_trainer(bf16, {"max_steps": "4", "checkpointing.export_dtype": "bf16"}).run()
     exact, rounded = fp32 / "checkpoints" / "step-000002", bf16 / "checkpoints" / "step-000002"
     ratio = (rounded / WEIGHTS_FILE).stat().st_size / (exact / WEIGHTS_FILE).stat().st_size
     assert 0.49 < ratio < 0.51, ratio
@@ -117,19 +119,32 @@ def test_a_bf16_export_is_half_the_bytes_and_a_resume_from_it_is_bit_exact(tmp_p
     got = AutoModelForCausalLM.from_pretrained(rounded).state_dict()
     assert all(got[name].dtype == torch.bfloat16 and torch.equal(got[name], want[name].bfloat16()) for name in want)
 
-    assert load_state(exact)["model"] is None  # an exact export needs no second copy
-    master = load_state(rounded)["model"]
+    assert not (exact / ENGINE_DIR / MASTER_FILE).exists()  # an exact export needs no second copy
+    master = torch.load(rounded / ENGINE_DIR / MASTER_FILE)
     assert all(master[name].dtype == torch.float32 and torch.equal(master[name], want[name]) for name in want)
     assert any(not torch.equal(master[name], got[name].float()) for name in want)  # the export did round
 
     killed = killed_after(bf16, tmp_path / "killed", 2)
-    resumed = tiny_trainer(killed, resume=True, max_steps="4", export_dtype="bf16")
+    resumed = tiny_trainer(killed, {"max_steps": "4", "checkpointing.export_dtype": "bf16"}, resume=True)
     assert resumed.step == 2
     assert all(torch.equal(p, master[name]) for name, p in resumed.unwrapped.state_dict().items())
     resumed.run()
     assert learned(killed) == learned(bf16)
-    final, again = (load_state(run / "checkpoints" / "step-000004")["model"] for run in (bf16, killed))
+    final, again = (torch.load(run / "checkpoints" / "step-000004" / ENGINE_DIR / MASTER_FILE)
+                    for run in (bf16, killed))
     assert all(torch.equal(final[name], again[name]) for name in final)
+
+
+def test_a_checkpoint_from_before_accelerate_s_state_is_one_clear_line(tmp_path):
+    """A checkpoint that holds its Adam state and RNG in trainer_state.pt alone (the format before accelerate's
+    save_state kept them) is refused in one line that names it, not with a KeyError deep in the resume."""
+    old = tmp_path / "checkpoints" / "step-000002"
+    old.mkdir(parents=True)
+    torch.save({"step": 2, "optimizer": {}, "processes": [{}]}, old / STATE_FILE)
+    with pytest.raises(UserError, match=rf"^{old} has no accelerate/ folder \(written before checkpoints kept "
+                                        r"accelerate's state\): continue it with the srl-agent version that wrote "
+                                        r"it, or start over with --overwrite$"):
+        load_state(old)
 
 
 def launch_sharded(engine: str, out: Path, *settings: str) -> subprocess.CompletedProcess:
@@ -137,8 +152,8 @@ def launch_sharded(engine: str, out: Path, *settings: str) -> subprocess.Complet
     out.mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                            str(ROOT / "configs" / "accelerate" / f"{engine}.yaml"), "--num_processes", "2", str(WORKER),
-                           "run", str(out), "max_steps=3", "sft_warmup_steps=1", "save_every=2", "eval_every=2",
-                           "val_trajectories=1", "val_examples=4", *settings],
+                           "run", str(out), "max_steps=3", "sft_warmup.steps=1", "checkpointing.every=2",
+                           "validation.every=2", "validation.trajectories=1", "validation.examples=4", *settings],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
@@ -154,13 +169,11 @@ def test_a_sharded_resume_reads_only_its_shards(tmp_path, engine, export):
     exact."""
     from transformers import AutoModelForCausalLM
 
-    from srl_agent.train.checkpoint import load_state
-
-    settings = [f"export_dtype={export}"] if export else []  # the default export: fp32
+    settings = [f"checkpointing.export_dtype={export}"] if export else []  # the default export: fp32
     straight = tmp_path / "straight"
     proc = launch_sharded(engine, straight, *settings)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert load_state(straight / "run" / "checkpoints" / "step-000002").get("model") is None
+    assert not (straight / "run" / "checkpoints" / "step-000002" / ENGINE_DIR / MASTER_FILE).exists()
     killed = tmp_path / "killed"
     killed_after(straight / "run", killed / "run", 2)
     proc = launch_sharded(engine, killed, *settings, "resume=1")

@@ -238,7 +238,8 @@ def test_build_takes_the_call_style_from_the_tokenizer_and_training_uses_its_rec
     assert turns and all('"parameters": {' in m["content"] and "tool_calls" not in m for m in turns)
     # training from that file renders and rewards as it was built, whatever the config says
     lines: list[str] = []
-    cfg = TrainConfig(trajectories=[str(out)], history="last-2", call_style="xml")
+    cfg = TrainConfig.from_dict({"data.trajectories": [str(out)],
+                                 "rendering": {"history": "last-2", "call_style": "xml"}})
     assert training_rendering(cfg, llama, lines.append) == record
     assert len(lines) == 1 and "rendered as recorded in llama.rendering.json (llama calls, history full" in lines[0]
     # a tokenizer without a chat template: one warning, srl-agent's own template in every worker

@@ -36,8 +36,9 @@ def torchrun(processes: int, mode: str, out: Path, *settings: str) -> None:
 
 
 @pytest.mark.parametrize("split, settings", [
-    ("even", ["loss_norm=sequence"]),
-    ("first", ["loss_norm=token", "ppo_epochs=2", "update_layout=padded"]),  # the second process keeps nothing
+    ("even", ["grpo.loss_norm=sequence"]),
+    # the second process keeps nothing
+    ("first", ["grpo.loss_norm=token", "grpo.ppo_epochs=2", "compute.update_layout=padded"]),
 ])
 def test_an_update_split_over_two_processes_ends_with_one_process_s_weights(tmp_path, split, settings):
     torchrun(1, "update", tmp_path / "one", *settings)
@@ -46,7 +47,7 @@ def test_an_update_split_over_two_processes_ends_with_one_process_s_weights(tmp_
     start = _initial_weights()
     assert one.keys() == two.keys()
     assert any(not torch.equal(one[k], start[k]) for k in one)  # a step was taken
-    epochs = int(dict(s.split("=") for s in settings).get("ppo_epochs", 1))
+    epochs = int(dict(s.split("=") for s in settings).get("grpo.ppo_epochs", 1))
     assert_same_adam_steps(one, two, [_lr()] * epochs)  # the gradients summed over 1 or 2 processes
     rows = [json.loads((tmp_path / d / "row.json").read_text()) for d in ("one", "two")]
     # a sum over tokens (float order: ~1e-7 relative); weights Adam took the other way have ~0 gradient, so
@@ -59,7 +60,7 @@ def _lr() -> float:
     """The learning rate of the worker's `update` (configs/tiny.yaml's)."""
     from srl_agent.train.config import TrainConfig
 
-    return TrainConfig.builtin().lr
+    return TrainConfig.builtin().optim.lr
 
 
 def _initial_weights() -> dict[str, torch.Tensor]:
@@ -77,7 +78,7 @@ def test_a_whole_srl_step_on_two_processes_fills_the_global_batch(tmp_path):
     of 4 over three rounds (each process samples its share of what is missing: 2+2, 1+1, 1+1), and the
     process that kept nothing joins the update's collectives with stand-in micro-batches. Validation before
     it is shared out among the processes and gathered."""
-    torchrun(2, "srl", tmp_path / "srl", "val_trajectories=1", "val_examples=3")
+    torchrun(2, "srl", tmp_path / "srl", "validation.trajectories=1", "validation.examples=3")
     first, second = (json.loads((tmp_path / "srl" / f"rank{r}.json").read_text()) for r in (0, 1))
     for row in (first, second):  # the statistics are global, the same on every process
         assert (row["fill_ratio"], row["sample_rounds"], row["sampled_prompts"], row["dropped_groups"]) == (
@@ -96,7 +97,7 @@ def test_fp32_master_weights_take_an_lr_5e_7_step_that_bf16_weights_round_away()
     from srl_agent.train.model import load_model
 
     cfg = TrainConfig()
-    cfg.bf16 = True
+    cfg.compute.bf16 = True
     model, _ = load_model(cfg, device=torch.device("cpu"))
     ids = torch.randint(10, 500, (2, 24))
 
@@ -138,21 +139,22 @@ def test_a_deepspeed_config_without_deepspeed_is_one_clear_line(monkeypatch):
 
 def test_an_update_sharded_by_fsdp2_ends_with_one_process_s_weights(tmp_path):
     """The same rollouts, split over two processes whose model accelerate's FSDP2 shards (gloo here)."""
-    torchrun(1, "update", tmp_path / "one", "bf16=false")
+    torchrun(1, "update", tmp_path / "one", "compute.bf16=false")
     out = tmp_path / "two"
     out.mkdir()
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                            str(ROOT / "configs" / "accelerate" / "fsdp2.yaml"), "--num_processes", "2", str(WORKER),
-                           "update", str(out), "bf16=false"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+                           "update", str(out), "compute.bf16=false"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     one, two = torch.load(tmp_path / "one" / "weights.pt"), torch.load(out / "weights.pt")
     assert_same_adam_steps(one, two, [_lr()])  # one step; gradients reduce-scattered over two shards
 
 
 TWO_PROCESS_RUN = ["--max-steps", "4", "--set", "tiny_model.hidden_size=32", "--set", "tiny_model.intermediate_size=64",
-                   "--set", "batch_size=2", "--set", "group_size=4", "--set", "max_new_tokens=16", "--set",
-                   "val_examples=4", "--set", "sft_warmup_steps=2", "--set", "eval_every=2", "--set", "save_every=2",
-                   "--no-plot"]
+                   "--set", "batch_size=2", "--set", "grpo.group_size=4", "--set", "rollout.max_new_tokens=16",
+                   "--set", "validation.examples=4", "--set", "sft_warmup.steps=2", "--set", "validation.every=2",
+                   "--set", "checkpointing.every=2", "--no-plot"]
 
 
 def launch_two(run: Path, *args: str) -> subprocess.Popen:
@@ -225,8 +227,8 @@ def rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-SHARDED_RUN = ["max_steps=3", "sft_warmup_steps=1", "save_every=2", "eval_every=2", "val_trajectories=1",
-               "val_examples=4"]
+SHARDED_RUN = ["max_steps=3", "sft_warmup.steps=1", "checkpointing.every=2", "validation.every=2",
+               "validation.trajectories=1", "validation.examples=4"]
 
 
 def launch_sharded(engine: str, out: Path, *settings: str) -> subprocess.Popen:
@@ -239,8 +241,8 @@ def launch_sharded(engine: str, out: Path, *settings: str) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("engine, shard_files", [
-    ("fsdp2", ["__0_0.distcp", "__1_0.distcp"]),
-    pytest.param("zero3", [f"state/zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt" for r in (0, 1)
+    ("fsdp2", [f"{kind}/__{r}_0.distcp" for r in (0, 1) for kind in ("pytorch_model_fsdp_0", "optimizer_0")]),
+    pytest.param("zero3", [f"pytorch_model/zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt" for r in (0, 1)
                            for kind in ("model", "optim")],
                  marks=pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
                                           reason="DeepSpeed is not installed (.ci/run installs it)")),
@@ -248,12 +250,13 @@ def launch_sharded(engine: str, out: Path, *settings: str) -> subprocess.Popen:
 def test_a_sharded_run_killed_with_sigkill_resumes_identically(tmp_path, engine, shard_files):
     """The trainer itself, sharded by accelerate's FSDP2 or DeepSpeed ZeRO-3 on two gloo processes: an SFT step,
     then SRL steps whose GRPO update runs (the worker's reward tells completions apart), validation and
-    generation in step on both processes, each process's shards saved into the checkpoint. Killed with SIGKILL
-    once `latest` names step 2, the run resumes from the shards (model, Adam state, RNG, data position) and
+    generation in step on both processes, each process's shards saved into the checkpoint (accelerate's
+    save_state). Killed with SIGKILL once `latest` names step 2, the run resumes from the shards (model, Adam state)
+    and each process's RNG and data position, and
     ends as the run that never stopped; its checkpoints and best/ are whole HF folders that transformers loads."""
     from transformers import AutoModelForCausalLM
 
-    from srl_agent.train.checkpoint import load_state
+    from srl_agent.train.checkpoint import ENGINE_DIR
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     proc = launch_sharded(engine, straight)
@@ -274,9 +277,10 @@ def test_a_sharded_run_killed_with_sigkill_resumes_identically(tmp_path, engine,
             if k in x:
                 assert y[k] == pytest.approx(x[k], rel=1e-5, abs=1e-6), (x["step"], k)
     for checkpoint in ("step-000002", "step-000003"):  # each process's part of the model and the Adam state
-        shards = killed / "run" / "checkpoints" / checkpoint / "shards"
-        assert set(shard_files) <= {str(p.relative_to(shards)) for p in shards.rglob("*") if p.is_file()}
-        assert load_state(shards.parent)["optimizer"] is None  # no whole optimizer state anywhere
+        shards = killed / "run" / "checkpoints" / checkpoint / ENGINE_DIR
+        written = {str(p.relative_to(shards)) for p in shards.rglob("*") if p.is_file()}
+        assert {*shard_files, "random_states_0.pkl", "random_states_1.pkl"} <= written
+        assert not {"optimizer.bin", "pytorch_model.bin"} & written  # no whole state anywhere
 
     def hf_weights(folder: Path) -> dict[str, torch.Tensor]:
         return AutoModelForCausalLM.from_pretrained(folder).state_dict()
@@ -315,9 +319,9 @@ def test_fsdp2_over_one_process_takes_the_steps_of_one_plain_process(tmp_path):
         for k in ("loss", "grad_norm", "reward_mean", "val_reward"):
             if k in x:
                 assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-6), (x["step"], k)
-    shards = sharded / "run" / "checkpoints" / "step-000003" / "shards"
-    assert (shards / "__0_0.distcp").is_file()
-    assert not (plain / "run" / "checkpoints" / "step-000003" / "shards").exists()
+    shards = sharded / "run" / "checkpoints" / "step-000003" / "accelerate"
+    assert (shards / "pytorch_model_fsdp_0" / "__0_0.distcp").is_file()
+    assert (plain / "run" / "checkpoints" / "step-000003" / "accelerate" / "optimizer.bin").is_file()
     from transformers import AutoModelForCausalLM
 
     final = [AutoModelForCausalLM.from_pretrained(run / "run" / "checkpoints" / "step-000003").state_dict()
@@ -330,16 +334,16 @@ def test_fsdp2_over_one_process_takes_the_steps_of_one_plain_process(tmp_path):
     assert_same_adam_steps(*final, [cfg.learning_rate(step) for step in range(cfg.max_steps)])  # SFT, SRL, SRL
 
 
-def test_a_sharded_checkpoint_takes_in_the_processes_shards_before_it_comes_into_place(tmp_path):
-    """The folder scheme under sharding: the shards the processes wrote into `step-N.shards` move inside the
-    checkpoint before its rename; `latest` names it; what a kill left in a staging folder goes on --resume."""
+def test_a_checkpoint_takes_in_the_processes_state_before_it_comes_into_place(tmp_path):
+    """The folder scheme: what the processes wrote into `step-N.accelerate` (accelerate's save_state) moves inside
+    the checkpoint before its rename; `latest` names it; what a kill left in a staging folder goes on --resume."""
     from srl_agent.train.checkpoint import (
-        SHARDS_DIR,
+        ENGINE_DIR,
+        engine_staging,
         latest_checkpoint,
         load_state,
         recover_run_dir,
         save_checkpoint,
-        shards_staging,
     )
     from srl_agent.train.config import TrainConfig
     from srl_agent.train.model import load_model
@@ -348,29 +352,31 @@ def test_a_sharded_checkpoint_takes_in_the_processes_shards_before_it_comes_into
     cfg.set("tiny_model.hidden_size", "32")
     cfg.set("tiny_model.intermediate_size", "64")
     model, tokenizer = load_model(cfg, device=torch.device("cpu"))
-    staging = shards_staging(tmp_path, 2)
+    staging = engine_staging(tmp_path, 2)
     staging.mkdir(parents=True)
     for rank in range(2):
-        (staging / f"__{rank}_0.distcp").write_bytes(bytes([rank]))
-    save_checkpoint(tmp_path, 2, model, tokenizer, {"step": 2, "optimizer": None}, shards=staging)
+        (staging / f"random_states_{rank}.pkl").write_bytes(bytes([rank]))
+    save_checkpoint(tmp_path, 2, model, tokenizer, {"step": 2, "sharded": False}, engine_state=staging)
     checkpoint = latest_checkpoint(tmp_path)
     assert checkpoint == tmp_path / "checkpoints" / "step-000002" and not staging.exists()
-    assert sorted(p.name for p in (checkpoint / SHARDS_DIR).iterdir()) == ["__0_0.distcp", "__1_0.distcp"]
-    assert load_state(checkpoint) == {"step": 2, "optimizer": None}
-    shards_staging(tmp_path, 4).mkdir()  # killed while the processes wrote step 4's shards
+    assert sorted(p.name for p in (checkpoint / ENGINE_DIR).iterdir()) == ["random_states_0.pkl",
+                                                                          "random_states_1.pkl"]
+    assert load_state(checkpoint) == {"step": 2, "sharded": False}
+    engine_staging(tmp_path, 4).mkdir()  # killed while the processes wrote step 4's state
     recover_run_dir(tmp_path)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002"]
 
 
 def test_resuming_a_sharded_run_with_another_engine_is_one_clear_line(tmp_path):
-    """A checkpoint whose optimizer state lives in shards (FSDP2/ZeRO-3) cannot continue on one process."""
+    """A checkpoint whose model and optimizer state are shards (FSDP2/ZeRO-3) cannot continue on one process."""
     run = tmp_path / "run"
     cli = [sys.executable, "-m", "srl_agent.cli", "train", "--env", "swe", "--output-dir", str(run), *TWO_PROCESS_RUN]
-    first = subprocess.run([*cli, "--set", "val_examples=0"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    first = subprocess.run([*cli, "--set", "validation.examples=0"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=600)
     assert first.returncode == 0, first.stderr[-4000:]
     state_file = run / "checkpoints" / (run / "latest").read_text() / "trainer_state.pt"
     state = torch.load(state_file, weights_only=False)
-    torch.save({**state, "optimizer": None}, state_file)  # as a sharded engine writes it
+    torch.save({**state, "sharded": True}, state_file)  # as a sharded engine writes it
     again = subprocess.run([*cli, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 2
     assert "was written by a sharded engine (FSDP2/ZeRO-3): resume with the same accelerate config" in " ".join(
@@ -384,7 +390,8 @@ def test_lora_under_a_sharded_engine_is_one_clear_line_before_any_weights_load(t
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                            str(ROOT / "configs" / "accelerate" / "fsdp2.yaml"), "--num_processes", "1", "-m",
-                           "srl_agent.cli", "train", "--output-dir", str(run), *TWO_PROCESS_RUN, "--set", "lora=true"],
+                           "srl_agent.cli", "train", "--output-dir", str(run), *TWO_PROCESS_RUN,
+                           "--set", "lora.enabled=true"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode != 0
     assert "error: LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one process or DDP" in \

@@ -41,9 +41,9 @@ def test_gold_patches_resolve_every_task(swe_mini_images, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["instances"] == len(swe_mini_images) and summary["resolved_pct"] == 100.0
     assert "100.0%" in proc.stdout
-    # the harness wrote its own per-instance reports and run report
+    # graded in hardened sandboxes (the default), reported in the harness's own layout; the harness never ran
     reports = list((run / "logs" / "run_evaluation" / "run" / "gold").glob("*/report.json"))
-    assert len(reports) == len(swe_mini_images) and list(run.glob("gold.run.json"))
+    assert len(reports) == len(swe_mini_images) and not (run / "harness.log").exists()
 
 
 def test_empty_and_do_nothing_patches_resolve_nothing(swe_mini_images, tmp_path):
@@ -86,28 +86,33 @@ def test_scripted_expert_resolves_its_tasks_through_the_eval_path(swe_mini_image
 
 
 def test_a_tiny_trained_model_goes_through_the_whole_pipeline(swe_mini_images, tmp_path):
-    """Train a few steps, evaluate on two tasks in both modes: predictions and a harness report come out."""
+    """Train a few steps, evaluate on two tasks in both modes (graded by the official harness, then by the hardened
+    sandboxes): predictions and the grading's reports come out."""
     train = cli("train", "--method", "sft", "--max-steps", "3", "--output-dir", str(tmp_path / "train"),
-                "--no-plot", "--set", "eval_every=3", "--set", "save_every=3")
+                "--no-plot", "--set", "validation.every=3", "--set", "checkpointing.every=3")
     assert train.returncode == 0, train.stderr[-2000:]
     checkpoint = tmp_path / "train" / "checkpoints" / (tmp_path / "train" / "latest").read_text().strip()
     assert (checkpoint / "config.json").exists()
     ids = [i["instance_id"] for i in swe_mini_images[:2]]
-    for mode in ("agent", "oracle-file-edit"):
+    for mode, grading in (("agent", "harness"), ("oracle-file-edit", "sandbox")):
         proc, run = eval_cli(tmp_path, "--bench", "swe-mini", "--model", str(checkpoint), "--mode", mode,
-                             "--instances", *ids, "--max-steps", "2", "--max-new-tokens", "24", run_id=mode)
+                             "--instances", *ids, "--max-steps", "2", "--max-new-tokens", "24", "--grading", grading,
+                             run_id=mode)
         assert proc.returncode == 0, proc.stderr[-2000:]
         rows = read_rows(run / "predictions.jsonl")
         assert sorted(r["instance_id"] for r in rows) == sorted(ids)
         assert all(r["status"] != "error" for r in rows), rows
         summary = json.loads((run / "summary.json").read_text())
         assert summary["instances"] == 2 and "resolved_pct" in summary
-        assert (run / "harness.log").exists()
-        (report,) = run.glob(f"*.{mode}.json")  # the harness's run report, named <model>.<run id>.json
-        report = json.loads(report.read_text())
-        assert sorted(report["submitted_ids"]) == sorted(ids)
-        graded = set(report["completed_ids"]) | set(report["empty_patch_ids"]) | set(report["error_ids"])
-        assert graded == set(ids)
+        results = {r["instance_id"]: r for r in read_rows(run / "results.jsonl")}
+        assert sorted(results) == sorted(ids) and "not_graded" not in summary["outcomes"]
+        if grading == "harness":
+            assert (run / "harness.log").exists()
+            (report,) = run.glob(f"*.{mode}.json")  # the harness's run report, named <model>.<run id>.json
+            report = json.loads(report.read_text())
+            assert sorted(report["submitted_ids"]) == sorted(ids)
+            graded = set(report["completed_ids"]) | set(report["empty_patch_ids"]) | set(report["error_ids"])
+            assert graded == set(ids)
 
 
 class GoldEditsPolicy:

@@ -113,7 +113,7 @@ def test_every_update_layout_gives_the_full_logits_logprobs_and_gradients():
     from srl_agent.train.model import load_model
 
     cfg = TrainConfig()
-    cfg.logprob_chunk_tokens = 4  # several chunks per micro-batch
+    cfg.compute.logprob_chunk_tokens = 4  # several chunks per micro-batch
     model, tokenizer = load_model(cfg, device=torch.device("cpu"))
     group = list(range(20, 31))  # groups share a prompt, as GRPO's rollouts do; one stands alone, and
     sequences = [(group, [9, 10]), (group, [13, 14, 15, 16, 17]), (group, [40]), ([18], [19]),
@@ -235,14 +235,14 @@ def test_shared_prefix_only_for_attention_only_models():
     assert supports_shared_prefix(qwen) and not supports_shared_prefix(hybrid)
     cfg = TrainConfig()
     assert update_layout(cfg, qwen) == "shared_prefix" and update_layout(cfg, hybrid) == "padded"
-    cfg.gradient_checkpointing = True
+    cfg.compute.gradient_checkpointing = True
     assert update_layout(cfg, qwen) == "padded"
-    cfg.update_layout = "shared_prefix"
+    cfg.compute.update_layout = "shared_prefix"
     with pytest.raises(UserError, match="needs an attention-only model, no gradient checkpointing and an unsharded"):
         update_layout(cfg, qwen)
-    cfg.gradient_checkpointing = False
+    cfg.compute.gradient_checkpointing = False
     assert update_layout(cfg, qwen) == "shared_prefix"
     with pytest.raises(UserError, match="an unsharded engine"):
         update_layout(cfg, qwen, sharded=True)
-    cfg.update_layout = "auto"
+    cfg.compute.update_layout = "auto"
     assert update_layout(cfg, qwen, sharded=True) == "padded"

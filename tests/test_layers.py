@@ -23,7 +23,7 @@ LAYERS: dict[str, list[str]] = {
               "metrics"],
     "formats": ["formats", "tokenizer", "steps", "reward", "data"],
     "sandbox": ["sandbox", "run_call", "executor", "images", "replay", "testbed"],
-    "policy": ["policy"],
+    "policy": ["policy", "turns"],
     "agent": ["agent", "train", "rlvr", "probe"],
     "bench": ["bench", "tasks", "plot"],
     "cli": ["cli"],

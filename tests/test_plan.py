@@ -125,7 +125,7 @@ def test_a_lora_save_holds_a_second_copy_of_the_model():
     cfg = TrainConfig.from_yaml(ROOT / "configs" / "swe-1gpu.yaml")
     # A: in x r, B: r x out on q, k, v, o, gate, up, down of every layer
     adapters = 28 * 64 * ((3584 + 3584) + 2 * (3584 + 512) + (3584 + 3584) + 3 * (3584 + 18_944))
-    assert SHAPE_7B.lora_params(64, cfg.lora_target_modules) == adapters == 161_480_704
+    assert SHAPE_7B.lora_params(64, cfg.lora.target_modules) == adapters == 161_480_704
     plan = plan_memory(cfg, SHAPE_7B, 1, 80, "ddp")
     model = 7_615_616_512 * 2 + adapters * 4
     assert plan.phases[SAVE] == gb({SAVE: {"weights": model, "optimizer": adapters * 8, "merged copy": model}})[SAVE]
@@ -138,18 +138,19 @@ def test_continuous_batching_plans_its_paged_cache_its_prefill_slices_and_its_at
     """hf_paged with sdpa: the cache in the weights' dtype (fp32), prefills of at most 4,096 tokens, and a mask of
     4,096 rows over the whole cache (plus those rows) in the weights' dtype."""
     cfg = TrainConfig.from_yaml(ROOT / "configs" / "swe-paper.yaml")
-    cfg.rollout_backend, cfg.attn_implementation = "hf_paged", "sdpa"
+    cfg.rollout.backend, cfg.compute.attn_implementation = "hf_paged", "sdpa"
     generation = plan_memory(cfg, SHAPE_05B, 1, 80, "ddp").phases[GENERATION]
     assert generation["KV cache"] == pytest.approx(CACHED * 24 * 2 * 64 * 2 * 4 / 1e9)
     assert generation["prefill"] == pytest.approx(4096 * 3 * 4864 * 2 / 1e9)
     assert generation["paged attention mask"] == pytest.approx(4096 * (CACHED + 4096) * 4 / 1e9)  # 2.5 GB
-    cfg.attn_implementation = "flash_attention_2"
+    cfg.compute.attn_implementation = "flash_attention_2"
     assert "paged attention mask" not in plan_memory(cfg, SHAPE_05B, 1, 80, "ddp").phases[GENERATION]
 
 
 def test_the_engines_split_and_the_small_shape():
-    cfg = TrainConfig(micro_batch_size=2, max_prompt_tokens=96, max_new_tokens=32, generation_batch_size=4,
-                      logprob_chunk_tokens=16)
+    cfg = TrainConfig.from_dict({"compute.micro_batch_size": 2, "data.max_prompt_tokens": 96,
+                                 "rollout.max_new_tokens": 32, "rollout.generation_batch_size": 4,
+                                 "compute.logprob_chunk_tokens": 16})
     p = SHAPE.params  # 2 x layer + 1000 x 64 tied embeddings + final norm
     ddp = plan_memory(cfg, SHAPE, 4, 1.0, "ddp").phases
     assert [ddp[UPDATE][t] for t in ("weights", "gradients", "optimizer")] == pytest.approx([4e-9 * p, 4e-9 * p,
@@ -162,8 +163,8 @@ def test_the_engines_split_and_the_small_shape():
     assert ddp[UPDATE]["log-prob buffers"] == pytest.approx((tokens * 64 * 4 + 3 * 16 * 1000 * 4) / 1e9)
     checkpointed = plan_memory(cfg, SHAPE, 4, 1.0, "ddp", gradient_checkpointing=True).phases[UPDATE]["activations"]
     assert checkpointed < ddp[UPDATE]["activations"]
-    lora = plan_memory(TrainConfig(lora=True, lora_r=4), SHAPE, 1, 1.0, "ddp").phases[UPDATE]
-    assert lora["optimizer"] == pytest.approx(8 * SHAPE.lora_params(4, TrainConfig().lora_target_modules) / 1e9)
+    lora = plan_memory(TrainConfig.from_dict({"lora": {"enabled": True, "r": 4}}), SHAPE, 1, 1.0, "ddp").phases[UPDATE]
+    assert lora["optimizer"] == pytest.approx(8 * SHAPE.lora_params(4, TrainConfig().lora.target_modules) / 1e9)
 
 
 @pytest.mark.parametrize("dtype, autocast, compute_bytes, stream_bytes", [
@@ -210,7 +211,7 @@ def test_autocast_keeps_a_bf16_copy_of_every_weight_a_forward_uses(tmp_path):
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    for key, value in {"output_dir": str(tmp_path / "run"), "bf16": "true",
+    for key, value in {"output_dir": str(tmp_path / "run"), "compute.bf16": "true",
                        "tiny_model.hidden_size": "32", "tiny_model.intermediate_size": "64"}.items():
         cfg.set(key, value)
     model = Trainer(cfg, log=lambda _: None).unwrapped
@@ -243,7 +244,7 @@ def test_dry_run_says_whether_the_paper_recipe_fits_without_loading_weights():
     assert "binding phase: generation" in fits.stderr
     one = cli("--model", "config:configs/models/qwen2.5-coder-7b", "--gpus", "1", "--gpu-memory", "80",
               "--strategy", "ddp")
-    assert one.returncode == 1 and "does NOT fit" in one.stderr and "--set lora=true" in one.stderr
+    assert one.returncode == 1 and "does NOT fit" in one.stderr and "--set lora.enabled=true" in one.stderr
 
 
 def test_dry_run_plans_a_hub_id_with_a_shipped_shape_offline():
@@ -258,14 +259,15 @@ def test_dry_run_plans_a_hub_id_with_a_shipped_shape_offline():
 def test_a_context_longer_than_the_models_positions_is_refused_in_one_line():
     """32,000 + 1,024 tokens > the 7B shape's 32,768 positions: refused before any weights load, naming both numbers
     and the settings to change."""
-    cfg = TrainConfig(max_prompt_tokens=32_000, max_new_tokens=1024)
-    with pytest.raises(UserError, match=r"max_prompt_tokens 32000 \+ max_new_tokens 1024 = 33024 tokens exceed the "
-                                        r"model's max_position_embeddings 32768"):
+    cfg = TrainConfig.from_dict({"data.max_prompt_tokens": 32_000, "rollout.max_new_tokens": 1024})
+    with pytest.raises(UserError, match=r"data\.max_prompt_tokens 32000 \+ rollout\.max_new_tokens 1024 = 33024 tokens "
+                                        r"exceed the model's max_position_embeddings 32768"):
         plan_memory(cfg, SHAPE_7B, 8, 80, "fsdp2")
-    run = cli("--model", "config:configs/models/qwen2.5-coder-7b", "--set", "max_prompt_tokens=32000")
+    run = cli("--model", "config:configs/models/qwen2.5-coder-7b", "--set", "data.max_prompt_tokens=32000")
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert "33024" in run.stderr and "32768" in run.stderr and "max_new_tokens" in run.stderr
-    plan_memory(TrainConfig(max_prompt_tokens=31_744, max_new_tokens=1024), SHAPE_7B, 8, 80, "fsdp2")  # 32,768: fits
+    fits = TrainConfig.from_dict({"data.max_prompt_tokens": 31_744, "rollout.max_new_tokens": 1024})
+    plan_memory(fits, SHAPE_7B, 8, 80, "fsdp2")  # 32,768: fits
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -276,8 +278,9 @@ def test_the_kl_reference_is_planned_as_the_trainer_holds_it(tmp_path, lora):
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    for key, value in {"output_dir": str(tmp_path / "run"), "kl_coef": "0.1", "lora": str(lora).lower(),
-                       "bf16": "true", "tiny_model.hidden_size": "32", "tiny_model.intermediate_size": "64"}.items():
+    for key, value in {"output_dir": str(tmp_path / "run"), "grpo.kl_coef": "0.1", "lora.enabled": str(lora).lower(),
+                       "compute.bf16": "true", "tiny_model.hidden_size": "32",
+                       "tiny_model.intermediate_size": "64"}.items():
         cfg.set(key, value)
     reference = Trainer(cfg, log=lambda _: None).ref_model
     held = sum(p.numel() * p.element_size() for p in reference.parameters()) / 1e9 if reference else 0.0
@@ -298,7 +301,7 @@ def test_the_rollout_kv_cache_is_planned_in_the_dtypes_generation_keeps(tmp_path
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    for key, value in {"output_dir": str(tmp_path / "run"), "bf16": "true", "lora": str(lora).lower(),
+    for key, value in {"output_dir": str(tmp_path / "run"), "compute.bf16": "true", "lora.enabled": str(lora).lower(),
                        "tiny_model.hidden_size": "32", "tiny_model.intermediate_size": "64"}.items():
         cfg.set(key, value)
     trainer = Trainer(cfg, log=lambda _: None)
@@ -308,5 +311,5 @@ def test_the_rollout_kv_cache_is_planned_in_the_dtypes_generation_keeps(tmp_path
     cached = [(layer.keys, layer.values) for layer in out.cache.layers]
     held = sum(t.numel() * t.element_size() for kv in cached for t in kv) / (3 * cached[0][0].shape[2])
     planned = plan_memory(cfg, model_shape(cfg), 1, 80, "ddp").phases[GENERATION]["KV cache"] * 1e9 / (
-        cfg.generation_batch_size * (cfg.max_prompt_tokens + cfg.max_new_tokens))
+        cfg.rollout.generation_batch_size * (cfg.data.max_prompt_tokens + cfg.rollout.max_new_tokens))
     assert held == pytest.approx(planned)  # bytes per cached token

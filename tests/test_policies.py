@@ -14,6 +14,7 @@ from srl_agent.policy.openai import OpenAIPolicy
 from srl_agent.policy.server import make_server
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.model import load_model
+from tests.chat_server import ChatServer
 
 PROMPT = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Fix the bug."}]
 
@@ -163,7 +164,47 @@ def test_openai_client_reports_an_unreachable_server():
     from srl_agent.errors import UserError
 
     with pytest.raises(UserError, match="cannot reach the model server"):
-        OpenAIPolicy("http://127.0.0.1:9/v1", model="x", timeout=2).generate([PROMPT], None, SamplingParams())
+        OpenAIPolicy("http://127.0.0.1:9/v1", model="x", timeout=2, backoff=0.01).generate([PROMPT], None,
+                                                                                         SamplingParams())
+
+
+@pytest.fixture
+def busy_server():
+    """A server that answers /v1/chat/completions with the given statuses first, then with a completion.
+
+    A busy server cannot be made to answer 503 on cue, so this one speaks just enough of the protocol."""
+    servers = []
+
+    def start(statuses: list[int]):
+        seen: list[int] = []
+
+        def answer(body: dict) -> tuple[int, str]:
+            status = statuses[len(seen)] if len(seen) < len(statuses) else 200
+            seen.append(status)
+            return status, "done" if status == 200 else f"status {status}"
+
+        servers.append(ChatServer(answer))
+        return servers[-1].url, seen
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_openai_client_retries_what_a_busy_server_answers_but_not_a_bad_request(busy_server):
+    from srl_agent.errors import UserError
+
+    url, seen = busy_server([503, 429, 502])
+    (answer,) = OpenAIPolicy(url, model="m", backoff=0.01).generate([PROMPT], None, SamplingParams())
+    assert answer[0].text == "done" and seen == [503, 429, 502, 200]
+    url, seen = busy_server([503] * 10)
+    with pytest.raises(UserError, match="HTTP 503"):
+        OpenAIPolicy(url, model="m", retries=3, backoff=0.01).generate([PROMPT], None, SamplingParams())
+    assert len(seen) == 3  # then it gives up with the server's last answer
+    url, seen = busy_server([400])
+    with pytest.raises(UserError, match="HTTP 400"):
+        OpenAIPolicy(url, model="m", backoff=0.01).generate([PROMPT], None, SamplingParams())
+    assert seen == [400]  # a request the server refuses is not sent again
 
 
 def test_vllm_is_optional_and_its_settings_map():

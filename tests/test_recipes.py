@@ -23,14 +23,14 @@ def test_the_paper_recipe_updates_padding_free_under_a_sharded_engine():
     cfg = TrainConfig.from_yaml(PAPER)
     shape = AutoConfig.from_pretrained(ROOT / "configs" / "models" / "qwen2.5-coder-7b")
     assert update_layout(cfg, shape, sharded=True) == "padding_free"
-    cfg.set("attn_implementation", "sdpa")
+    cfg.set("compute.attn_implementation", "sdpa")
     assert update_layout(cfg, shape, sharded=True) == "padded"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed here")
 def test_flash_attention_without_flash_attn_is_one_line_before_any_weights_load(tmp_path):
     cfg = TrainConfig.builtin()
-    cfg.set("attn_implementation", "flash_attention_2")
+    cfg.set("compute.attn_implementation", "flash_attention_2")
     cfg.set("output_dir", str(tmp_path / "run"))
     with pytest.raises(UserError, match="pip install flash-attn") as error:
         require_attention_kernels(cfg)
@@ -47,8 +47,8 @@ def test_the_update_runs_micro_batch_size_rows_unless_a_prompt_is_shared():
     from srl_agent.train.batching import micro_batches
 
     cfg = TrainConfig.from_yaml(PAPER)
-    group = [([1, 2, 3], [i]) for i in range(cfg.group_size)]
-    other = [([4, 5], [i]) for i in range(cfg.group_size)]
+    group = [([1, 2, 3], [i]) for i in range(cfg.grpo.group_size)]
+    other = [([4, 5], [i]) for i in range(cfg.grpo.group_size)]
     for layout in ("padded", "padding_free"):
-        assert [len(m) for m in micro_batches(group + other, cfg.micro_batch_size, layout)] == [4, 4, 4, 4]
-    assert micro_batches(group + other, cfg.micro_batch_size, "shared_prefix") == [group, other]
+        assert [len(m) for m in micro_batches(group + other, cfg.compute.micro_batch_size, layout)] == [4, 4, 4, 4]
+    assert micro_batches(group + other, cfg.compute.micro_batch_size, "shared_prefix") == [group, other]

@@ -6,24 +6,12 @@ real swe-mini sandboxes (~3 min)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_benchmark(monkeypatch):
-    """benchmarks/rlvr_rise.py itself, so the test and the measured table cannot drift."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # for its `_common` import, during this test only
-    spec = importlib.util.spec_from_file_location("rlvr_rise", ROOT / "benchmarks" / "rlvr_rise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_rlvr_raises_the_resolve_rate_of_a_task_imitation_cannot_settle(tmp_path, monkeypatch, swe_mini_images):
-    rlvr_rise = load_benchmark(monkeypatch)
+def test_rlvr_raises_the_resolve_rate_of_a_task_imitation_cannot_settle(tmp_path, swe_mini_images,
+                                                                         benchmark_module):
+    rlvr_rise = benchmark_module("rlvr_rise")
     rates = rlvr_rise.run_seed(tmp_path, seed=0, steps=6)
     assert len(rates) == 6
     # measured over seeds 0-4 (README "RLVR learns"): first two steps 0.25-0.50, last three 0.96-1.00,

@@ -33,12 +33,15 @@ def test_binary_reward_is_one_only_when_resolved():
     assert score(statuses(3), F2P, P2P, 0, cfg).reward == 0.0
     broken = score(statuses(4, p2p_broken=1), F2P, P2P, 0, cfg)
     assert (broken.reward, broken.resolved, broken.pass_to_pass_broken) == (0.0, False, 1)
-    # XFAIL passes (swebench's rule); a missing or skipped test does not
+    # XFAIL passes (swebench's rule); a missing test does not, nor a skipped FAIL_TO_PASS test
     assert score({**statuses(4), F2P[0]: "XFAIL"}, F2P, P2P, 0, cfg).resolved
     missing = statuses(4)
     del missing[P2P[1]]
     assert not score(missing, F2P, P2P, 0, cfg).resolved
     assert not score({**statuses(4), F2P[2]: "SKIPPED"}, F2P, P2P, 0, cfg).resolved
+    # a skipped PASS_TO_PASS test is no regression (swebench's test_maintained, as the harness grades)
+    kept = score({**statuses(4), P2P[0]: "SKIPPED"}, F2P, P2P, 0, cfg)
+    assert kept.resolved and kept.pass_to_pass_broken == 0
 
 
 def test_partial_credit_is_the_f2p_fraction_cancelled_by_a_broken_p2p():

@@ -53,7 +53,7 @@ def test_tasks_file_is_loaded_and_bad_rows_named(tmp_path):
 
 def test_an_unreadable_tasks_file_is_a_one_line_error_naming_its_line(tmp_path, capsys):
     tasks, run = tmp_path / "tasks.jsonl", tmp_path / "run"
-    train = ("train", "--method", "rlvr", "--set", "history=full", "--output-dir", str(run), "--tasks")
+    train = ("train", "--method", "rlvr", "--set", "rendering.history=full", "--output-dir", str(run), "--tasks")
     for content, expected in (
             (b'{"instance_id": "a"}\n\n{bad\n', "row 3: line is not valid JSON (Expecting property name enclosed "
                                                 "in double quotes at column 2)"),

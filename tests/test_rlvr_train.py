@@ -19,31 +19,33 @@ from srl_agent.errors import UserError
 from srl_agent.metrics import STATUSES
 from srl_agent.rlvr.batch import episode_sequence
 from srl_agent.train.config import TrainConfig
+from srl_agent.train.grpo import Group, RolloutBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_mixing_schedule_and_the_rlvr_config_sections():
-    cfg = TrainConfig.from_dict({"method": "srl+rlvr", "sft_warmup_steps": 2, "rlvr_after": 1, "rlvr_every": 2,
-                                 "episodes": {"group_size": 3, "workers": 2}, "reward": {"partial_credit": True}})
+    cfg = TrainConfig.from_dict({"method": "srl+rlvr", "sft_warmup.steps": 2, "rlvr.after": 1, "rlvr.every": 2,
+                                 "episodes": {"group_size": 3, "workers": 2}, "rlvr_reward": {"partial_credit": True}})
     assert [cfg.phase(s) for s in range(9)] == ["sft", "sft", "srl", "srl", "rlvr", "srl", "rlvr", "srl", "rlvr"]
-    cfg.rlvr_every = 1  # SRL, then RLVR only: the SRL -> RLVR curriculum in one run
+    cfg.rlvr.every = 1  # SRL, then RLVR only: the SRL -> RLVR curriculum in one run
     assert [cfg.phase(s) for s in range(5)] == ["sft", "sft", "srl", "rlvr", "rlvr"]
-    cfg.rlvr_every, cfg.rlvr_after = 3, 0
+    cfg.rlvr.every, cfg.rlvr.after = 3, 0
     assert [cfg.phase(s) for s in range(2, 8)] == ["srl", "srl", "rlvr", "srl", "srl", "rlvr"]
-    assert (cfg.episodes.group_size, cfg.episodes.workers, cfg.reward.partial_credit) == (3, 2, True)
+    assert (cfg.episodes.group_size, cfg.episodes.workers, cfg.rlvr_reward.partial_credit) == (3, 2, True)
     cfg.method = "rlvr"
     assert [cfg.phase(s) for s in range(4)] == ["sft", "sft", "rlvr", "rlvr"]
-    cfg.lr, cfg.sft_warmup_lr, cfg.rlvr_lr = 1e-3, 4e-3, 0.0  # rlvr_lr 0 is a frozen RLVR phase, not `lr`
+    cfg.optim.lr, cfg.sft_warmup.lr, cfg.rlvr.lr = 1e-3, 4e-3, 0.0  # rlvr_lr 0 is a frozen RLVR phase, not `lr`
     assert [cfg.learning_rate(s) for s in range(3)] == [4e-3, 4e-3, 0.0]
-    cfg.rlvr_lr, cfg.lr_warmup_steps = 2e-3, 4  # a linear ramp over the run's first 4 steps, then the phase's
+    cfg.rlvr.lr, cfg.optim.lr_warmup_steps = 2e-3, 4  # a linear ramp over the run's first 4 steps, then the phase's
     assert [cfg.learning_rate(s) for s in range(6)] == pytest.approx([1e-3, 2e-3, 1.5e-3, 2e-3, 2e-3, 2e-3])
     cfg.set("episodes.max_turns", "4")
-    cfg.set("reward.format_penalty", "0.1")
-    assert (cfg.episodes.max_turns, cfg.reward.format_penalty) == (4, 0.1)
+    cfg.set("rlvr_reward.format_penalty", "0.1")
+    assert (cfg.episodes.max_turns, cfg.rlvr_reward.format_penalty) == (4, 0.1)
     assert cfg.to_dict()["episodes"]["max_turns"] == 4  # in config.json and the checkpoint's state
+    cfg.apply_method_defaults()  # as the trainer does: rlvr's full history
     cfg.validate()
-    with pytest.raises(UserError, match=r"unknown setting 'episodes\.turns'.*rlvr/episodes\.py:EpisodeConfig"):
+    with pytest.raises(UserError, match=r"unknown setting 'episodes\.turns' \(did you mean episodes\.max_turns\?"):
         cfg.set("episodes.turns", "4")
     cfg.set("episodes.max_new_tokens", "5000")
     with pytest.raises(UserError, match=r"episodes\.max_new_tokens \(5000\) must be below max_episode_tokens"):
@@ -68,8 +70,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-SMALL = {"history": "full", "sft_warmup_steps": "0", "batch_size": "1", "group_size": "2", "max_new_tokens": "8",
-         "val_examples": "1", "eval_every": "100", "max_sample_rounds": "1", "rlvr_batch_size": "1",
+SMALL = {"batch_size": "1", "grpo.group_size": "2", "rollout.max_new_tokens": "8", "validation.examples": "1",
+         "validation.every": "100", "grpo.max_sample_rounds": "1", "rlvr.batch_size": "1",
          "episodes.group_size": "2", "episodes.max_turns": "2", "episodes.max_new_tokens": "16",
          "episodes.max_episode_tokens": "3000", "episodes.workers": "2"}
 
@@ -96,7 +98,7 @@ def containers_of(pid: int) -> list[str]:
 
 
 def test_an_rlvr_step_trains_on_the_sampled_tokens_only(tmp_path, tiny_checkpoint, swe_mini_images):
-    trainer = rlvr_trainer(tmp_path / "run", init_from=str(tiny_checkpoint), dynamic_sampling="false")
+    trainer = rlvr_trainer(tmp_path / "run", init_from=str(tiny_checkpoint), **{"grpo.dynamic_sampling": "false"})
     row = trainer.train_step()  # one whole RLVR step: episodes in sandboxes, then the update
     assert row["phase"] == "rlvr" and row["episodes"] == 2 and len(row["tasks"]) == 1
     assert sum(row[f"rlvr_status_{s}"] for s in STATUSES) == 2 and row["rlvr_turns"] == 2
@@ -139,7 +141,8 @@ def test_an_rlvr_step_trains_on_the_sampled_tokens_only(tmp_path, tiny_checkpoin
     try:
         for layout in ("padded", "shared_prefix"):
             trainer.layout, hidden[:] = layout, []
-            assert trainer.grpo_update([(sequences, [1.0, 0.0])], temperature)["grad_norm"] > 0
+            batch = RolloutBatch.from_groups([Group(sequences, [1.0, 0.0])], trainer.cfg.grpo.std_eps)
+            assert trainer.grpo_update(batch, temperature)["grad_norm"] > 0
             if layout == "padded":
                 (h,) = hidden
                 scored = torch.nn.functional.pad(expected_mask, (0, 1)).bool()  # position t predicts token t+1
@@ -185,12 +188,12 @@ def test_bad_rlvr_input_fails_before_training(tmp_path, swe_mini_images):
     tasks.write_text(json.dumps(instance) + "\n")
     # the image check comes before the model loads: a model path that does not exist is never reached
     with pytest.raises(UserError) as caught:
-        rlvr_trainer(tmp_path / "a", tasks=str(tasks), model=str(tmp_path / "no-model"))
+        rlvr_trainer(tmp_path / "a", model=str(tmp_path / "no-model"), **{"rlvr.tasks": str(tasks)})
     message = str(caught.value)
     assert "\n" not in message and "image 'srl-agent/swe-mini:no-such-task' is missing" in message
     assert "srl-agent env build swe-mini" in message
-    with pytest.raises(UserError, match="full history in every prompt: set history=full"):
-        rlvr_trainer(tmp_path / "b", history="last-2")
+    with pytest.raises(UserError, match=r"full history in every prompt: rendering\.history must be full, not 'last-2'"):
+        rlvr_trainer(tmp_path / "b", **{"rendering.history": "last-2"})
 
 
 def train_cli(*args: str) -> subprocess.Popen:
@@ -204,7 +207,7 @@ def test_srl_rlvr_alternates_and_resumes_after_kill_9_without_leaking(tmp_path, 
 
     run = tmp_path / "run"
     args = ["--method", "srl+rlvr", "--init-from", str(tiny_checkpoint), "--output-dir", str(run), "--max-steps", "4",
-            "--set", "rlvr_every=2", "--set", "save_every=1",
+            "--set", "rlvr.every=2", "--set", "checkpointing.every=1",
             *[a for k, v in SMALL.items() if k != "episodes.workers" for a in ("--set", f"{k}={v}")], "--workers", "2"]
     proc = train_cli(*args)
     # killed hard in step 4, an RLVR step, while its episodes' sandboxes run (step 2's tasks are checkpointed)
@@ -220,6 +223,9 @@ def test_srl_rlvr_alternates_and_resumes_after_kill_9_without_leaking(tmp_path, 
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     assert "resumed from" in err and "at step 3" in err and f"curves: {run / 'curves.png'}" in err
+    # the first line says what the run does; from a checkpoint, no warm-up; RLVR's full history set for it
+    assert err.startswith("plan: 0 SFT warm-up steps, 2 SRL steps, 2 RLVR steps (set for this run: "
+                          "sft_warmup.steps=0 (the run starts from a checkpoint); rendering.history=full "), err
     assert containers_of(proc.pid) == [] and containers_of(resumed.pid) == []
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "phase" in r]

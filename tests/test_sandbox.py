@@ -100,6 +100,18 @@ def test_fork_bomb_is_contained(sandbox_factory):
         time.sleep(1)
 
 
+def test_no_way_out_through_mounts(sandbox_factory, tmp_path):
+    """The host's files and engine sockets are not in the sandbox, and it cannot mount anything to reach them."""
+    marker = tmp_path / "host-only"
+    marker.write_text("host\n")
+    with sandbox_factory() as sb:
+        assert sb.run(f"cat {marker}").exit_code != 0
+        for socket_path in ("/var/run/docker.sock", "/run/podman/podman.sock", "/run/srl-podman/podman.sock"):
+            assert sb.run(f"test -e {socket_path}").exit_code != 0, socket_path
+        obs = sb.run("mkdir -p /tmp/m && mount -t tmpfs none /tmp/m || mount --bind / /tmp/m")
+        assert obs.exit_code != 0 and "/tmp/m" not in sb.run("cat /proc/mounts").output
+
+
 def test_tools_run_with_their_semantics(sandbox_factory, calc_repo):
     with sandbox_factory(calc_repo) as sb:
         def call(name, **args):

@@ -61,9 +61,9 @@ def test_an_untied_head_in_chunks_gives_one_process_s_logprobs_and_gradients(tmp
     """The head runs once per forward whatever the number of chunks: 4 chunks of 8 scored tokens make exactly the
     all-gathers of one chunk, and log-probs and every gradient (the head's included) equal one plain process's."""
     model = untied_model(tmp_path / "model")
-    plain = launch(None, 1, "head", tmp_path / "plain", f"model={model}", "logprob_chunk_tokens=8")
-    chunked = launch(engine, 2, "head", tmp_path / "chunked", f"model={model}", "logprob_chunk_tokens=8")
-    whole = launch(engine, 2, "head", tmp_path / "whole", f"model={model}", "logprob_chunk_tokens=4096")
+    plain = launch(None, 1, "head", tmp_path / "plain", f"model={model}", "compute.logprob_chunk_tokens=8")
+    chunked = launch(engine, 2, "head", tmp_path / "chunked", f"model={model}", "compute.logprob_chunk_tokens=8")
+    whole = launch(engine, 2, "head", tmp_path / "whole", f"model={model}", "compute.logprob_chunk_tokens=4096")
     assert plain["scored"] >= 3 * 8  # at least 3 chunks
     for stage in ("forward_gathers", "backward_gathers"):
         assert chunked[stage] == whole[stage], stage
@@ -82,9 +82,9 @@ def test_a_rollout_from_a_sharded_model_gathers_its_weights_once(tmp_path, engin
     """Decoding 12 tokens makes the all-gathers of decoding 3 (each layer's weights are gathered once for the
     sampling phase, not once per token), and the greedy tokens are one plain process's."""
     model = untied_model(tmp_path / "model")
-    plain = launch(None, 1, "generate", tmp_path / "plain", f"model={model}", "max_new_tokens=12")
-    short = launch(engine, 2, "generate", tmp_path / "short", f"model={model}", "max_new_tokens=3")
-    long = launch(engine, 2, "generate", tmp_path / "long", f"model={model}", "max_new_tokens=12")
+    plain = launch(None, 1, "generate", tmp_path / "plain", f"model={model}", "rollout.max_new_tokens=12")
+    short = launch(engine, 2, "generate", tmp_path / "short", f"model={model}", "rollout.max_new_tokens=3")
+    long = launch(engine, 2, "generate", tmp_path / "long", f"model={model}", "rollout.max_new_tokens=12")
     assert short["gathers"] > 0
     assert long["gathers"] == short["gathers"]
     assert long["ids"] == plain["ids"]

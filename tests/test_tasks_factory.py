@@ -12,92 +12,8 @@ import pytest
 from srl_agent.cli import main
 from srl_agent.formats import expand_sources, load_trajectories
 from srl_agent.tasks.mutate import KINDS
-from tests.test_tasks_units import _ChatServer
-
-OPS = '''\
-def clamp(value, low, high):
-    """`value` limited to [low, high]."""
-    if value < low:
-        return low
-    if value > high:
-        return high
-    return value
-
-
-def mean(values):
-    if not values:
-        raise ValueError("mean of nothing")
-    return sum(values) / len(values)
-
-
-def chunks(items, size=2):
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def percent(part, whole, digits=1):
-    return round(100 * part / whole, digits)
-
-
-def initials(name):
-    return "".join(word[0].upper() for word in name.strip().split())
-'''
-
-TESTS = '''\
-import pytest
-
-from calc.ops import chunks, initials, mean, percent
-
-
-def test_mean():
-    assert mean([1, 2, 3, 6]) == 3
-
-
-def test_mean_of_nothing():
-    with pytest.raises(ValueError):
-        mean([])
-
-
-def test_chunks():
-    assert chunks([1, 2, 3, 4, 5]) == [[1, 2], [3, 4], [5]]
-    assert chunks([1, 2, 3], size=3) == [[1, 2, 3]]
-
-
-def test_percent():
-    assert percent(1, 3) == 33.3
-    assert percent(1, 8, digits=2) == 12.5
-
-
-def test_initials():
-    assert initials("  ada  lovelace ") == "AL"
-'''
-
-SUBTESTS = '''\
-import unittest
-
-from calc.ops import clamp
-
-
-class TestClamp(unittest.TestCase):
-    def test_clamp_cases(self):
-        for value, expected in [(-5, 0), (0, 0), (5, 5), (10, 10), (15, 10)]:
-            with self.subTest(value=value):
-                self.assertEqual(clamp(value, 0, 10), expected)
-'''
-
-
-COVERAGE_ADDOPTS = "[tool:pytest]\naddopts = --cov=calc --cov-report=term-missing\n"
-
-
-def make_repo(root: Path, files: dict[str, str], git: bool = True) -> Path:
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    if git:
-        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-               "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}
-        for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
-            subprocess.run(["git", *command], cwd=root, check=True, env=env)
-    return root
+from tests.chat_server import replying
+from tests.sample_repo import COVERAGE_ADDOPTS, OPS, SUBTESTS, TESTS, make_repo
 
 
 def rows(path: Path) -> list[dict]:
@@ -180,7 +96,10 @@ def test_a_rerun_resumes_and_env_build_remakes_a_missing_image(factory):
 
 
 def test_failing_subtests_cannot_grade_as_resolved(tmp_path, swe_image, capsys):
-    """A task whose only test is a subTest suite: a patch that fixes nothing must not resolve it."""
+    """A task whose only test is a subTest suite: a patch that fixes nothing must not resolve it.
+
+    Its tests are one module at the root (inflection's layout, common in small packages): that is the suite
+    the factory validates with and the harness grades with."""
     from srl_agent.sandbox.docker import docker_client
 
     version = docker_client().containers.run(swe_image, ["python3", "-c", "import pytest; print(pytest.__version__)"],
@@ -188,11 +107,11 @@ def test_failing_subtests_cannot_grade_as_resolved(tmp_path, swe_image, capsys):
     assert int(version.split(".")[0]) < 9, version  # the pinned runner
     clamp_only = OPS[:OPS.index("def mean")]  # every mutation lands in clamp, which only the subTests check
     repo = make_repo(tmp_path / "clampkit", {"calc/__init__.py": "", "calc/ops.py": clamp_only,
-                                             "tests/test_clamp.py": SUBTESTS, "README.md": "clamp\n"})
+                                             "test_clamp.py": SUBTESTS, "README.md": "clamp\n"})
     broken = tmp_path / "broken-1.0.tar.gz"
     broken.write_text("not a tarball")
     out = tmp_path / "tasks"
-    writer = _ChatServer("clamp(15, 0, 10) gives 15; `TestClamp.test_clamp_cases` fails.")  # --writer's model
+    writer = replying("clamp(15, 0, 10) gives 15; `TestClamp.test_clamp_cases` fails.")  # --writer's model
     try:
         assert main(["tasks", "synthesize", "--repo", str(repo), str(broken), "--out", str(out), "--max-tasks", "1",
                      "--max-fail-fraction", "1", "--no-expert", "--writer", writer.url]) == 0
@@ -200,7 +119,8 @@ def test_failing_subtests_cannot_grade_as_resolved(tmp_path, swe_image, capsys):
         writer.close()
     assert "skipped" in capsys.readouterr().out
     [instance] = rows(out / "instances.jsonl")
-    assert json.loads(instance["FAIL_TO_PASS"]) == ["tests/test_clamp.py::TestClamp::test_clamp_cases"]
+    assert json.loads(instance["FAIL_TO_PASS"]) == ["test_clamp.py::TestClamp::test_clamp_cases"]
+    assert "git checkout" in instance["eval_script"] and " test_clamp.py\n" in instance["eval_script"]
     assert instance["problem_statement"] == "clamp(15, 0, 10) gives 15; `TestClamp.test_clamp_cases` fails.\n"
     assert "test_clamp_cases" in writer.requests[0]["body"]["messages"][-1]["content"]  # it got our statement
     assert main(["env", "build", "--instances", str(out / "instances.jsonl")]) == 0
@@ -251,3 +171,23 @@ def test_a_mutation_that_hangs_the_suite_is_dropped_and_tests_inside_the_package
     assert len(instances) == len(verdicts)
     assert all(json.loads(i["FAIL_TO_PASS"]) == ["spin/tests/test_ops.py::test_countdown"] for i in instances)
     assert all("git checkout" in i["eval_script"] and " spin/tests\n" in i["eval_script"] for i in instances)
+
+
+def test_a_curriculum_builds_its_packages_and_holds_one_out(tmp_path, swe_image, capsys):
+    """`tasks build` from a curriculum file, its sdists already in OUT/sdists (as a rerun finds them): no network."""
+    out = tmp_path / "tasks"
+    for name, files in (("calc", {"calc/__init__.py": "", "calc/ops.py": OPS, "tests/test_ops.py": TESTS}),
+                        ("Calc_Kit", {"calc/__init__.py": "", "calc/ops.py": OPS, "test_ops.py": TESTS})):
+        root = make_repo(tmp_path / name / f"{name}-1.0", files, git=False)
+        (out / "sdists").mkdir(parents=True, exist_ok=True)
+        with tarfile.open(out / "sdists" / f"{name}-1.0.tar.gz", "w:gz") as tar:
+            tar.add(root, arcname=root.name)
+    curriculum = tmp_path / "small.yaml"
+    curriculum.write_text("seed: 0\ntrain: [calc==1.0]\nheldout: [calc-kit==1.0]\ntrain_tasks: 1\nheldout_tasks: 1\n")
+    assert main(["tasks", "build", str(curriculum), "--out", str(out), "--no-expert"]) == 0
+    assert "test: 1 instances, 0 trajectories from pypi/calc_kit" in capsys.readouterr().out
+    train, test = rows(out / "split" / "train" / "instances.jsonl"), rows(out / "split" / "test" / "instances.jsonl")
+    assert [i["repo"] for i in train] == ["pypi/calc"]
+    assert [i["repo"] for i in test] == ["pypi/calc_kit"]
+    report = json.loads((out / "report.json").read_text())
+    assert [r["tests"] for r in report["train"]["repos"] + report["heldout"]["repos"]] == [5, 5]

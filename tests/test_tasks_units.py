@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,6 +15,7 @@ from srl_agent.tasks.split import split_folder, split_repos
 from srl_agent.tasks.statements import problem_statement, rewrite, short_traceback
 from srl_agent.tasks.validate import failure_sections, judge, section_for
 from srl_agent.testbed.suite import SuiteRun, parse_statuses
+from tests.chat_server import replying
 
 SOURCE = '''\
 def window(items, size=3, strict=True):
@@ -173,38 +173,8 @@ def test_statements_tell_the_failure_without_the_buggy_file():
                                      ["pkg/convert.py"])
 
 
-class _ChatServer:
-    """A local server speaking /v1/chat/completions; it answers with `reply` and records the requests."""
-
-    def __init__(self, reply: str):
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.requests.append({"path": self.path,
-                                       "body": json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
-                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_writer_model_rewrites_statements_but_may_not_leak_the_file():
-    server = _ChatServer("<think>hmm</think>parse_duration('250ms') returns 15000.0 instead of 0.25")
+    server = replying("<think>hmm</think>parse_duration('250ms') returns 15000.0 instead of 0.25")
     try:
         text = rewrite("# report\n", server.url, ["pkg/convert.py"], model="m")
         assert text == "parse_duration('250ms') returns 15000.0 instead of 0.25\n"
@@ -213,13 +183,13 @@ def test_a_writer_model_rewrites_statements_but_may_not_leak_the_file():
         assert request["body"]["messages"][-1] == {"role": "user", "content": "# report\n"}
     finally:
         server.close()
-    leaky = _ChatServer("The bug is in pkg/convert.py, line 31.")
+    leaky = replying("The bug is in pkg/convert.py, line 31.")
     try:
         assert rewrite("# report\n", leaky.url, ["pkg/convert.py"]) == "# report\n"
     finally:
         leaky.close()
     with pytest.raises(UserError, match=r"--writer http://127\.0\.0\.1:9/v1"):
-        rewrite("# report\n", "http://127.0.0.1:9/v1", [], timeout=5)
+        rewrite("# report\n", "http://127.0.0.1:9/v1", [], timeout=5, retries=1)  # retries: test_policies
 
 
 def test_the_writer_talks_to_srl_agent_serve():
@@ -284,8 +254,8 @@ def test_sources_are_snapshotted_clean_and_laid_out(tmp_path):
     snapshot(tmp_path / "proj-1.2.3.tar.gz", tmp_path / "snap")
     assert not (tmp_path / "snap" / "pkg.egg-info").exists() and (tmp_path / "snap" / "src" / "pkg").is_dir()
     layout = detect_layout(tmp_path / "snap")
-    assert (layout.source_files, layout.test_dir, layout.python_path) == (
-        ["src/pkg/__init__.py", "src/pkg/core.py"], "tests", "src")
+    assert (layout.source_files, layout.test_paths, layout.test_files, layout.python_path) == (
+        ["src/pkg/__init__.py", "src/pkg/core.py"], ["tests"], ["tests"], "src")
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=project, check=True)
@@ -297,7 +267,7 @@ def test_sources_are_snapshotted_clean_and_laid_out(tmp_path):
         snapshot(tmp_path / "bad.tar.gz", tmp_path / "bad")
 
 
-def test_tests_shipped_inside_the_package_are_found(tmp_path):
+def test_the_suite_is_where_pytest_finds_it(tmp_path):
     from srl_agent.tasks.source import detect_layout
 
     def layout(files: dict[str, str]):
@@ -306,15 +276,66 @@ def test_tests_shipped_inside_the_package_are_found(tmp_path):
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text)
         found = detect_layout(root)
-        return found.test_dir, found.python_path, found.source_files
+        return found.test_paths, found.python_path, found.source_files
 
     # toolz's sdist: toolz/tests and no top-level tests/
     assert layout({"toolz/__init__.py": "", "toolz/itertoolz.py": "", "toolz/tests/test_itertoolz.py": "",
                    "toolz/sandbox/__init__.py": "", "setup.py": ""}) == (
-        "toolz/tests", ".", ["toolz/__init__.py", "toolz/itertoolz.py", "toolz/sandbox/__init__.py"])
+        ["toolz/tests"], ".", ["toolz/__init__.py", "toolz/itertoolz.py", "toolz/sandbox/__init__.py"])
     assert layout({"src/pkg/__init__.py": "", "src/pkg/core.py": "", "src/pkg/test/test_core.py": ""})[:2] == (
-        "src/pkg/test", "src")
+        ["src/pkg/test"], "src")
     # a top-level tests/ wins; a test folder without test files is no test folder
-    assert layout({"pkg/__init__.py": "", "pkg/tests/helpers.py": "", "tests/test_pkg.py": ""})[0] == "tests"
+    assert layout({"pkg/__init__.py": "", "pkg/tests/helpers.py": "", "tests/test_pkg.py": ""})[0] == ["tests"]
+    # inflection's sdist: one module of tests at the root, beside the package
+    assert layout({"inflection/__init__.py": "", "inflection/py.typed": "", "test_inflection.py": "",
+                   "setup.py": "", "docs/conf.py": ""}) == (["test_inflection.py"], ".", ["inflection/__init__.py"])
+    assert layout({"six.py": "", "test_six.py": "", "conftest.py": ""}) == (["test_six.py"], ".", ["six.py"])
+    # the project's configured testpaths and python_files decide, from the file pytest reads first
+    assert layout({"pkg/__init__.py": "", "checks/check_pkg.py": "", "tests/test_unused.py": "",
+                   "setup.cfg": "[tool:pytest]\ntestpaths = checks\npython_files = check_*.py\n",
+                   "tox.ini": "[tox]\nenvlist = py3\n"}) == (["checks"], ".", ["pkg/__init__.py"])
+    assert layout({"pkg/__init__.py": "", "pkg/core.py": "", "t1/test_a.py": "", "t2/test_b.py": "",
+                   "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["t*", "missing"]\n'})[0] == ["t1", "t2"]
     with pytest.raises(UserError, match="no tests found"):
         layout({"pkg/__init__.py": "", "pkg/tests/helpers.py": ""})
+
+
+def test_a_test_path_holding_package_code_resets_only_its_tests(tmp_path):
+    from srl_agent.tasks.source import detect_layout
+
+    for name in ("src/pkg/__init__.py", "src/pkg/core.py", "src/pkg/tests/test_core.py", "src/pkg/tests/conftest.py",
+                 "tests/test_api.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntestpaths = tests src\n")
+    found = detect_layout(tmp_path)
+    assert found.test_paths == ["src", "tests"] and found.source_files == ["src/pkg/__init__.py", "src/pkg/core.py"]
+    # grading must not undo the fix in src/: only the tests go back to the base commit
+    assert found.test_files == ["src/pkg/tests/conftest.py", "src/pkg/tests/test_core.py", "tests"]
+    assert found.test_command().endswith(" src tests")
+
+
+def test_a_curriculum_pins_its_packages_and_names_what_is_wrong(tmp_path):
+    from srl_agent.tasks.curriculum import load_curriculum
+
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\ntrain: [toolz==1.0.0, six==1.16.0]\nheldout: [parse==1.20.2]\n")
+    curriculum = load_curriculum(path)
+    assert (curriculum.seed, curriculum.train, curriculum.heldout) == (3, ["toolz==1.0.0", "six==1.16.0"],
+                                                                       ["parse==1.20.2"])
+    for text, message in [("train: [toolz]\nheldout: [six==1]\n", r"train: .*NAME==VERSION, not 'toolz'"),
+                          ("train: [a==1]\nheldout: [b==1]\nseeds: 2\n", "seeds: Extra inputs are not permitted"),
+                          ("train: [Foo_Bar==1]\nheldout: [foo-bar==2]\n", "foo-bar listed more than once"),
+                          ("train: [a==1]\n", "heldout: Field required")]:
+        path.write_text(text)
+        with pytest.raises(UserError, match=message):
+            load_curriculum(path)
+
+
+def test_a_downloaded_sdist_is_reused_without_pip(tmp_path):
+    from srl_agent.tasks.source import download_sdist
+
+    (tmp_path / "Foo_Bar-1.0.tar.gz").write_bytes(b"")
+    (tmp_path / "foo_bar-1.0.1.tar.gz").write_bytes(b"")
+    assert download_sdist("foo-bar==1.0", tmp_path) == tmp_path / "Foo_Bar-1.0.tar.gz"  # PyPI's name rules
+    assert download_sdist("Foo.Bar==1.0.1", tmp_path) == tmp_path / "foo_bar-1.0.1.tar.gz"

@@ -4,6 +4,7 @@ kill -9, HF-format checkpoints, TRL compatibility, and that SRL training raises 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -23,33 +24,91 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_config_yaml_and_overrides(tmp_path):
     cfg = TrainConfig.from_yaml(ROOT / "configs" / "tiny.yaml")
-    assert cfg.model == "tiny" and cfg.trajectories == ["trajectories"] and cfg.history == "last-2"
-    cfg.set("lr", "1e-4")
-    cfg.set("dynamic_sampling", "false")
+    assert cfg.model == "tiny" and cfg.data.trajectories == ["trajectories"] and cfg.rendering.history == "last-2"
+    cfg.set("optim.lr", "1e-4")
+    cfg.set("grpo.dynamic_sampling", "false")
     cfg.set("tiny_model.hidden_size", "32")
-    cfg.set("trajectories", "[a.jsonl, b.jsonl]")
+    cfg.set("data.trajectories", "[a.jsonl, b.jsonl]")
     cfg.set("init_from", "null")
-    assert (cfg.lr, cfg.dynamic_sampling, cfg.tiny_model.hidden_size) == (1e-4, False, 32)
-    assert cfg.trajectories == ["a.jsonl", "b.jsonl"] and cfg.init_from is None
-    cfg.set("trajectories", "one.jsonl")
+    assert (cfg.optim.lr, cfg.grpo.dynamic_sampling, cfg.tiny_model.hidden_size) == (1e-4, False, 32)
+    assert cfg.data.trajectories == ["a.jsonl", "b.jsonl"] and cfg.init_from is None
+    cfg.set("data.trajectories", "one.jsonl")
     cfg.set("init_from", "runs/x")
-    assert cfg.trajectories == ["one.jsonl"] and cfg.init_from == "runs/x"
-    with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
-        cfg.set("learning_rate", "1")
-    for key, value, expected in (("max_steps", "abc", "an integer"), ("lr", "fast", "a number"),
-                                 ("lora", "maybe", "true or false"), ("val_examples", "2.5", "an integer")):
-        with pytest.raises(UserError, match=f"--set: {key} must be {expected}, not "):
+    assert cfg.data.trajectories == ["one.jsonl"] and cfg.init_from == "runs/x"
+    for key, value, expected in (("max_steps", "abc", "an integer"), ("optim.lr", "fast", "a number"),
+                                 ("lora.enabled", "maybe", "true or false"),
+                                 ("validation.examples", "2.5", "an integer"),
+                                 ("method", "rlhf", "one of srl, sft, rlvr, srl+rlvr"),
+                                 ("max_steps", "0", "at least 1")):
+        with pytest.raises(UserError, match=f"^--set: {re.escape(key)} must be {re.escape(expected)}, not "):
             cfg.set(key, value)
+    # an unknown or mistyped key names the nearest real one; a key from before the sections names its new one
+    for key, message in (("optim.lrr", "unknown setting 'optim.lrr' (did you mean optim.lr?"),
+                         ("episodes.turns", "unknown setting 'episodes.turns' (did you mean episodes.max_turns?"),
+                         ("grpo.max_new_tokens", "(did you mean rollout.max_new_tokens?"),
+                         ("lr", "lr is now optim.lr (the settings are grouped in sections"),
+                         ("lora", "lora is now lora.enabled"),
+                         ("reward.partial_credit", "reward.partial_credit is now rlvr_reward.partial_credit")):
+        with pytest.raises(UserError, match=re.escape(message)) as error:
+            cfg.set(key, "1")
+        assert str(error.value).startswith("--set: ") and "\n" not in str(error.value)
     with pytest.raises(UserError, match=r"x\.yaml: batch_size must be an integer, not 'big'"):
         TrainConfig.from_dict({"batch_size": "big"}, source="x.yaml")
     with pytest.raises(UserError, match=r"x\.yaml: tiny_model\.hidden_size must be an integer"):
         TrainConfig.from_dict({"tiny_model": {"hidden_size": "big"}}, source="x.yaml")
     assert TrainConfig.from_dict({"tiny_model": {"hidden_size": 32}}).tiny_model.hidden_size == 32
-    cfg.set("lr", "1")  # an integer is a number
-    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    cfg.set("optim.lr", "1")  # an integer is a number
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
     paper = TrainConfig.from_yaml(ROOT / "configs" / "swe-paper.yaml")
-    assert (paper.model, paper.batch_size, paper.group_size, paper.lr, paper.kl_coef) == (
+    assert (paper.model, paper.batch_size, paper.grpo.group_size, paper.optim.lr, paper.grpo.kl_coef) == (
         "Qwen/Qwen2.5-Coder-7B-Instruct", 512, 8, 5e-7, 0.0)
+    old = tmp_path / "old.yaml"  # a config from before the sections: the first old key, named with its new one
+    old.write_text("model: tiny\nhistory: full\nlr: 1e-4\n")
+    with pytest.raises(UserError, match=f"^{re.escape(str(old))}: history is now rendering.history "):
+        TrainConfig.from_yaml(old)
+
+
+def test_a_method_sets_what_it_needs_unless_the_user_set_it(capsys):
+    """`train --method rlvr --init-from CKPT --max-steps 2`: no warm-up from a checkpoint (the built-in config's is a
+    default, not the user's), history=full for RLVR; what the user set themselves stays, and the plan says all."""
+    from srl_agent.cli import main
+
+    cfg = TrainConfig.builtin().updated({"method": "rlvr", "init_from": "ckpt", "max_steps": 2})
+    assert cfg.apply_method_defaults() == ["sft_warmup.steps=0 (the run starts from a checkpoint)",
+                                           "rendering.history=full (RLVR prompts hold whole episodes)"]
+    cfg.validate()
+    assert cfg.plan() == "0 SFT warm-up steps, 2 RLVR steps" and cfg.apply_method_defaults() == []
+    asked = TrainConfig.builtin().updated({"method": "rlvr", "init_from": "ckpt", "sft_warmup.steps": 3,
+                                           "rendering.history": "last-2"})
+    assert asked.apply_method_defaults() == [] and asked.sft_warmup.steps == 3
+    with pytest.raises(UserError, match=r"rendering\.history must be full, not 'last-2' \(or leave it unset\)"):
+        asked.validate()
+    fresh = TrainConfig.builtin().updated({"method": "srl+rlvr", "rlvr.every": 4})  # from scratch: the warm-up stays
+    fresh.apply_method_defaults()
+    assert fresh.plan() == "400 SFT warm-up steps, 45 SRL steps, 15 RLVR steps"
+    own = TrainConfig.from_yaml(ROOT / "configs" / "tiny.yaml").updated({"init_from": "ckpt"})  # the user's own file
+    assert own.apply_method_defaults() == [] and own.sft_warmup.steps == 400
+    # every setting, generated from the models: key, type, default and its docstring
+    assert main(["train", "--help-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "  optim.lr: float = 5.0e-07\n      AdamW learning rate" in printed
+    assert "  episodes.executor: local | ray = local\n" in printed and "[rlvr_reward] How an RLVR episode" in printed
+
+
+def test_an_environment_fills_the_sources_the_user_left_unset():
+    from srl_agent.train.environments import apply_environment
+
+    cfg = TrainConfig.builtin()
+    apply_environment(cfg, "swe")  # the README's `train --env swe`: the config as it is
+    assert cfg == TrainConfig.builtin()
+    apply_environment(cfg, "swe-mini")
+    assert [Path(t).relative_to(ROOT).as_posix() for t in cfg.data.trajectories] == ["trajectories/swe-mini.jsonl"]
+    mine = TrainConfig.builtin().updated({"data.trajectories": ["mine.jsonl"]})
+    assert apply_environment(mine, "swe-mini").name == "swe-mini" and mine.data.trajectories == ["mine.jsonl"]
+    rlvr = TrainConfig.builtin().updated({"method": "rlvr"})
+    with pytest.raises(UserError, match=r"^--env factory trains RLVR on a task-factory curriculum: pass --tasks FILE"):
+        apply_environment(rlvr, "factory")
+    apply_environment(rlvr.updated({"rlvr.tasks": "split/train.jsonl"}), "factory")
 
 
 def test_example_stream_is_seeded_and_resumable():
@@ -75,9 +134,9 @@ def train_cli(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **kwargs)
 
 
-FAST = ["--set", "tiny_model.hidden_size=32", "--set", "tiny_model.intermediate_size=64",
-        "--set", "batch_size=2", "--set", "group_size=4", "--set", "max_new_tokens=24", "--set", "val_examples=4",
-        "--set", "sft_warmup_steps=2", "--set", "eval_every=2", "--set", "save_every=2", "--no-plot"]
+FAST = ["--set", "tiny_model.hidden_size=32", "--set", "tiny_model.intermediate_size=64", "--set", "batch_size=2",
+        "--set", "grpo.group_size=4", "--set", "rollout.max_new_tokens=24", "--set", "validation.examples=4",
+        "--set", "sft_warmup.steps=2", "--set", "validation.every=2", "--set", "checkpointing.every=2", "--no-plot"]
 
 
 def rows(run: Path) -> list[dict]:
@@ -201,12 +260,13 @@ def test_a_steps_file_a_config_file_the_kl_term_and_token_loss(tmp_path):
                    check=True, capture_output=True, timeout=300)
     run = tmp_path / "run"
     proc = train_cli("--config", str(ROOT / "configs" / "tiny.yaml"), "--trajectories", str(steps), "--seed", "3",
-                     "--output-dir", str(run), "--max-steps", "2", *FAST, "--set", "sft_warmup_steps=0",
-                     "--set", "kl_coef=0.1", "--set", "loss_norm=token", "--set", "dynamic_sampling=false")
+                     "--output-dir", str(run), "--max-steps", "2", *FAST, "--set", "sft_warmup.steps=0",
+                     "--set", "grpo.kl_coef=0.1", "--set", "grpo.loss_norm=token",
+                     "--set", "grpo.dynamic_sampling=false")
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     config = json.loads((run / "config.json").read_text())
-    assert (config["seed"], config["trajectories"], config["kl_coef"], config["loss_norm"]) == (
+    assert (config["seed"], config["data"]["trajectories"], config["grpo"]["kl_coef"], config["grpo"]["loss_norm"]) == (
         3, [str(steps)], 0.1, "token")
     srl = [r for r in rows(run) if r.get("phase") == "srl"]
     assert len(srl) == 2 and all(r["kl"] >= 0 and r["update_tokens"] > 0 for r in srl)
@@ -259,7 +319,7 @@ def test_the_main_job_learns(tmp_path):
     metrics = rows(run)
     val = {r["step"]: r["val_reward"] for r in metrics if "val_reward" in r}
     cfg = TrainConfig.from_yaml(ROOT / "configs" / "tiny.yaml")
-    warm, last = cfg.sft_warmup_steps, cfg.max_steps
+    warm, last = cfg.sft_warmup.steps, cfg.max_steps
     assert val[0] == -1.0  # a random model never writes a well-formed call
     assert val[warm] > val[0] + 0.3, val  # the warm-up taught the format to some of the steps
     assert val[last] > val[warm] + 0.03, val  # SRL improves on it
@@ -280,7 +340,7 @@ def test_sft_baseline_then_srl_from_it_with_lora(tmp_path):
     assert {r["phase"] for r in rows(sft) if "phase" in r} == {"sft"}
     srl = tmp_path / "srl"
     proc = train_cli("--init-from", str(sft / "checkpoints" / "step-000002"), "--output-dir", str(srl),
-                     "--max-steps", "2", "--set", "lora=true", "--set", "lora_r=4", *FAST)
+                     "--max-steps", "2", "--set", "lora.enabled=true", "--set", "lora.r=4", *FAST)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     checkpoint = srl / "checkpoints" / "step-000002"
@@ -295,13 +355,13 @@ def test_bad_settings_are_clear_errors(tmp_path):
     proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "method=rlhf")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "method must be one of srl, sft, rlvr, srl+rlvr, not 'rlhf'" in err
-    proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "group_size=1")
+    proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "grpo.group_size=1")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "group_size must be at least 2" in err
     try:
         import vllm  # noqa: F401
     except ImportError:  # the optional rollout engine is missing: say how to get it
-        proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "rollout_backend=vllm")
+        proc = train_cli("--output-dir", str(tmp_path / "x"), "--set", "rollout.backend=vllm")
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and "pip install 'srl-agent[vllm]'" in err
 
@@ -331,7 +391,11 @@ def test_a_bad_config_file_is_a_one_line_error_naming_it(tmp_path, capsys):
             (b"model: tiny\nsystem_prompt: caf\xe9\n", "line 2: not UTF-8 text (invalid continuation byte at byte 30)"),
             (b"- model: tiny\n- lr: 1\n", "the top level must be a mapping of settings (key: value), not a list"),
             (b"42\n", "the top level must be a mapping of settings (key: value), not the value 42"),
-            (b"1: x\n", "unknown setting '1'; the settings are the fields of srl_agent/train/config.py:TrainConfig")):
+            (b"1: x\n", "unknown setting '1' (srl-agent train --help-config lists them)"),
+            (b"rollout:\n  temprature: 0.5\n",
+             "unknown setting 'rollout.temprature' (did you mean rollout.temperature? srl-agent train --help-config "
+             "lists them)"),
+            (b"rollout: 3\n", "rollout must be a mapping of its fields, not 3")):
         config.write_bytes(content)
         assert cli_error(capsys, "train", "--config", str(config), "--output-dir", str(run)) == \
             f"error: {config}: {expected}"
@@ -347,7 +411,7 @@ def test_two_processes_train_like_one(tmp_path):
     and the weights end up as those of the one-process run (SFT: no sampling randomness)."""
     from safetensors.torch import load_file
 
-    args = ["--method", "sft", "--max-steps", "3", *FAST, "--set", "batch_size=4", "--set", "val_trajectories=0"]
+    args = ["--method", "sft", "--max-steps", "3", *FAST, "--set", "batch_size=4", "--set", "validation.trajectories=0"]
     one = tmp_path / "one"
     proc = train_cli("--output-dir", str(one), *args)
     _, err = proc.communicate(timeout=600)
@@ -361,7 +425,7 @@ def test_two_processes_train_like_one(tmp_path):
     a = load_file(one / "checkpoints" / "step-000003" / "model.safetensors")
     b = load_file(two / "checkpoints" / "step-000003" / "model.safetensors")
     # 3 SFT steps at `lr` (method sft); the gradients summed over 1 or 2 processes
-    assert_same_adam_steps(a, b, [TrainConfig.builtin().lr] * 3)
+    assert_same_adam_steps(a, b, [TrainConfig.builtin().optim.lr] * 3)
     one_batches = [r["batch"] for r in rows(one) if "batch" in r]
     two_batches = [r["batch"] for r in rows(two) if "batch" in r]  # logged by the first process
     assert [len(b) for b in one_batches] == [4, 4, 4] and [b[0::2] for b in one_batches] == two_batches
@@ -386,14 +450,14 @@ class RecordingEngine:
         self.calls.append("sleep")
 
 
-def tiny_trainer(run_dir: Path, resume: bool = False, overwrite: bool = False, **settings: str):
+def tiny_trainer(run_dir: Path, settings: dict[str, str] | None = None, resume: bool = False, overwrite: bool = False):
     from srl_agent.train.trainer import Trainer
 
     cfg = TrainConfig.builtin()
-    base = {"output_dir": str(run_dir), "sft_warmup_steps": "0", "batch_size": "2", "group_size": "4",
-            "max_new_tokens": "8", "dynamic_sampling": "false", "tiny_model.hidden_size": "32",
+    base = {"output_dir": str(run_dir), "sft_warmup.steps": "0", "batch_size": "2", "grpo.group_size": "4",
+            "rollout.max_new_tokens": "8", "grpo.dynamic_sampling": "false", "tiny_model.hidden_size": "32",
             "tiny_model.intermediate_size": "64"}
-    for key, value in {**base, **settings}.items():
+    for key, value in {**base, **(settings or {})}.items():
         cfg.set(key, value)
     return Trainer(cfg, resume=resume, overwrite=overwrite, log=lambda _: None)
 
@@ -409,7 +473,7 @@ def test_a_folder_holding_a_run_is_continued_or_started_over_never_mixed(tmp_pat
     with pytest.raises(UserError, match="pass one of them"):
         tiny_trainer(run, resume=True, overwrite=True)
     with pytest.raises(UserError, match="--overwrite would delete init_from"):
-        tiny_trainer(run, overwrite=True, init_from=str(run / "best"))
+        tiny_trainer(run, {"init_from": str(run / "best")}, overwrite=True)
     assert (run / "metrics.jsonl").exists()  # refusals touch nothing
     tiny_trainer(run, resume=True)  # no checkpoint: from scratch, without the old run's rows
     assert not (run / "metrics.jsonl").exists() and not (run / "best").exists()
@@ -421,28 +485,29 @@ def test_gradient_accumulation_matches_one_batch_and_the_norm_is_clipped(tmp_pat
     import torch
 
     from srl_agent.policy import Completion
+    from srl_agent.train.grpo import RolloutBatch
     from srl_agent.train.trainer import Rollout
 
-    trainer = tiny_trainer(tmp_path, loss_norm=loss_norm, max_grad_norm="1e9")
+    trainer = tiny_trainer(tmp_path, {"grpo.loss_norm": loss_norm, "optim.max_grad_norm": "1e9"})
     torch.manual_seed(0)
     rollouts = [Rollout(ex, trainer.prompt_ids(ex)[-48:],
                         [Completion("", torch.randint(10, 500, (n,)).tolist()) for n in (3, 5, 8, 13)],
                         [0.1, 0.5, -1.0, 0.9]) for ex in trainer.train_examples[:2]]
-    groups = [r.group() for r in rollouts]
+    batch = RolloutBatch.from_groups([r.group() for r in rollouts], trainer.cfg.grpo.std_eps)
     params = [p for p in trainer.model.parameters() if p.requires_grad]
     grads = []
     trainer.optimizer.step = lambda: grads.append(torch.cat([p.grad.flatten() for p in params]))  # weights stay
     norms = {}
     for micro in (8, 3, 1):  # one padded batch, uneven chunks, one sequence at a time
-        trainer.cfg.micro_batch_size = micro
-        norms[micro] = trainer.grpo_update(groups, trainer.cfg.temperature)["grad_norm"]
+        trainer.cfg.compute.micro_batch_size = micro
+        norms[micro] = trainer.grpo_update(batch, trainer.cfg.rollout.temperature)["grad_norm"]
     assert grads[0].abs().sum() > 0
     # gradients before any step: the sums reordered over micro-batches, ~2^-24 relative each (measured: 1.5e-8
     # apart at most, ~1e-7 of the largest, 0.14, under AVX-512, AVX2, SSE and 1-2 threads); atol ~1e-6 of it
     for g in grads[1:]:
         assert torch.allclose(g, grads[0], rtol=1e-4, atol=1e-7)
-    trainer.cfg.max_grad_norm = norms[8] / 10
-    reported = trainer.grpo_update(groups, trainer.cfg.temperature)["grad_norm"]
+    trainer.cfg.optim.max_grad_norm = norms[8] / 10
+    reported = trainer.grpo_update(batch, trainer.cfg.rollout.temperature)["grad_norm"]
     assert reported == pytest.approx(norms[8], rel=1e-4)  # reported unclipped
     assert grads[-1].norm() == pytest.approx(norms[8] / 10, rel=1e-3)  # applied clipped (clip_grad_norm_'s eps 1e-6)
     assert torch.allclose(grads[-1] * 10, grads[0], rtol=1e-3, atol=1e-7)  # same direction (atol: as above)
@@ -451,7 +516,7 @@ def test_gradient_accumulation_matches_one_batch_and_the_norm_is_clipped(tmp_pat
 def test_a_colocated_engine_sleeps_during_updates_and_gets_the_new_weights(tmp_path):
     import torch
 
-    trainer = tiny_trainer(tmp_path, sft_warmup_steps="1", val_examples="4")
+    trainer = tiny_trainer(tmp_path, {"sft_warmup.steps": "1", "validation.examples": "4"})
     engine = trainer.rollout = RecordingEngine(trainer.policy)
     trainer.evaluate()  # samples with the initial weights
     trainer.train_step()  # an SFT step: new weights, no sampling
@@ -467,14 +532,14 @@ def test_a_colocated_engine_sleeps_during_updates_and_gets_the_new_weights(tmp_p
 
 
 def test_rollout_backend_hf_paged_samples_the_steps_rollouts_like_hf(tmp_path):
-    """--set rollout_backend=hf_paged: the step's rollouts come from continuous batching (policy/hf.py), with the
+    """--set rollout.backend=hf_paged: the step's rollouts come from continuous batching (policy/hf.py), with the
     same greedy completions, and so the same rewards, as the default `generate`."""
     from srl_agent.policy import SamplingParams
 
     greedy = SamplingParams(n=2, temperature=0.0, max_new_tokens=8)
     runs = {}
     for backend in ("hf", "hf_paged"):
-        trainer = tiny_trainer(tmp_path / backend, rollout_backend=backend)
+        trainer = tiny_trainer(tmp_path / backend, {"rollout.backend": backend})
         runs[backend] = trainer.sample(trainer.stream.take(2), greedy)
     assert trainer.rollout.cache == "paged"
     for want, got in zip(runs["hf"], runs["hf_paged"], strict=True):

@@ -149,7 +149,7 @@ def test_a_lora_model_reaches_the_engine_merged_under_plain_names():
     from srl_agent.train.model import load_model
 
     plain, _ = load_model(TrainConfig(), device=torch.device("cpu"))
-    lora, _ = load_model(TrainConfig(lora=True, lora_r=4), device=torch.device("cpu"))
+    lora, _ = load_model(TrainConfig.from_dict({"lora": {"enabled": True, "r": 4}}), device=torch.device("cpu"))
     for module in lora.modules():  # a trained adapter: B no longer 0
         if hasattr(module, "lora_B"):
             torch.nn.init.normal_(module.lora_B["default"].weight, std=0.1)
@@ -174,7 +174,8 @@ def test_waking_the_engine_leaves_a_lora_model_s_bf16_base_as_it_was():
     from srl_agent.train.distributed import full_parameters
     from srl_agent.train.model import load_model
 
-    lora, _ = load_model(TrainConfig(lora=True, lora_r=4, bf16=True), device=torch.device("cpu"))
+    cfg = TrainConfig.from_dict({"lora": {"enabled": True, "r": 4}, "compute.bf16": True})
+    lora, _ = load_model(cfg, device=torch.device("cpu"))
     for module in lora.modules():  # a trained adapter: B no longer 0
         if hasattr(module, "lora_B"):
             torch.nn.init.normal_(module.lora_B["default"].weight, std=0.1)

@@ -30,8 +30,10 @@ from ..agent import AgentConfig, context_limit, fits_context, run_agent, save_ru
 from ..errors import FormatViolation, UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
 from ..policy import ContextWindowExceeded, Policy, SamplingParams, load_policy
+from ..policy.batcher import BatchedPolicy, BatchLimits
+from ..sandbox import DEFAULT_DISK_MB
 from ..testbed.instance import instance_sandbox
-from .harness import grade, instance_verdict, require_docker_for_grading
+from .harness import grade, grade_in_sandboxes, instance_verdict, require_docker_for_grading
 from .oracle import oracle_patch, oracle_prompt, touched_files
 
 # Names users type -> (swebench dataset name, split). Anything else goes to swebench's loader as is
@@ -39,6 +41,9 @@ from .oracle import oracle_patch, oracle_prompt, touched_files
 _VERIFIED, _LITE = ("SWE-bench/SWE-bench_Verified", "test"), ("SWE-bench/SWE-bench_Lite", "test")
 BENCHES = {"swe-verified": _VERIFIED, "verified": _VERIFIED, "swe-bench-lite": _LITE, "lite": _LITE}
 GOLD = "gold"
+EVAL_BATCHING = BatchLimits(max_wait=1.0, wait_share=0.5)
+"""Eval's default: every worker's prompt in one batch, or what waits once the oldest has waited half the last
+batch's generation time, at most a second (a worker in a long tool call holds the others up no longer)."""
 
 
 @dataclass
@@ -56,17 +61,29 @@ class EvalConfig:
     split: str = "test"
     workers: int = 1
     """Instances solved (and graded) at once, each in its own sandbox."""
+    batching: BatchLimits = EVAL_BATCHING
+    """When the workers' waiting prompts go to an in-process model as one batch (a served model gets each at once)."""
     run_id: str | None = None
     """Names the run folder; the same id resumes a run. Default: a timestamp."""
     output_dir: str = "runs/eval"
     grade: bool = True
     """Grade with the swebench harness after solving."""
     grade_timeout: int = 900
-    """Seconds the harness gives one instance's tests."""
+    """Seconds one instance's tests may run when graded."""
+    grading: Literal["sandbox", "harness"] = "sandbox"
+    """`sandbox`: each patch's tests run in a hardened sandbox (no network, no capabilities, the sandboxes' limits,
+    the image's non-root `agent` user where it has one), graded by swebench's own report code
+    (testbed/grading.py). `harness`: the official `swebench.harness.run_evaluation`, whose containers run the
+    tests as root with the engine's default network."""
+    grading_network: bool = False
+    """Give the grading sandboxes the network, for benchmarks whose eval scripts download (SWE-bench's reinstall
+    the package with pip, which may fetch build dependencies). The harness's containers always have it."""
     retry_errors: bool = False
     """On resume, run again the instances whose earlier attempt crashed."""
     sandbox: Literal["docker", "podman"] = "docker"
     """Container engine kind of the instances' sandboxes."""
+    disk_mb: int = DEFAULT_DISK_MB
+    """Disk budget in MiB of each sandbox, solving and grading (docs/sandboxes.md)."""
     engine: str | None = None
     """Engine URL (`unix://…`, `tcp://…`, `ssh://…`) for sandboxes and grading; None: the local default."""
     executor: Literal["local", "ray"] = "local"
@@ -207,22 +224,38 @@ class Interrupted(Exception):
 
 
 class SharedPolicy:
-    """The policy as the workers share it: one generate at a time for an in-process model, and a stop switch."""
+    """The policy as the workers share it, with a stop switch: an in-process model's concurrent generate calls go to
+    it as batches (policy/batcher.py), a served model's as they come (the server batches them). Use it inside `with`,
+    each worker's instance inside `taking_part()`."""
 
-    def __init__(self, policy: Policy, stop: threading.Event):
+    def __init__(self, policy: Policy, stop: threading.Event, batching: BatchLimits):
         self.policy, self.stop = policy, stop
-        remote = type(policy).__name__ == "OpenAIPolicy"  # a server batches concurrent requests itself
-        self.lock = threading.Lock() if not remote else None
+        served = type(policy).__name__ == "OpenAIPolicy"
+        self.batched = None if served else BatchedPolicy(policy, batching)
+
+    def __enter__(self) -> SharedPolicy:
+        if self.batched is not None:
+            self.batched.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.batched is not None:
+            self.batched.__exit__(*exc)
+
+    def taking_part(self) -> contextlib.AbstractContextManager:
+        """A worker's instance: while it runs, a batch may wait for its prompts (up to the batching's wait)."""
+        return self.batched.batcher.taking_part() if self.batched is not None else contextlib.nullcontext()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the workers waiting for an answer, and those that ask later, stop."""
+        self.stop.set()
+        if self.batched is not None:
+            self.batched.batcher.close(Interrupted())
 
     def generate(self, prompts, tools, params: SamplingParams):
         if self.stop.is_set():
             raise Interrupted
-        if self.lock is None:
-            return self.policy.generate(prompts, tools, params)
-        with self.lock:
-            if self.stop.is_set():  # Ctrl-C came while this worker waited for its turn
-                raise Interrupted
-            return self.policy.generate(prompts, tools, params)
+        return (self.batched or self.policy).generate(prompts, tools, params)
 
     def __getattr__(self, name: str) -> Any:  # context_window / count_prompt_tokens, for the context limit
         return getattr(self.policy, name)
@@ -250,13 +283,13 @@ def solve_instance(instance: dict, policy: Policy | None, cfg: EvalConfig, run_d
     if policy is None:
         row.update(model_patch=instance["patch"], status=GOLD)
     elif cfg.mode == "agent":
-        with instance_sandbox(instance, cfg.agent.step_timeout, cfg.sandbox, cfg.engine) as sandbox:
+        with instance_sandbox(instance, cfg.agent.step_timeout, cfg.sandbox, cfg.engine, cfg.disk_mb) as sandbox:
             run = run_agent(policy, sandbox, instance["problem_statement"], instance["instance_id"], cfg.agent)
         save_run(run, run_dir / "trajectories")
         row.update(model_patch=run.patch, status=run.exit_status, steps=len(run.trajectory.steps),
                    completion_tokens=run.completion_tokens, format_errors=run.format_errors)
     else:
-        with instance_sandbox(instance, cfg.agent.step_timeout, cfg.sandbox, cfg.engine) as sandbox:
+        with instance_sandbox(instance, cfg.agent.step_timeout, cfg.sandbox, cfg.engine, cfg.disk_mb) as sandbox:
             files = {}
             for path in touched_files(instance["patch"]):
                 with contextlib.suppress(FileNotFoundError):  # a file the gold patch creates
@@ -314,18 +347,25 @@ def solve_all(instances: list[dict], policy: Policy | None, cfg: EvalConfig, run
     the log at once, by this process only."""
     from ..executor import make_executor
 
-    stop = threading.Event()
-    shared = SharedPolicy(policy, stop) if policy is not None else None
+    shared = SharedPolicy(policy, threading.Event(), cfg.batching) if policy is not None else None
     executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address)
     if cfg.executor == "ray":
         job = functools.partial(solve_on_worker, cfg=cfg, gold=policy is None)
     else:
-        job = functools.partial(solve_instance, policy=shared, cfg=cfg, run_dir=run_dir)
+        def job(instance: dict) -> dict:
+            with shared.taking_part() if shared is not None else contextlib.nullcontext():
+                return solve_instance(instance, shared, cfg, run_dir)
+    with shared if shared is not None else contextlib.nullcontext():
+        _collect(executor, job, instances, shared, cfg, run_dir, log, on_done)
+
+
+def _collect(executor, job, instances: list[dict], shared: SharedPolicy | None, cfg: EvalConfig, run_dir: Path,
+             log: InstanceLog, on_done: Callable[[dict], None]) -> None:
+    """Run `job` on every instance and log each outcome as it comes; Ctrl-C or a crash here stops every worker and
+    removes their sandboxes."""
     try:
         for instance, outcome in executor.map(job, instances):
             if isinstance(outcome, BaseException):
-                if stop.is_set():
-                    continue
                 outcome = error_row(instance, cfg, outcome)
             elif cfg.executor == "ray":
                 outcome, files = outcome
@@ -337,7 +377,8 @@ def solve_all(instances: list[dict], policy: Policy | None, cfg: EvalConfig, run
         if cfg.executor == "ray":  # workers that died mid-instance left their containers; this node's go now
             sweep_dead_owners(cfg)
     except BaseException:
-        stop.set()
+        if shared is not None:
+            shared.interrupt()
         executor.cancel()
         from ..sandbox.docker import close_all
 
@@ -346,6 +387,26 @@ def solve_all(instances: list[dict], policy: Policy | None, cfg: EvalConfig, run
             with contextlib.suppress(Exception):
                 sweep_dead_owners(cfg)
         raise
+
+
+def grade_predictions(cfg: EvalConfig, instances: list[dict], run_dir: Path, predictions: InstanceLog,
+                      on_graded: Callable[[int], None] | None = None) -> None:
+    """Grade the logged predictions of `instances` the way `cfg.grading` says; the verdicts land in the harness's
+    log layout under `run_dir` (read back by `instance_verdict`)."""
+    if cfg.grading == "sandbox":
+        sandbox_engine(cfg).close()  # one clear line when the engine does not answer
+        grade_in_sandboxes(run_dir, instances, predictions.rows, run_dir.name, cfg.workers, cfg.grade_timeout,
+                           on_graded, kind=cfg.sandbox, engine=cfg.engine, network=cfg.grading_network,
+                           disk_mb=cfg.disk_mb)
+        return
+    engine = cfg.grading_engine()
+    require_docker_for_grading(engine)
+    name, split = cfg.dataset()
+    if cfg.image_template:  # the harness grades in the same images: hand it the instances as they are here
+        name, split = str((run_dir / "instances.jsonl").resolve()), "test"
+        write_jsonl(run_dir / "instances.jsonl", instances)
+    grade(run_dir, name, split, predictions.path, run_dir.name, cfg.workers, cfg.grade_timeout,
+          [i["instance_id"] for i in instances], on_graded, engine)
 
 
 def summarize(instances: list[dict], rows: dict[str, dict], verdicts: dict[str, dict]) -> dict[str, Any]:
@@ -390,14 +451,7 @@ def run_eval(cfg: EvalConfig, policy: Policy | None, instances: list[dict], run_
     ids = [i["instance_id"] for i in instances]
     verdicts: dict[str, dict] = {}
     if cfg.grade:
-        engine = cfg.grading_engine()
-        require_docker_for_grading(engine)
-        name, split = cfg.dataset()
-        if cfg.image_template:  # the harness grades in the same images: hand it the instances as they are here
-            name, split = str((run_dir / "instances.jsonl").resolve()), "test"
-            write_jsonl(run_dir / "instances.jsonl", instances)
-        grade(run_dir, name, split, predictions.path, run_dir.name, cfg.workers, cfg.grade_timeout, ids, on_graded,
-              engine)
+        grade_predictions(cfg, instances, run_dir, predictions, on_graded)
         for instance_id in ids:
             row = predictions.rows[instance_id]
             verdicts[instance_id] = {"resolved": False, "patch_applied": False, "category": "agent_error"} \

@@ -1,9 +1,11 @@
-"""Grading with the official swebench harness, and reading its verdicts back.
+"""Grading predictions: in hardened sandboxes (the default) or with the official swebench harness; their verdicts.
 
-The harness (`python -m swebench.harness.run_evaluation`) runs in a child process whose working folder
-is the eval run's folder, so its `logs/run_evaluation/<run_id>/...` and its run report land there.
-It skips instances it already graded, so a second call resumes. Its containers are not ours (they
-carry no srl-agent label): an interrupted grading removes them by name.
+`grade_in_sandboxes` grades each patch in its own sandbox (testbed/grading.py: no network, no capabilities,
+the sandboxes' limits, swebench's own report code) and writes the harness's log layout, so `instance_verdict`
+reads either. `grade` runs the official harness (`python -m swebench.harness.run_evaluation`) in a child
+process whose working folder is the eval run's folder, so its `logs/run_evaluation/<run_id>/...` and its run
+report land there. Both skip instances already graded, so a second call resumes. The harness's containers
+are not ours (they carry no srl-agent label): an interrupted grading removes them by name.
 """
 
 from __future__ import annotations
@@ -80,20 +82,59 @@ def grade(run_dir: Path, dataset: str, split: str, predictions: Path, run_id: st
     return log_path
 
 
+def grade_in_sandboxes(run_dir: Path, instances: list[dict], predictions: dict[str, dict], run_id: str,
+                       workers: int, timeout: int, on_progress: Callable[[int], None] | None = None, *,
+                       kind: str = "docker", engine: str | None = None, network: bool = False,
+                       disk_mb: int | None = None) -> None:
+    """Grade every prediction with a patch and no report yet, each in its own hardened sandbox, `workers` at once.
+
+    `predictions`: {instance_id: row with model_name_or_path and model_patch}. `on_progress(n)` gets the number
+    graded so far. Ctrl-C removes the sandboxes; graded instances keep their reports, so a rerun resumes."""
+    from ..executor import make_executor
+    from ..sandbox.docker import close_all
+    from ..testbed.grading import grade_patch
+
+    def log_dir(instance: dict) -> Path:
+        row = predictions[instance["instance_id"]]
+        return run_dir / LOG_ROOT / run_id / model_dir_name(row["model_name_or_path"]) / instance["instance_id"]
+
+    todo = [i for i in instances if (predictions[i["instance_id"]].get("model_patch") or "").strip()
+            and not (log_dir(i) / "report.json").exists()]
+    done = len(instances) - len(todo)
+    executor = make_executor("local", workers)
+    try:
+        for _, outcome in executor.map(lambda i: grade_patch(i, predictions[i["instance_id"]], log_dir(i), timeout,
+                                                             kind=kind, engine=engine, network=network,
+                                                             disk_mb=disk_mb), todo):
+            if isinstance(outcome, BaseException):  # grade_patch records engine failures itself: this is no such
+                raise outcome
+            done += 1
+            if on_progress:
+                on_progress(done)
+    except BaseException:
+        executor.cancel()
+        close_all()
+        raise
+
+
 def instance_verdict(run_dir: Path, run_id: str, model_name: str, instance_id: str, patch: str) -> dict:
-    """What the harness decided for one instance: resolved, patch applied, and a failure category."""
+    """What the grading decided for one instance: resolved, patch applied, and a failure category.
+
+    Categories: resolved, tests_failed, no_test_results (the patch applied but the log held no valid test results:
+    collection broke, or the test command's exit status contradicts its log; swebench's report then says the patch
+    did not apply), patch_failed, test_timeout, harness_error (the grading itself failed), not_graded, empty_patch."""
     folder = run_dir / LOG_ROOT / run_id / model_dir_name(model_name) / instance_id
     if not patch.strip():
         return {"resolved": False, "patch_applied": False, "category": "empty_patch"}
+    log = folder / "run_instance.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
     report = folder / "report.json"
     if report.exists():
         verdict = json.loads(report.read_text())[instance_id]
         applied = bool(verdict.get("patch_successfully_applied"))
-        category = "resolved" if verdict.get("resolved") else ("tests_failed" if applied else "patch_failed")
-        return {"resolved": bool(verdict.get("resolved")), "patch_applied": applied, "category": category,
-                "tests_status": verdict.get("tests_status")}
-    log = folder / "run_instance.log"
-    text = log.read_text(errors="replace") if log.exists() else ""
+        category = "resolved" if verdict.get("resolved") else "tests_failed" if applied else "no_test_results"
+        return {"resolved": bool(verdict.get("resolved")), "patch_applied": applied or ">>>>> Applied Patch" in text,
+                "category": category, "tests_status": verdict.get("tests_status")}
     if ">>>>> Patch Apply Failed" in text:
         category = "patch_failed"
     elif "Test timed out after" in text:

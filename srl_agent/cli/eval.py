@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..sandbox import DEFAULT_DISK_MB
 from .common import add_engine_option, bars, console, log, out
 
 
@@ -25,6 +26,11 @@ def add_parser(sub) -> None:
     ev.add_argument("--instances", nargs="+", metavar="ID", help="only these instance ids")
     ev.add_argument("--split", default="test")
     ev.add_argument("--workers", type=int, default=1, help="instances at once, each in its own sandbox")
+    ev.add_argument("--batch-size", type=int, metavar="N",
+                    help="most prompts in one generate call of an in-process model (default: every waiting worker's)")
+    ev.add_argument("--batch-wait", type=float, metavar="SECONDS",
+                    help="in-process model: the longest a prompt waits for the other workers' before its batch goes "
+                         "(default 1; also at most half the last batch's generation time)")
     ev.add_argument("--run-id", help="names the run folder; pass an earlier run's id to resume it")
     ev.add_argument("--output-dir", default="runs/eval")
     ev.add_argument("--max-steps", type=int, default=50, help="tool calls per instance")
@@ -40,7 +46,16 @@ def add_parser(sub) -> None:
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument("--time-limit", type=float, default=1800, help="seconds per instance")
     ev.add_argument("--step-timeout", type=float, default=120, help="seconds per tool call")
-    ev.add_argument("--grade-timeout", type=int, default=900, help="seconds the harness gives one instance")
+    ev.add_argument("--grade-timeout", type=int, default=900, help="seconds one instance's tests may run when graded")
+    ev.add_argument("--grading", default="sandbox", choices=["sandbox", "harness"],
+                    help="sandbox: tests run in hardened sandboxes (no network, no capabilities, limits, non-root "
+                         "where the image allows), graded by swebench's report code; harness: the official swebench "
+                         "harness (its containers run as root with the network)")
+    ev.add_argument("--grading-network", action="store_true",
+                    help="--grading sandbox: give the tests the network (benchmarks whose eval scripts download, "
+                         "e.g. SWE-bench's reinstall with pip)")
+    ev.add_argument("--disk-mb", type=int, default=DEFAULT_DISK_MB,
+                    help="disk budget of each sandbox, solving and grading, in MiB (default %(default)s)")
     ev.add_argument("--no-grade", dest="grade", action="store_false", help="write predictions only")
     ev.add_argument("--retry-errors", action="store_true", help="on resume, rerun instances that crashed")
     ev.add_argument("--sandbox", default="docker", choices=["docker", "podman"], help="container engine kind")
@@ -56,12 +71,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import time
-
-    from ..agent import AgentConfig, rendering_for
+    from ..agent import rendering_for
     from ..bench.eval import (
         GOLD,
-        EvalConfig,
         InstanceLog,
         import_predictions,
         load_instances,
@@ -70,6 +82,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     from ..policy import load_policy
 
+    if args.grading_network and args.grading == "harness":
+        raise UserError("--grading-network is for --grading sandbox; the harness's containers always have the network")
     imported = read_predictions(args.predictions) if args.predictions else []
     if imported and args.model:
         raise UserError("--predictions grades patches made elsewhere; leave out --model")
@@ -79,14 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.model = imported[0]["model_name_or_path"]
         args.instances = args.instances or [row["instance_id"] for row in imported]
 
-    agent = AgentConfig(max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        time_limit=args.time_limit, step_timeout=args.step_timeout,
-                        max_context_tokens=args.max_context_tokens)
-    cfg = EvalConfig(bench=args.bench, model=args.model, mode=args.mode, instances=args.instances, split=args.split,
-                     workers=args.workers, run_id=args.run_id or time.strftime("%Y%m%d-%H%M%S"),
-                     output_dir=args.output_dir, grade=args.grade, grade_timeout=args.grade_timeout,
-                     retry_errors=args.retry_errors, agent=agent, sandbox=args.sandbox, engine=args.engine,
-                     executor=args.executor, ray_address=args.ray_address, image_template=args.image_template)
+    cfg = _eval_config(args)
     instances = load_instances(cfg)
     run_dir = Path(cfg.output_dir) / cfg.run_id
     if imported:
@@ -95,8 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                & InstanceLog(run_dir / "predictions.jsonl").finished(cfg.retry_errors))
     policy = None if cfg.model == GOLD or done == len(instances) else load_policy(cfg.model)
     if policy is not None and cfg.mode == "agent":  # prompts shaped as in training
-        agent.rendering = rendering_for(cfg.model, policy, log, args.history, args.max_observation_chars,
-                                        args.call_style)
+        cfg.agent.rendering = rendering_for(cfg.model, policy, log, args.history, args.max_observation_chars,
+                                            args.call_style)
     how = "the gold patches" if cfg.model == GOLD else (
         f"grading {args.predictions} only: no agent ran" if imported else cfg.mode)
     console.print(f"[bold]eval[/] {cfg.model} ({how}) on {cfg.bench}: {len(instances)} instances, "
@@ -117,6 +124,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress.update(grading, completed=len(instances))
     _print_summary(summary, run_dir)
     return 0
+
+def _eval_config(args: argparse.Namespace):
+    """The EvalConfig the flags ask for."""
+    import time
+    from dataclasses import replace
+
+    from ..agent import AgentConfig
+    from ..bench.eval import EVAL_BATCHING, EvalConfig
+
+    agent = AgentConfig(max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        time_limit=args.time_limit, step_timeout=args.step_timeout,
+                        max_context_tokens=args.max_context_tokens)
+    return EvalConfig(bench=args.bench, model=args.model, mode=args.mode, instances=args.instances, split=args.split,
+                      workers=args.workers, run_id=args.run_id or time.strftime("%Y%m%d-%H%M%S"),
+                      output_dir=args.output_dir, grade=args.grade, grade_timeout=args.grade_timeout,
+                      grading=args.grading, grading_network=args.grading_network, disk_mb=args.disk_mb,
+                      retry_errors=args.retry_errors, agent=agent, sandbox=args.sandbox, engine=args.engine,
+                      executor=args.executor, ray_address=args.ray_address, image_template=args.image_template,
+                      batching=replace(EVAL_BATCHING, max_size=args.batch_size,
+                                       max_wait=EVAL_BATCHING.max_wait if args.batch_wait is None else args.batch_wait))
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""`srl-agent tasks synthesize|split`: the task factory (the work: srl_agent.tasks)."""
+"""`srl-agent tasks synthesize|build|split`: the task factory (the work: srl_agent.tasks)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def add_parser(sub) -> None:
                        help="write instances only: no images, no expert trajectories")
     synth.set_defaults(handler=cmd_tasks_synthesize)
 
+    build = tasks_sub.add_parser("build", help="a curriculum (configs/curricula/*.yaml): synthesize its training "
+                                               "and held-out packages, then split them")
+    build.add_argument("curriculum", help="the curriculum file: pinned packages, the held-out ones, the seed")
+    build.add_argument("--out", required=True, help="the task folder (tasks/NAME; OUT/split/{train,test}); a rerun "
+                                                    "resumes it")
+    build.add_argument("--workers", type=int, default=2, help="sandboxes at once")
+    build.add_argument("--no-expert", dest="expert", action="store_false",
+                       help="write instances only: no images, no expert trajectories")
+    build.set_defaults(handler=cmd_tasks_build)
+
     split = tasks_sub.add_parser("split", help="hold whole repositories out of training")
     split.add_argument("tasks", help="a task folder (instances.jsonl, trajectories.jsonl)")
     split.add_argument("--out", required=True, help="writes OUT/train and OUT/test")
@@ -42,7 +52,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
-    from ..tasks.synthesize import Progress, SourceSpec, SynthesizeConfig, synthesize
+    from ..tasks.synthesize import SourceSpec, SynthesizeConfig, synthesize
 
     if not args.repo and not args.pypi:
         raise UserError("tasks synthesize: pass --repo PATH or --pypi NAME==VERSION")
@@ -51,6 +61,17 @@ def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
                            max_fail_fraction=args.max_fail_fraction, test_timeout=args.test_timeout,
                            writer=args.writer, writer_model=args.writer_model, expert=args.expert)
 
+    sources = [SourceSpec(p) for p in args.repo] + [SourceSpec(f"pypi:{p}") for p in args.pypi]
+    summary = synthesize(sources, cfg, _console_progress())
+    _print_repos(summary)
+    out.print(f"{summary['instances']} instances in {cfg.out / 'instances.jsonl'}; train with "
+              f"`srl-agent train --env swe --trajectories {cfg.out}`", markup=False, highlight=False)
+    return 0
+
+
+def _console_progress():
+    from ..tasks.synthesize import Progress
+
     class ConsoleProgress(Progress):
         def log(self, message: str) -> None:
             log(message)
@@ -58,8 +79,11 @@ def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
         def bar(self, description: str, total: int):
             return progress_bar(description, total)
 
-    sources = [SourceSpec(p) for p in args.repo] + [SourceSpec(f"pypi:{p}") for p in args.pypi]
-    summary = synthesize(sources, cfg, ConsoleProgress())
+    return ConsoleProgress()
+
+
+def _print_repos(summary: dict) -> None:
+    """One line per repository of a synthesize summary, and the expert's count."""
     for repo in summary["repos"]:
         if repo["skipped"]:
             out.print(f"{repo['repo']}: skipped ({repo['skipped']})", markup=False)
@@ -68,16 +92,28 @@ def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
                       f"{repo['seconds']:.0f}s; kinds {repo['kinds']}", markup=False, highlight=False)
     if "expert_solved" in summary:
         out.print(f"expert: {summary['expert_solved']} solved, {len(summary['expert_failed'])} failed")
-    out.print(f"{summary['instances']} instances in {cfg.out / 'instances.jsonl'}; train with "
-              f"`srl-agent train --env swe --trajectories {cfg.out}`", markup=False, highlight=False)
+
+
+def cmd_tasks_build(args: argparse.Namespace) -> int:
+    from ..tasks.curriculum import build, load_curriculum
+
+    curriculum = load_curriculum(args.curriculum)
+    summary = build(curriculum, Path(args.out), args.workers, args.expert, _console_progress())
+    for side in ("train", "heldout"):
+        _print_repos(summary[side])
+    _print_split(summary["split"], Path(args.out) / "split")
     return 0
 
 
 def cmd_tasks_split(args: argparse.Namespace) -> int:
     from ..tasks.split import split_folder
 
-    counts = split_folder(Path(args.tasks), Path(args.out), args.holdout, args.fraction, args.seed)
+    _print_split(split_folder(Path(args.tasks), Path(args.out), args.holdout, args.fraction, args.seed),
+                 Path(args.out))
+    return 0
+
+
+def _print_split(counts: dict[str, dict], folder: Path) -> None:
     for side, info in counts.items():
         out.print(f"{side}: {info['instances']} instances, {info['trajectories']} trajectories from "
-                  f"{', '.join(info['repos']) or 'no repositories'} -> {Path(args.out) / side}", markup=False)
-    return 0
+                  f"{', '.join(info['repos']) or 'no repositories'} -> {folder / side}", markup=False)

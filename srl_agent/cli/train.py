@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import bars, console, log
+from .common import bars, console, log, out
 
 
 def add_parser(sub) -> None:
+    from ..train.environments import ENVIRONMENTS
+
     train = sub.add_parser("train", help="SRL (GRPO with dynamic sampling), SFT or RLVR (episodes in sandboxes)")
-    train.add_argument("--env", default="swe", choices=["swe"], help="the task family (software engineering)")
+    train.add_argument("--env", default="swe", choices=list(ENVIRONMENTS),
+                       help="where the examples and RLVR tasks come from, unless the config or flags say: "
+                       + "; ".join(f"{e.name}: {e.description}" for e in ENVIRONMENTS.values()))
     train.add_argument("--config", help="YAML config (default: configs/tiny.yaml, CPU, minutes)")
     train.add_argument("--method", choices=["srl", "sft", "rlvr", "srl+rlvr"])
     train.add_argument("--model", help="tiny, a local path or a hub id")
@@ -30,7 +34,10 @@ def add_parser(sub) -> None:
     again.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     again.add_argument("--overwrite", action="store_true",
                        help="remove an earlier run's checkpoints and metrics from --output-dir and start over")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config setting: section.key=value, e.g. optim.lr=1e-4 (see --help-config)")
+    train.add_argument("--help-config", action="store_true",
+                       help="print every config setting with its type, default and meaning, and exit")
     train.add_argument("--no-plot", action="store_true", help="do not write curves.png at the end")
     train.add_argument("--dry-run", action="store_true",
                        help="print the per-GPU memory plan, phase by phase (no weights load), and whether the run "
@@ -45,25 +52,31 @@ def add_parser(sub) -> None:
     train.set_defaults(handler=cmd_train)
 
 
+FLAGS = {"method": ("--method", "method"), "model": ("--model", "model"),
+         "trajectories": ("--trajectories", "data.trajectories"), "output_dir": ("--output-dir", "output_dir"),
+         "max_steps": ("--max-steps", "max_steps"), "seed": ("--seed", "seed"),
+         "init_from": ("--init-from", "init_from"),
+         "tasks": ("--tasks", "rlvr.tasks"), "workers": ("--workers", "episodes.workers"),
+         "executor": ("--executor", "episodes.executor"), "ray_address": ("--address", "episodes.ray_address")}
+"""Each flag (by its argparse dest): its name and the config key it sets."""
+
+
 def train_config(args: argparse.Namespace):
-    """The YAML config (or the built-in one), then the flags given, then each --set KEY=VALUE."""
+    """The YAML config (or the built-in one), then the flags given, then each --set KEY=VALUE; then --env fills the
+    data and task sources none of these set."""
     from ..train.config import TrainConfig
+    from ..train.environments import apply_environment
 
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig.builtin()
-    flags = {"method": args.method, "model": args.model, "trajectories": args.trajectories,
-             "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
-             "init_from": args.init_from, "tasks": args.tasks}
-    for key, value in flags.items():
-        if value is not None:
-            setattr(cfg, key, value)
-    for name in ("workers", "executor", "ray_address"):
-        if getattr(args, name) is not None:
-            setattr(cfg.episodes, name, getattr(args, name))
+    for dest, (flag, key) in FLAGS.items():
+        if getattr(args, dest) is not None:
+            cfg.set(key, getattr(args, dest), source=flag)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set needs KEY=VALUE, got {item!r}")
         cfg.set(key.strip(), value)
+    apply_environment(cfg, args.env)
     return cfg
 
 
@@ -72,6 +85,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.distributed import engine_name
     from ..train.trainer import Trainer
 
+    if args.help_config:
+        from ..train.config import help_text
+
+        out.print(help_text(), markup=False, highlight=False, end="")
+        return 0
     cfg = train_config(args)
     if args.dry_run:
         from ..train.plan import dry_run
@@ -85,13 +103,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.run()
         return 0
     processes = f"{trainer.world} process{'es' if trainer.world > 1 else ''}"
-    console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.trajectories)} -> {cfg.output_dir}"
+    console.print(f"[bold]{cfg.method.upper()}[/] {cfg.model} on {' '.join(cfg.data.trajectories)} -> {cfg.output_dir}"
                   + (f" ({processes}, {engine_name(trainer.accelerator)})" if trainer.world > 1 or trainer.sharded
                      else ""))
     console.print(f"{len(trainer.train_examples)} training steps, {len(trainer.val_examples)} held-out steps; "
                   f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters on {trainer.device}")
     if trainer.tasks:
-        console.print(f"{len(trainer.tasks)} RLVR tasks ({cfg.tasks or 'swe-mini train split'}), "
+        console.print(f"{len(trainer.tasks)} RLVR tasks ({cfg.rlvr.tasks or 'swe-mini train split'}), "
                       f"{cfg.episodes.group_size} episodes each, {cfg.episodes.workers} sandboxes at a time")
     with bars(time_left=True) as progress:
         task = progress.add_task("train", total=cfg.max_steps, completed=trainer.step, info="")

@@ -5,6 +5,7 @@
 - `VLLMPolicy` (vllm.py): the optional vLLM engine, imported lazily, with weight sync after updates.
 - `OpenAIPolicy` (openai.py): any OpenAI-compatible chat server (`http://host:port/v1`), for eval.
 - `ReplayPolicy` (replay.py): recorded expert steps as answers (the scripted expert, tests).
+- `BatchedPolicy` (batcher.py): many threads' concurrent requests to one policy, sent to it as batches.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Completion:
     finish_reason: str = "stop"  # "stop" (end of turn) or "length"
     served_tokens: int | None = None
     """The server's count of generated tokens, for served models that return no token ids."""
+    policy_version: int | None = None
+    """The version of the weights that sampled it (HFPolicy.version), for policies that count their updates."""
 
     @property
     def num_tokens(self) -> int:

@@ -55,6 +55,9 @@ class HFPolicy:
         self.eos_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"),
                                            *declared) if isinstance(i, int) and i >= 0})
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.version = 0
+        """The weights' version, stamped on each completion: whoever updates the weights counts it up (a rollout
+        sampled while later updates ran knows how stale it is)."""
 
     @classmethod
     def from_pretrained(cls, path: str, device: str | None = None, dtype: torch.dtype | None = None) -> HFPolicy:
@@ -108,7 +111,8 @@ class HFPolicy:
             kept = row if end is None else row[: end + 1]  # the end-of-turn token is part of the answer
             text_ids = kept if end is None else kept[:-1]
             completions.append(Completion(self.tokenizer.decode(text_ids, skip_special_tokens=False), kept,
-                                          lp[: len(kept)] if lp else None, "length" if end is None else "stop"))
+                                          lp[: len(kept)] if lp else None, "length" if end is None else "stop",
+                                          policy_version=self.version))
         return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
 
     def generation_settings(self, params: SamplingParams) -> dict:

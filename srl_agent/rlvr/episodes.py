@@ -2,11 +2,14 @@
 
     per task: G sandboxes from the task's image (opened concurrently, always closed)
     sequence = ids of the rendered first prompt                                   mask 0
-    per turn (all live episodes of all tasks in ONE generate_ids call):
+    per episode, on its own thread, turn by turn (turns.py, the engine the agent loop shares):
+        its prompt waits in the batcher; the waiting prompts go out in one generate_ids call (policy/batcher.py:
+        all live episodes' together in lock step, or as size and wait limits say)
         + the completion's sampled ids                                            mask 1, its log-probs kept
-        the completion parsed; a tool call run in the episode's sandbox (`workers` at once)
+        the completion parsed; a tool call run in the episode's sandbox (`workers` sandboxes busy at once)
         + the template's glue and the observation (or the format help)            mask 0
-    until `submit`, `max_turns`, `max_format_errors` or the token budget; then the reward (reward.py).
+    until `submit`, `max_turns`, `max_format_errors`, the token budget or the disk budget; then the reward
+    (reward.py), while the other episodes play on.
 
 Token ids are never re-derived from the conversation: the policy's next prompt is the episode's own
 sequence, so the ids trained on are exactly the ids sampled, and recomputed log-probs equal the sampled
@@ -31,59 +34,25 @@ every sandbox failed (the engine, not one episode, is at fault). Every sandbox t
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..actions import format_help, parse_completion
-from ..agent import FORMAT_HELP
+from ..actions import ParsedCompletion
 from ..chat import render_prompt
-from ..errors import FormatViolation, UserError
-from ..policy import SamplingParams
+from ..errors import UserError
+from ..policy import Completion, SamplingParams
+from ..policy.batcher import LOCK_STEP, Batcher, BatchLimits
 from ..run_call import execute
-from ..sandbox import SandboxConfig
-from ..steps import StepConfig, build_prompt, prompt_tools, truncate_middle
-from ..types import Trajectory
+from ..sandbox import Observation, SandboxConfig
+from ..steps import StepConfig, build_prompt, prompt_tools
+from ..turns import AgentEpisode, Status, TurnLimits, play
+from ..types import ToolCall, Trajectory
+from .config import EpisodeConfig
 from .reward import EpisodeRewardConfig, Reward, fault_line, unplayable, verify
-
-
-@dataclass
-class EpisodeConfig:
-    """How RLVR episodes run (`episodes.*` in a train config)."""
-
-    group_size: int = 4
-    """G: episodes per task; their rewards are compared with each other (GRPO's group)."""
-    max_turns: int = 10
-    """Policy answers (tool calls and malformed ones) before an episode stops with `turn_limit`."""
-    max_format_errors: int = 3
-    """Malformed answers before an episode stops with `format_errors`."""
-    max_new_tokens: int = 256
-    """Tokens one answer may have."""
-    max_episode_tokens: int = 4096
-    """Tokens one episode's sequence may have (prompt, answers, observations); see the module's truncation rule."""
-    temperature: float = 1.0
-    """Sampling temperature of the episodes (the update recomputes log-probs at the same one)."""
-    step_timeout: float = 60.0
-    """Seconds one tool call may run in the sandbox."""
-    workers: int = 4
-    """Sandboxes started, run and graded at the same time."""
-    sandbox_kind: str = "docker"
-    """Where episodes run: docker, podman or bwrap (see srl_agent/sandbox)."""
-    executor: str = "local"
-    """Where the sandboxes live: `local` (this machine's engine) or `ray` (one Ray actor per sandbox, spread over
-    the cluster's nodes, each on its node's own engine; the policy stays here; see rlvr/ray_sandbox.py)."""
-    ray_address: str | None = None
-    """executor `ray`: the cluster (`host:port`); None: RAY_ADDRESS, else a local one."""
-
-    def __post_init__(self) -> None:
-        if self.executor not in ("local", "ray"):
-            raise ValueError(f"episodes.executor must be local or ray, got {self.executor!r}")
-        if self.group_size < 1 or self.max_turns < 1 or self.workers < 1:
-            raise ValueError("episodes.group_size, max_turns and workers must be >= 1")
-        if self.max_new_tokens >= self.max_episode_tokens:
-            raise ValueError(f"episodes.max_new_tokens ({self.max_new_tokens}) must be below max_episode_tokens "
-                             f"({self.max_episode_tokens})")
 
 
 @dataclass
@@ -124,6 +93,8 @@ class Episode:
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
     text: str = field(default="", repr=False)
     """The rendered text so far: decode(sampled ids) and the rendered prompts, joined (for the prefix check)."""
+    policy_versions: list[int | None] = field(default_factory=list)
+    """The policy version that sampled each answer (Completion.policy_version): how stale the episode is."""
 
 
 def continuation(before: str, after: str) -> str:
@@ -168,7 +139,7 @@ def add_turn_context(tokenizer, episode: Episode, new_messages: list[dict[str, A
 
 def sandbox_config(instance: dict, cfg: EpisodeConfig) -> SandboxConfig:
     """The sandbox of one episode of `instance` (here or on a Ray node): the task's image, the hardened defaults."""
-    return SandboxConfig(image=instance["image"], default_timeout=cfg.step_timeout)
+    return SandboxConfig(image=instance["image"], default_timeout=cfg.step_timeout, disk_mb=cfg.disk_mb)
 
 
 def _open_sandbox(instance: dict, cfg: EpisodeConfig):
@@ -211,87 +182,128 @@ def _open_all(pool: ThreadPoolExecutor, stack: contextlib.ExitStack, open_sandbo
     return sandboxes, errors
 
 
+@dataclass
+class TokenTranscript:
+    """An RLVR episode's run as exact token ids (turns.Transcript): the policy's prompt is the episode's own sequence,
+    each answer its sampled ids, then the template's glue and the next message as context (`add_turn_context`)."""
+
+    episode: Episode
+    tokenizer: Any
+    rendering: StepConfig
+    max_new_tokens: int
+    max_episode_tokens: int
+
+    def prompt(self) -> list[int]:
+        return self.episode.tokens.ids
+
+    def over_budget(self, ids: list[int]) -> Status | None:
+        return Status.TOKEN_LIMIT if len(ids) + self.max_new_tokens > self.max_episode_tokens else None
+
+    def add_answer(self, completion: Completion) -> None:
+        self.episode.policy_versions.append(completion.policy_version)
+        self.episode.tokens.add(completion.token_ids, completion.logprobs)
+        self.episode.text += self.tokenizer.decode(completion.token_ids, skip_special_tokens=False)
+
+    def add_format_help(self, completion: Completion, help_text: str) -> None:
+        self._add_context(completion, {"role": "user", "content": help_text})
+
+    def add_observation(self, parsed: ParsedCompletion, completion: Completion, output: str, observation: Observation,
+                        ended: bool) -> None:
+        if not ended:  # a finished episode's sequence ends with its last answer
+            self._add_context(completion, {"role": "tool", "content": output})
+
+    def _add_context(self, completion: Completion, message: dict[str, Any]) -> None:
+        add_turn_context(self.tokenizer, self.episode, [{"role": "assistant", "content": completion.text}, message],
+                         self.rendering)
+
+
+def turn_limits(cfg: EpisodeConfig, rendering: StepConfig) -> TurnLimits:
+    return TurnLimits(max_answers=cfg.max_turns, max_format_errors=cfg.max_format_errors,
+                      step_timeout=cfg.step_timeout, max_observation_chars=rendering.max_observation_chars)
+
+
 def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: StepConfig,
                  reward_cfg: EpisodeRewardConfig, open_sandbox=_open_sandbox,
-                 timings: dict[str, float] | None = None) -> list[list[Episode]]:
-    """G episodes per instance, played turn by turn; returns [len(instances)][G] finished, scored episodes.
+                 timings: dict[str, float] | None = None, batching: BatchLimits = LOCK_STEP) -> list[list[Episode]]:
+    """G episodes per instance, each played on its own thread; returns [len(instances)][G] finished, scored episodes.
 
-    `policy` needs `tokenizer` and `generate_ids` (HFPolicy). Every sandbox is closed on return and on error.
-    A sandbox that does not start scores its episode 0 (`sandbox_error`); see the module doc for when it raises.
-    `timings["generate"]`, when given, grows by the seconds spent sampling (the rest is the sandboxes')."""
+    `policy` needs `tokenizer` and `generate_ids` (HFPolicy). `batching`: when the prompts that wait go to the
+    policy as one batch (policy/batcher.py); LOCK_STEP (every live episode's turn together) plays the episodes of a
+    turn-by-turn loop. Every sandbox is closed on return and on error. A sandbox that does not start scores its
+    episode 0 (`sandbox_error`); see the module doc for when it raises. `timings["generate"]`, when given, grows by
+    the seconds spent sampling."""
     tokenizer = policy.tokenizer
     episodes = [start_episode(tokenizer, inst, rendering) for inst in instances for _ in range(cfg.group_size)]
     instance_of = [inst for inst in instances for _ in range(cfg.group_size)]
     params = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    limits = turn_limits(cfg, rendering)
+
+    def generate(prompts: list[list[int]], _group) -> list[Completion]:
+        started = time.perf_counter()
+        completions = [completion for completion, in policy.generate_ids(prompts, params)]
+        if timings is not None:  # only the batcher's thread writes it
+            timings["generate"] += time.perf_counter() - started
+        return completions
+
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(cfg.workers) as pool:
         sandboxes, start_errors = _open_all(pool, stack, open_sandbox, instance_of, cfg)  # all closed at exit
-        for episode, instance, error in zip(episodes, instance_of, start_errors, strict=True):
+        playing: dict[int, AgentEpisode] = {}
+        for i, (episode, instance, error) in enumerate(zip(episodes, instance_of, start_errors, strict=True)):
             if error is not None:  # ends before its first turn, scored 0 with the reason
-                episode.status, episode.detail = "sandbox_error", NOT_STARTED
+                episode.status, episode.detail = Status.SANDBOX_ERROR, NOT_STARTED
                 episode.reward = unplayable(instance, reward_cfg, fault_line(error))
-        while live := [i for i, e in enumerate(episodes) if not e.status]:
-            for i in live:
-                if len(episodes[i].tokens.ids) + cfg.max_new_tokens > cfg.max_episode_tokens:
-                    episodes[i].status = "token_limit"
-            live = [i for i in live if not episodes[i].status]
-            if not live:
-                break
-            started = time.perf_counter()
-            completions = policy.generate_ids([episodes[i].tokens.ids for i in live], params)
-            if timings is not None:
-                timings["generate"] += time.perf_counter() - started
-            calls = {}
-            for i, (completion,) in zip(live, completions, strict=True):
-                episode = episodes[i]
-                episode.turns += 1
-                episode.tokens.add(completion.token_ids, completion.logprobs)
-                episode.text += tokenizer.decode(completion.token_ids, skip_special_tokens=False)
-                answer = {"role": "assistant", "content": completion.text}
-                try:
-                    calls[i] = (parse_completion(completion.text, rendering.call_style, set(rendering.tools)), answer)
-                except FormatViolation as e:
-                    episode.format_errors += 1
-                    if episode.format_errors > cfg.max_format_errors:
-                        episode.status = "format_errors"
-                        continue
-                    help_text = FORMAT_HELP.format(error=e, how=format_help(rendering.call_style))
-                    add_turn_context(tokenizer, episode, [answer, {"role": "user", "content": help_text}], rendering)
-            ran = pool.map(_run_call, [sandboxes[i] for i in calls], [c.call for c, _ in calls.values()],
-                           [cfg] * len(calls))
-            observations = dict(zip(calls, ran, strict=True))
-            for i, (parsed, answer) in calls.items():
-                obs = observations[i]
-                if isinstance(obs, str):  # the sandbox failed: nothing more can run in it, not even the tests
-                    episode = episodes[i]
-                    episode.status, episode.detail = "sandbox_error", f"the sandbox failed at turn {episode.turns}"
-                    episode.reward = unplayable(instance_of[i], reward_cfg, obs, episode.format_errors)
-                elif parsed.call.name == "submit":
-                    episodes[i].status = "submitted"
-                else:
-                    output = truncate_middle(obs.output, rendering.max_observation_chars)
-                    if obs.timed_out:
-                        output += f"\n[the command was killed after {cfg.step_timeout:g} seconds]"
-                    add_turn_context(tokenizer, episodes[i], [answer, {"role": "tool", "content": output}], rendering)
-            for i in live:
-                if not episodes[i].status and episodes[i].turns >= cfg.max_turns:
-                    episodes[i].status = "turn_limit"
-        ended = [i for i, episode in enumerate(episodes) if episode.reward is None]  # not by a sandbox_error
-        list(pool.map(_finish, [episodes[i] for i in ended], [sandboxes[i] for i in ended],
-                      [instance_of[i] for i in ended], [reward_cfg] * len(ended)))
+            else:
+                transcript = TokenTranscript(episode, tokenizer, rendering, cfg.max_new_tokens, cfg.max_episode_tokens)
+                playing[i] = AgentEpisode(transcript, sandboxes[i], rendering.call_style, rendering.tools, limits)
+        slots = threading.Semaphore(cfg.workers)  # tool calls and grading: `workers` sandboxes busy at once
+
+        def run_call(sandbox, call: ToolCall, timeout: float) -> Observation | str:
+            with slots:
+                return _run_call(sandbox, call, timeout)
+
+        def play_and_score(i: int) -> None:
+            try:
+                play(playing[i], functools.partial(batcher, key=i), run_call)
+            finally:
+                batcher.leave()
+            _settle(episodes[i], playing[i])
+            with slots:
+                _score(episodes[i], playing[i], sandboxes[i], instance_of[i], reward_cfg)
+
+        with Batcher(generate, batching) as batcher, \
+                ThreadPoolExecutor(max(1, len(playing)), thread_name_prefix="episode") as threads:
+            batcher.join(len(playing))
+            futures = [threads.submit(play_and_score, i) for i in playing]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException as e:  # a policy error or Ctrl-C: the other episodes stop at their next turn
+                batcher.close(e)
+                raise
     g = cfg.group_size
     return [episodes[k * g:(k + 1) * g] for k in range(len(instances))]
 
 
-def _run_call(sandbox, call, cfg: EpisodeConfig):
+def _settle(episode: Episode, played: AgentEpisode) -> None:
+    """Copy how the played episode ended onto its record."""
+    episode.status, episode.detail = played.status, played.detail
+    episode.turns, episode.format_errors = played.answers, played.format_errors
+
+
+def _run_call(sandbox, call: ToolCall, timeout: float) -> Observation | str:
     """The call's Observation, or why the sandbox could not run it (the episode ends, the run goes on)."""
     try:
-        return execute(sandbox, call, timeout=cfg.step_timeout)
+        return execute(sandbox, call, timeout=timeout)
     except Exception as e:  # a dead container raises engine-specific errors
         return fault_line(e)
 
 
-def _finish(episode: Episode, sandbox, instance: dict, reward_cfg: EpisodeRewardConfig) -> None:
-    """The patch and reward of an episode that ended in a live sandbox (one that dies now scores 0 with the reason)."""
+def _score(episode: Episode, played: AgentEpisode, sandbox, instance: dict, reward_cfg: EpisodeRewardConfig) -> None:
+    """The patch and reward of a finished episode: 0 with the reason if its sandbox failed, else its tests' verdict
+    (a sandbox that dies now scores 0 with the reason)."""
+    if played.status == Status.SANDBOX_ERROR:  # nothing can run in it, not even the tests
+        episode.reward = unplayable(instance, reward_cfg, played.fault, episode.format_errors)
+        return
     try:
         episode.patch = sandbox.diff()
     except Exception as e:  # engine errors of many types: the tests still run (and fail alike if it is dead)

@@ -4,9 +4,11 @@ An episode leaves its patch in place in its sandbox (the repository at /testbed)
 instance's swebench-5 `eval_script` there and runs it, exactly as the official harness would after
 applying the patch: reset the test files, apply the test patch, run the suite. The log between the
 harness's start/end markers is read with the instance's swebench log parser (plus the SUBFAILED
-correction of testbed/suite.py) and graded with swebench's own `test_passed`:
+correction of testbed/suite.py) and graded with swebench's own rules (`test_passed`, and `test_maintained` for
+PASS_TO_PASS, where a skipped test is no regression). The episode's sandbox is a hardened one (no network, no
+capabilities, non-root, limits), the same kind `srl-agent eval` grades in (testbed/grading.py):
 
-    resolved   every FAIL_TO_PASS and every PASS_TO_PASS test passes           -> reward 1, else 0
+    resolved   every FAIL_TO_PASS test passes and no PASS_TO_PASS test broke    -> reward 1, else 0
     partial    (option) fraction of FAIL_TO_PASS passing, 0 if any PASS_TO_PASS broke
     format     (option) minus `format_penalty` per malformed turn (a turn with no parsable tool call)
 
@@ -18,32 +20,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..testbed.grading import run_eval_script
 from ..testbed.suite import parse_statuses
+from .config import EpisodeRewardConfig
 
 START_MARKER = ">>>>> Start Test Output"
 END_MARKER = ">>>>> End Test Output"
-EVAL_SCRIPT_PATH = "/tmp/srl_eval.sh"
-
-
-@dataclass
-class EpisodeRewardConfig:
-    """How an RLVR episode is scored by its tests (`reward.*` in a train config; the SRL step reward:
-    reward.SRLRewardConfig)."""
-
-    partial_credit: bool = False
-    """Unresolved episodes earn the fraction of FAIL_TO_PASS tests passing, cancelled (0) by any broken
-    PASS_TO_PASS test. Off: the reward is 1 if resolved, else 0 (the official metric)."""
-    format_penalty: float = 0.0
-    """Subtracted once per malformed turn (no parsable tool call). 0 turns it off."""
-    eval_timeout: float = 300.0
-    """Seconds the eval_script may run; a timeout scores 0 (reason `eval_timeout`)."""
-
-    def __post_init__(self) -> None:
-        if self.format_penalty < 0:
-            raise ValueError(f"reward.format_penalty must be >= 0, got {self.format_penalty}")
-        if self.eval_timeout <= 0:
-            raise ValueError(f"reward.eval_timeout must be > 0, got {self.eval_timeout}")
-
 
 @dataclass
 class Reward:
@@ -87,11 +69,11 @@ def score(statuses: dict[str, str], fail_to_pass: list[str], pass_to_pass: list[
           cfg: EpisodeRewardConfig, reason: str = "") -> Reward:
     """Grade one episode from its test statuses ({test id: PASSED|FAILED|...}), a pure function.
 
-    A test missing from `statuses` counts as not passing (swebench's rule)."""
-    from swebench.harness.grading import test_passed
+    A test missing from `statuses` counts as not passing, a skipped PASS_TO_PASS test as kept (swebench's rules)."""
+    from swebench.harness.grading import test_maintained, test_passed
 
     f2p_passing = sum(test_passed(t, statuses) for t in fail_to_pass)
-    p2p_broken = sum(not test_passed(t, statuses) for t in pass_to_pass)
+    p2p_broken = sum(not test_maintained(t, statuses) for t in pass_to_pass)
     resolved = bool(fail_to_pass) and f2p_passing == len(fail_to_pass) and p2p_broken == 0 and not reason
     if resolved:
         base = 1.0
@@ -122,8 +104,7 @@ def verify(sandbox, instance: dict, cfg: EpisodeRewardConfig, malformed_turns: i
     A sandbox that dies or errors scores 0 with the reason; the caller's run goes on."""
     fail_to_pass, pass_to_pass = expected_tests(instance)
     try:
-        sandbox.write_file(EVAL_SCRIPT_PATH, instance["eval_script"], mode=0o755)
-        obs = sandbox.run(f"bash {EVAL_SCRIPT_PATH}", timeout=cfg.eval_timeout)
+        obs = run_eval_script(sandbox, instance["eval_script"], cfg.eval_timeout)
     except Exception as e:  # a dead container raises engine-specific errors; the episode just scores 0
         return unplayable(instance, cfg, f"sandbox_error: {fault_line(e)}", malformed_turns), ""
     if obs.timed_out:

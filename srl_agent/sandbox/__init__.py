@@ -21,6 +21,7 @@ SandboxKind = Literal["auto", "docker", "podman", "bwrap"]
 LABEL = "srl-agent"  # every container carries this label (value "1"), swept by label
 DEFAULT_IMAGE = "srl-agent/swe:latest"
 TOOLS_DIR_IN_SANDBOX = "/opt/srl-tools/bin"
+DEFAULT_DISK_MB = 4096
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Observation:
     timed_out: bool = False
     truncated: bool = False
     duration: float = 0.0
+    disk_exceeded: bool = False
+    """The sandbox wrote past its disk budget (`SandboxConfig.disk_mb`): its episode ends with `disk_limit`."""
 
 
 @dataclass
@@ -55,6 +58,9 @@ class SandboxConfig:
     output_limit: int = 100_000
     """Bytes of output kept per command; the rest is dropped and counted."""
     default_timeout: float = 120.0
+    disk_mb: int = DEFAULT_DISK_MB
+    """Disk budget in MiB: all the sandbox writes (its copy of the repository included). A command that writes past
+    it is killed and its Observation says `disk_exceeded` (docs/sandboxes.md says how each engine enforces it)."""
     env: dict[str, str] = field(default_factory=dict)
 
 

@@ -7,6 +7,11 @@ user namespace uid 1000 would otherwise be the host's root), which owns the sand
 The host system folders (/usr, /etc, ...) are mounted read-only; the repository is a writable copy
 at the workdir; /tmp is private to the sandbox. Where cgroups can be made, memory and pid limits
 apply and every process of a timed-out command is killed through them.
+
+Disk: the sandbox's writable tree is a host folder. No file may grow past the budget (`ulimit -f`, which no
+one in the user namespace can raise), and a DiskWatch sums the tree's allocated blocks every second while
+it exists: past the budget, the running command is killed. Nothing outlives its command, so nothing writes
+between commands.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +36,7 @@ from .common import (
     KILLED,
     STATE_DIR,
     TIMEOUT_GRACE,
+    DiskWatch,
     SandboxBase,
     collect_output,
     require_git_repo,
@@ -57,6 +64,8 @@ class BwrapSandbox(SandboxBase):
         self.work, self.state, self.tmp = self.root / "work", self.root / "state", self.root / "tmp"
         self.cgroup = Cgroup.create(config.memory, config.pids)
         self.host_id = SANDBOX_HOST_ID if os.geteuid() == 0 else None  # None: we are unprivileged already
+        self.command: subprocess.Popen | None = None  # the command running now, until it is waited for
+        self.command_lock = threading.Lock()  # the watch kills it from its thread
         try:
             if repo is not None:
                 require_git_repo(repo)
@@ -68,6 +77,8 @@ class BwrapSandbox(SandboxBase):
             collect_tool_executables(self.root / "tools")
             if self.host_id is not None:
                 self._hand_tree_to_sandbox()
+            self.disk = DiskWatch(self._disk_used, config.disk_mb, self._kill_command,
+                                  idle=lambda: self.command is None)
             started = self.run("true", timeout=30)
             if started.exit_code != 0:
                 raise UserError("bubblewrap cannot start a sandbox here (it needs version 0.8 or newer, and user "
@@ -87,6 +98,18 @@ class BwrapSandbox(SandboxBase):
             for folder, dirs, files in os.walk(top):
                 for name in dirs + files:
                     os.chown(os.path.join(folder, name), self.host_id, self.host_id, follow_symlinks=False)
+
+    def _disk_used(self) -> int:
+        """Bytes allocated to the sandbox's tree (blocks, so a million empty files count too)."""
+        used, seen = 0, set()
+        for folder, dirs, files in os.walk(self.root):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):  # a command may be deleting it
+                    info = os.lstat(os.path.join(folder, name))
+                    if (info.st_dev, info.st_ino) not in seen:  # a hard link is not more disk
+                        seen.add((info.st_dev, info.st_ino))
+                        used += info.st_blocks * 512
+        return used
 
     def _start_process(self) -> None:
         """Runs in the child before bubblewrap starts: into the cgroup (as root), then, when root, down to
@@ -123,7 +146,7 @@ class BwrapSandbox(SandboxBase):
                     "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*", **env}
         for key, value in full_env.items():
             argv += ["--setenv", key, value]
-        return [*argv, "--", *wrap_command(command, timeout)]
+        return [*argv, "--", *wrap_command(command, timeout, self.config)]
 
     def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
         timeout = timeout or self.config.default_timeout
@@ -131,19 +154,26 @@ class BwrapSandbox(SandboxBase):
         proc = subprocess.Popen(self._argv(command, timeout, {**self.tool_env(), **(env or {})}),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=self._start_process)
+        self.command = proc
         chunks = iter(lambda: proc.stdout.read1(65536), b"")
-
-        def kill_group() -> None:  # before wait(): the process group id cannot have been reused yet
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        collector, forced = collect_output(chunks, self.config.output_limit, timeout + TIMEOUT_GRACE, kill_group)
+        collector, forced = collect_output(chunks, self.config.output_limit, timeout + TIMEOUT_GRACE,
+                                           self._kill_command)
+        with self.command_lock:
+            self.command = None
         exit_code = proc.wait()
         duration = time.monotonic() - start
         timed_out = forced or (exit_code == KILLED and duration >= timeout - 0.5)
         if timed_out and self.cgroup:  # the pid namespace ended with the command; the cgroup makes sure
             self.cgroup.kill_all()
-        return collector.observation(exit_code, timed_out, duration)
+        return collector.observation(exit_code, timed_out, duration, self.disk is not None and self.disk.over())
+
+    def _kill_command(self) -> None:
+        """Kill the running command's process group (its pid namespace ends with it). Only before wait(): the
+        group's id cannot have been reused yet."""
+        with self.command_lock:
+            if self.command is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.command.pid, signal.SIGKILL)
 
     def _host_path(self, path: str) -> Path:
         """The host path behind a sandbox path; symlinks the sandbox made must not lead outside it."""
@@ -181,6 +211,8 @@ class BwrapSandbox(SandboxBase):
             return f.read(MAX_READ)
 
     def close(self) -> None:
+        if self.disk:
+            self.disk.close()
         if self.cgroup:
             self.cgroup.remove()
             self.cgroup = None

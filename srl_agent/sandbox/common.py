@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..errors import UserError
@@ -29,11 +30,14 @@ class OutputCollector:
             self.kept += chunk[:room]
         self.dropped += max(0, len(chunk) - max(room, 0))
 
-    def observation(self, exit_code: int | None, timed_out: bool, duration: float) -> Observation:
+    def observation(self, exit_code: int | None, timed_out: bool, duration: float,
+                    disk_exceeded: bool = False) -> Observation:
         text = bytes(self.kept).decode("utf-8", errors="replace")
         if self.dropped:
             text += f"\n[output truncated: {self.dropped} more bytes not shown]"
-        return Observation(text, exit_code, timed_out, bool(self.dropped), duration)
+        if disk_exceeded:
+            text += "\n[the sandbox wrote past its disk budget]"
+        return Observation(text, exit_code, timed_out, bool(self.dropped), duration, disk_exceeded)
 
 
 def collect_output(chunks: Iterable[bytes], limit: int, deadline: float,
@@ -53,16 +57,19 @@ def collect_output(chunks: Iterable[bytes], limit: int, deadline: float,
     return collector, overran
 
 
-def wrap_command(command: str, timeout: float, limits: SandboxConfig | None = None) -> list[str]:
+def wrap_command(command: str, timeout: float, config: SandboxConfig, memory_and_pids: bool = False) -> list[str]:
     """argv that runs `command` in bash, stderr into stdout, killed (with its process group) at `timeout`.
 
-    With `limits`, the command also gets its memory and pid limits as ulimits (address space per process,
-    processes per user), for engines that cannot put them on the container. Without capabilities the
-    command cannot raise them again.
+    The command's largest file is the disk budget (`ulimit -f`, in KiB; set here because Podman's API drops a
+    container's ulimits) and it dumps no core. With `memory_and_pids` it also gets its memory and pid limits as
+    ulimits (address space per process, processes per user), for engines that cannot put them on the container.
+    Without capabilities the command cannot raise them again.
     """
     seconds = max(1, round(timeout))
-    prefix = f"ulimit -u {limits.pids} -v {parse_bytes(limits.memory) // 1024} 2>/dev/null\n" if limits else ""
-    return ["timeout", "-s", "KILL", f"{seconds}s", "bash", "-c", f"{prefix}exec 2>&1\n{command}"]
+    limits = f"-f {config.disk_mb * 1024} -c 0"
+    if memory_and_pids:
+        limits += f" -u {config.pids} -v {parse_bytes(config.memory) // 1024}"
+    return ["timeout", "-s", "KILL", f"{seconds}s", "bash", "-c", f"ulimit {limits} 2>/dev/null\nexec 2>&1\n{command}"]
 
 
 def require_git_repo(repo: str | Path) -> Path:
@@ -99,6 +106,63 @@ def file_tarball(name: str, data: bytes, mode: int, uid: int = 0, gid: int = 0) 
     return buf.getvalue()
 
 
+MIB = 1 << 20
+DISK_POLL = 1.0
+"""Seconds between two measurements of a sandbox's disk use."""
+
+
+def quota_mb(disk_mb: int) -> int:
+    """An engine's hard quota on a sandbox's disk, where it has one: past the budget by a margin, so that the watch
+    sees the budget passed (and reports it) before the quota refuses writes."""
+    return disk_mb + max(disk_mb // 4, 64)
+
+
+class DiskWatch:
+    """A sandbox's disk budget, watched: a daemon thread measures the sandbox's use every DISK_POLL seconds and,
+    while it is past `budget_mb`, calls `stop` (which kills the sandbox's commands, background ones included).
+
+    `measure()` gives the bytes the sandbox has written; while `idle()` nothing in it can write, and the thread does
+    not look. The framework's own commands (the diff after an episode) run `paused`: they are not killed, so a
+    sandbox past its budget still hands in its patch.
+    """
+
+    def __init__(self, measure: Callable[[], int], budget_mb: int, stop: Callable[[], None],
+                 idle: Callable[[], bool] = lambda: False):
+        self.measure, self.budget, self.stop, self.idle = measure, budget_mb * MIB, stop, idle
+        self.paused = False
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="srl-disk-watch").start()
+
+    def over(self) -> bool:
+        """Whether the sandbox is past its budget now; if it is (and not paused), its commands are killed."""
+        try:
+            used = self.measure()
+        except Exception:  # the sandbox is going away (its container removed, its tree deleted)
+            return False
+        if used < self.budget:  # a file the size limit stopped at the budget is a write past it
+            return False
+        if not self.paused:
+            self.stop()
+        return True
+
+    @contextlib.contextmanager
+    def pause(self) -> Iterator[None]:
+        self.paused = True
+        try:
+            yield
+        finally:
+            self.paused = False
+
+    def _watch(self) -> None:
+        while not self._closed.wait(DISK_POLL):
+            if not self.idle():
+                with contextlib.suppress(Exception):  # a kill that raced the sandbox's removal
+                    self.over()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 STATE_DIR = "/tmp/.srl"  # per-sandbox state of the tools (shell cwd, editor history, patches)
 
 
@@ -107,6 +171,8 @@ class SandboxBase:
 
     config: SandboxConfig
     base_commit: str | None = None
+    disk: DiskWatch | None = None
+    """The disk budget's watch, once the sandbox has started."""
 
     def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
         raise NotImplementedError
@@ -132,7 +198,8 @@ class SandboxBase:
     def diff(self) -> str:
         """What `submit` would hand in (the same tool), written to a file so no output cap applies."""
         patch = f"{STATE_DIR}/diff.patch"
-        obs = self.run(f"mkdir -p {STATE_DIR} && rm -f {patch} && submit > {patch}", timeout=120)
+        with self.disk.pause() if self.disk else contextlib.nullcontext():
+            obs = self.run(f"mkdir -p {STATE_DIR} && rm -f {patch} && submit > {patch}", timeout=120)
         if obs.exit_code != 0:
             raise RuntimeError(f"git diff failed in the sandbox: {obs.output.strip()[:500]}")
         return self.read_file(patch).decode("utf-8", errors="replace")

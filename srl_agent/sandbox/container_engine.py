@@ -6,16 +6,14 @@ or the local default. Podman serves the same API from `podman system service`; i
 podman's own clients find it (CONTAINER_HOST, then the rootless socket under XDG_RUNTIME_DIR, then the rootful one).
 
 Engines under load answer with time-outs, HTTP 500s and dropped connections. `retrying` repeats the calls
-that are safe to repeat (they have no effect, or the same effect twice) with exponential backoff, and
-`START_SLOTS` lets only a few containers start at once, whatever the number of sandboxes asked for.
+that are safe to repeat (they have no effect, or the same effect twice) with exponential backoff and jitter
+(tenacity), and `START_SLOTS` lets only a few containers start at once, whatever the number of sandboxes asked for.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -37,7 +35,7 @@ START_SLOT_COUNT = _start_slot_count()
 """Containers being created and probed at once, per process (SRL_SANDBOX_START_SLOTS, default 8)."""
 START_SLOTS = threading.BoundedSemaphore(START_SLOT_COUNT)
 RETRIES = 5
-BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
+BACKOFF = 0.5  # seconds before the first retry; doubled each time, plus up to as much again at random
 RETRIED = [0]  # engine calls repeated so far in this process (the load benchmark reports it)
 
 
@@ -93,17 +91,21 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
 
 
+def _count_retry(state) -> None:
+    RETRIED[0] += 1
+
+
 def retrying(call: Callable[[], T], tries: int = RETRIES, backoff: float = BACKOFF) -> T:
-    """`call()`, repeated after transient engine errors with exponential backoff. Only for calls safe to repeat."""
-    for attempt in range(tries):
-        try:
-            return call()
-        except Exception as e:
-            if attempt == tries - 1 or not is_transient(e):
-                raise
-            RETRIED[0] += 1
-            time.sleep(backoff * 2 ** attempt * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+    """`call()`, repeated after transient engine errors with exponential backoff. Only for calls safe to repeat.
+
+    At most `tries` calls; the n-th wait is backoff * 2**(n-1) seconds plus up to `backoff` at random (so that
+    many sandboxes that failed together do not retry together). The last error is raised as it was."""
+    import tenacity
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(tries),
+        wait=tenacity.wait_exponential(multiplier=backoff, max=60) + tenacity.wait_random(0, backoff),
+        retry=tenacity.retry_if_exception(is_transient), before_sleep=_count_retry, reraise=True)(call)
 
 
 def copy_images(tags: list[str], source, target, log=print) -> list[str]:

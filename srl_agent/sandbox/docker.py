@@ -4,6 +4,11 @@ Hardening: no network (`network_mode=none`), every capability dropped, `no-new-p
 (swap included), pid and CPU limits, no host mounts. PID 1 is docker-init (it reaps orphans) with a
 root-owned `sleep infinity` as the keeper; commands run as the image's `agent` user where it has one.
 
+Disk: no file may grow past the budget (`ulimit -f` on every command, which it cannot raise), the writable
+layer gets a hard quota where the storage driver takes `--storage-opt size` (overlay2 on xfs with pquota;
+an engine that refuses it is remembered and not asked again), and a DiskWatch reads the layer's size
+(`SizeRw`) every second: past the budget, the user's processes are killed.
+
 Timeouts: each command runs under `timeout -s KILL`, which kills its whole process group. If output
 still streams after the deadline plus a grace period (a process that left the group), every process
 of the command's user except the keeper is killed; the sandbox stays usable.
@@ -36,10 +41,12 @@ from .common import (
     KILLED,
     STATE_DIR,
     TIMEOUT_GRACE,
+    DiskWatch,
     SandboxBase,
     collect_output,
     file_tarball,
     folder_tarball,
+    quota_mb,
     repo_tarball,
     wrap_command,
 )
@@ -47,6 +54,7 @@ from .container_engine import START_SLOTS, describe, engine_client, retrying
 
 _LIVE: set[DockerSandbox] = set()  # strong: a sandbox nobody closed is still removed at exit
 _SWEPT: set[tuple[str, str | None]] = set()  # (sandbox class, engine URL) swept of dead owners' containers
+_NO_QUOTA: set[tuple[str, str | None]] = set()  # (sandbox class, engine URL) whose storage driver refused a size
 MAX_READ = 64 * 1024 * 1024
 
 
@@ -154,6 +162,12 @@ class DockerSandbox(SandboxBase):
         with START_SLOTS:
             self._create(image)
             self._probe()
+        self.disk = DiskWatch(self._disk_used, self.config.disk_mb, lambda: self._kill_user_processes(self.exec_user))
+
+    def _disk_used(self) -> int:
+        """Bytes in the container's writable layer (the engine sums its files' sizes)."""
+        (listed,) = self.api.containers(all=True, size=True, filters={"id": self.container.id})
+        return listed.get("SizeRw") or 0
 
     def _create(self, image: str) -> None:
         """Create and start the container. A retry first removes what a failed attempt may have left (same name)."""
@@ -163,17 +177,27 @@ class DockerSandbox(SandboxBase):
         self.name = name = f"srl-agent-{uuid.uuid4().hex[:16]}"
         _LIVE.add(self)
         attempts = []
+        engine = (type(self).__name__, cfg.engine)
 
         def attempt():
             if attempts:  # the engine may have made the container before its answer was lost
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_container(name, force=True)
             attempts.append(1)
-            return self.client.containers.run(
-                image, ["sleep", "infinity"], name=name, detach=True, init=True, user="root", labels=owner_labels(),
-                network_mode="bridge" if cfg.network else "none", cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], pids_limit=cfg.pids, mem_limit=cfg.memory,
-                memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9), working_dir="/", environment=cfg.env)
+            quota = {} if engine in _NO_QUOTA else {"storage_opt": {"size": f"{quota_mb(cfg.disk_mb)}m"}}
+            try:
+                return self.client.containers.run(
+                    image, ["sleep", "infinity"], name=name, detach=True, init=True, user="root",
+                    labels=owner_labels(), network_mode="bridge" if cfg.network else "none", cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"], pids_limit=cfg.pids, mem_limit=cfg.memory,
+                    memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9), working_dir="/", environment=cfg.env,
+                    **quota)
+            except docker.errors.APIError as e:
+                # "--storage-opt is supported only for overlay over xfs with 'pquota' mount option" (Podman: a 500)
+                if not quota or "storage-opt" not in str(e.explanation or e):
+                    raise
+                _NO_QUOTA.add(engine)
+                return attempt()
 
         try:
             self.container = retrying(attempt)
@@ -229,6 +253,8 @@ class DockerSandbox(SandboxBase):
         self._put("/", repo_tarball(repo, self.config.workdir, self.uid, self.gid))
 
     def close(self) -> None:
+        if self.disk:
+            self.disk.close()
         container, self.container = self.container, None
         name, self.name = self.name, None  # a start that failed half way may have left it
         if container is not None or name:
@@ -240,8 +266,8 @@ class DockerSandbox(SandboxBase):
     # --- commands -------------------------------------------------------------------------------
 
     def run(self, command: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Observation:
-        limits = self.config if self.limits_in_commands else None
-        return self._exec(wrap_command(command, timeout or self.config.default_timeout, limits),
+        return self._exec(wrap_command(command, timeout or self.config.default_timeout, self.config,
+                                       self.limits_in_commands),
                           user=self.exec_user, timeout=timeout or self.config.default_timeout,
                           env={**self.extra_env, **self.tool_env(), **(env or {})}, workdir=self.config.workdir)
 
@@ -262,7 +288,9 @@ class DockerSandbox(SandboxBase):
         timed_out = forced or (exit_code == KILLED and duration >= timeout - 0.5)
         if timed_out and not forced:  # also end what left the process group (setsid, daemons)
             self._kill_user_processes(user)
-        return collector.observation(exit_code, timed_out, duration)
+        # measured now too: a quick writer ends before the watch's next look
+        disk_exceeded = self.disk is not None and self.disk.over()
+        return collector.observation(exit_code, timed_out, duration, disk_exceeded)
 
     def _kill_user_processes(self, user: str | None) -> None:
         script = (f"for d in /proc/[0-9]*; do p=${{d#/proc/}}; case $p in 1|{self.keeper}|$$) ;; "

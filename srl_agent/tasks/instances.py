@@ -4,7 +4,7 @@ An instance's repository is its clean source plus its bug: `source` (a git repos
 sdist, relative to the instances file) committed with a fixed identity, then `bug_patch` applied and
 committed; that second commit is `base_commit`, so the base holds the bug and `patch` (the gold
 patch) is the bug's reverse. The test patch is empty: the failing tests stay in the repository (the
-scripted expert runs them), and the eval script resets the test folder before grading.
+scripted expert runs them), and the eval script resets the test files before grading.
 
 `build_images` makes one image per instance on the swe sandbox image (`srl-agent env build
 --instances FILE`), kept while its hash (base image, commit, Dockerfile) is current.
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
-from ..testbed.suite import eval_script, sandbox_python_path, suite_command
+from ..testbed.suite import eval_script, sandbox_python_path
 from .mutate import Mutation
-from .source import commit_patch, commit_tree, git, snapshot
+from .source import Layout, commit_patch, commit_tree, git, snapshot
 from .validate import Verdict
 
 IMAGE_REPO = "srl-agent/tasks"
@@ -40,8 +40,8 @@ def instance_id(repo_slug: str, mutation: Mutation) -> str:
     return f"{repo_slug}__{mutation.id}"
 
 
-def make_instance(*, repo: str, source: str, test_dir: str, python_path: str, mutation: Mutation, bug_patch: str,
-                  gold_patch: str, base_commit: str, verdict: Verdict, statement: str) -> dict:
+def make_instance(*, repo: str, source: str, layout: Layout, mutation: Mutation, bug_patch: str, gold_patch: str,
+                  base_commit: str, verdict: Verdict, statement: str) -> dict:
     """One accepted mutation -> one swebench-5 instance (plus `source`, `bug_patch` and `mutation`)."""
     task_id = instance_id(repo.replace("/", "-"), mutation)
     return {
@@ -50,9 +50,9 @@ def make_instance(*, repo: str, source: str, test_dir: str, python_path: str, mu
         "problem_statement": statement, "hints_text": "", "patch": gold_patch, "test_patch": "",
         "FAIL_TO_PASS": json.dumps(verdict.fail_to_pass), "PASS_TO_PASS": json.dumps(verdict.pass_to_pass),
         "image": f"{IMAGE_REPO}:{task_id}",
-        "eval_script": eval_script(base_commit, "", [test_dir], [], suite_command(test_dir)),
+        "eval_script": eval_script(base_commit, "", layout.test_files, [], layout.test_command()),
         "log_parser": "parse_log_pytest", "eval_type": "pass_and_fail",
-        "source": source, "bug_patch": bug_patch, "mutation": mutation.to_dict(), "python_path": python_path,
+        "source": source, "bug_patch": bug_patch, "mutation": mutation.to_dict(), "python_path": layout.python_path,
     }
 
 

@@ -9,14 +9,14 @@ in its own words; a rewrite that names a source file is not used.
 
 from __future__ import annotations
 
-import json
+import functools
 import random
 import re
 import shlex
-import urllib.error
-import urllib.request
 
 from ..errors import UserError
+from ..policy import SamplingParams
+from ..policy.openai import OpenAIPolicy
 
 _FRAME = re.compile(r"^(\S+\.py):\d+: in \S+")
 MAX_TESTS = 3
@@ -84,18 +84,21 @@ _WRITER_PROMPT = ("Rewrite the following bug report as a developer would write a
                   "guess where in the code the bug is or how to fix it. Answer with the issue text only.")
 
 
+@functools.cache
+def _writer(url: str, model: str, timeout: float, retries: int) -> OpenAIPolicy:
+    """One client per writer (its connections are reused across the run's statements)."""
+    return OpenAIPolicy(url, model, timeout=timeout, retries=retries)
+
+
 def rewrite(statement: str, url: str, hidden_files: list[str], model: str = "default", timeout: float = 120,
-            max_tokens: int = 1024) -> str:
+            max_tokens: int = 1024, retries: int = 4) -> str:
     """Have an OpenAI-compatible chat model at `url` (…/v1) rewrite `statement`; keep ours if it leaks a file."""
-    body = json.dumps({"model": model, "temperature": 0.7, "max_tokens": max_tokens, "messages": [
-        {"role": "system", "content": _WRITER_PROMPT}, {"role": "user", "content": statement}]}).encode()
-    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
+    messages = [{"role": "system", "content": _WRITER_PROMPT}, {"role": "user", "content": statement}]
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read())
-        text = answer["choices"][0]["message"]["content"] or ""
-    except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        (answers,) = _writer(url, model, timeout, retries).generate(
+            [messages], None, SamplingParams(temperature=0.7, max_new_tokens=max_tokens))
+        text = answers[0].text
+    except (UserError, KeyError, IndexError, TypeError, ValueError) as e:
         raise UserError(f"--writer {url}: no usable answer ({type(e).__name__}: {str(e)[:200]})") from None
     text = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL).strip()
     if not text or any(path in text for path in hidden_files):

@@ -41,7 +41,8 @@ class SynthesizeConfig:
     """One factory run."""
 
     out: Path
-    """The task folder: instances.jsonl, trajectories.jsonl, validation.jsonl, sources/, report.json."""
+    """The task folder: instances.jsonl, trajectories.jsonl, validation.jsonl, sources/, sdists/ (--pypi's
+    downloads), report.json."""
     max_tasks: int = 5
     """Accepted tasks wanted per repository."""
     seed: int = 0
@@ -75,6 +76,8 @@ class SourceReport:
     kinds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     tests: int = 0
+    suite_seconds: float = 0.0
+    """One run of the clean suite in its sandbox (sandbox start included)."""
     skipped: str | None = None
 
 
@@ -107,6 +110,11 @@ def _archive(folder: Path, dest: Path, name: str) -> None:
     """The clean source as an sdist-like tarball (NAME/...), written atomically."""
     with atomic_writer(dest, "wb") as f, tarfile.open(fileobj=f, mode="w:gz") as tar:
         tar.add(folder, arcname=name, filter=lambda info: None if info.name.endswith("/.git") else info)
+
+
+def _run_suite(cfg: SynthesizeConfig, repo: Path, layout: Layout, *patches: str) -> SuiteRun:
+    return run_suite(cfg.image, repo, " ".join(layout.test_paths), layout.python_path, patches, cfg.test_timeout,
+                     command=layout.test_command())
 
 
 def _check_baseline(repo: str, run: SuiteRun) -> set[str]:
@@ -143,16 +151,17 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
     _archive(snap, cfg.out / relative_source, slug)
     materialize = task_instances.Materializer(cfg.out, tmp / "repos")
     clean = materialize.clean_repo(relative_source)
-    progress.log(f"{repo}: {len(layout.source_files)} source files, tests in {layout.test_dir}/; running the suite")
-    baseline = _check_baseline(repo, run_suite(cfg.image, clean, layout.test_dir, layout.python_path,
-                                               timeout=cfg.test_timeout))
+    progress.log(f"{repo}: {len(layout.source_files)} source files, tests: {' '.join(layout.test_paths)}; "
+                 "running the suite")
+    clean_run = _run_suite(cfg, clean, layout)
+    baseline = _check_baseline(repo, clean_run)
     scratch = tmp / "scratch"
     shutil.copytree(clean, scratch, symlinks=True)
     files = {p: (clean / p).read_text(errors="replace") for p in layout.source_files}
     mutations = select(files, cfg.seed, cfg.max_tasks * cfg.attempts_per_task)
 
     def validate(mutation: Mutation, patch: str) -> dict:
-        run = run_suite(cfg.image, clean, layout.test_dir, layout.python_path, (patch,), cfg.test_timeout)
+        run = _run_suite(cfg, clean, layout, patch)
         verdict = judge(baseline, run, cfg.max_fail_fraction)
         row = {"instance_id": task_instances.instance_id(slug, mutation), "repo": repo,
                "mutation": mutation.to_dict(), "status": verdict.status, "detail": verdict.detail,
@@ -183,6 +192,7 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
                                                          tmp, cfg)
             for mutation, row in accepted]
     report = SourceReport(repo, tried=len(validated), accepted=len(rows), tests=len(baseline),
+                          suite_seconds=clean_run.seconds,
                           statuses=dict(Counter(row["status"] for _, row in validated)),
                           kinds=dict(Counter(m.kind for m, _ in accepted)),
                           seconds=round(time.monotonic() - start, 1))
@@ -222,8 +232,7 @@ def _instance(repo: str, source: str, layout: Layout, mutation: Mutation, row: d
     if cfg.writer:
         statement = rewrite(statement, cfg.writer, layout.source_files, cfg.writer_model)
     verdict = Verdict(row["status"], row["fail_to_pass"], row["pass_to_pass"])
-    return task_instances.make_instance(repo=repo, source=source, test_dir=layout.test_dir,
-                                        python_path=layout.python_path, mutation=mutation,
+    return task_instances.make_instance(repo=repo, source=source, layout=layout, mutation=mutation,
                                         bug_patch=row["bug_patch"], gold_patch=gold, base_commit=base,
                                         verdict=verdict, statement=statement)
 
@@ -290,7 +299,7 @@ def synthesize(sources: list[SourceSpec], cfg: SynthesizeConfig, progress: Progr
         tmp = Path(tmp_dir)
         for i, source in enumerate(sources):
             try:
-                path, repo = source.resolve(tmp / f"download-{i}")
+                path, repo = source.resolve(cfg.out / "sdists")  # kept: a rerun needs no network
                 report, rows = synthesize_source(path, repo, cfg, results, progress, tmp / f"work-{i}", written)
             except UserError as e:
                 if len(sources) == 1:

@@ -61,9 +61,12 @@ def build_images(client, instances: list[dict], base: str, rebuild: bool = False
     return built
 
 
-def instance_sandbox(instance: dict, step_timeout: float = 120.0, kind: str = "docker", engine: str | None = None):
-    """A container sandbox made from the instance's image (which holds the repository at its base commit)."""
-    from ..sandbox import SandboxConfig, open_sandbox
+def instance_sandbox(instance: dict, step_timeout: float = 120.0, kind: str = "docker", engine: str | None = None,
+                     disk_mb: int | None = None):
+    """A container sandbox made from the instance's image (which holds the repository at its base commit);
+    `disk_mb`: its disk budget (None: the sandboxes' default)."""
+    from ..sandbox import DEFAULT_DISK_MB, SandboxConfig, open_sandbox
 
-    config = SandboxConfig(image=instance["image"], default_timeout=step_timeout, engine=engine)
+    config = SandboxConfig(image=instance["image"], default_timeout=step_timeout, engine=engine,
+                           disk_mb=disk_mb or DEFAULT_DISK_MB)
     return open_sandbox(config, kind=kind, base_commit=instance.get("base_commit"))

@@ -1,20 +1,22 @@
 """Checkpoints: HF-format model folders plus the trainer's state, written so a kill never leaves half.
 
     RUN_DIR/checkpoints/step-000040/   save_pretrained weights + tokenizer + trainer_state.pt
-                                       (+ shards/: each process's part of a sharded model and optimizer)
+                                       + accelerate/: what accelerate's save_state wrote (Adam state, each
+                                       process's RNG; a sharded engine's model and Adam shards)
     RUN_DIR/latest                     the name of the newest complete checkpoint
     RUN_DIR/best/                      the checkpoint with the best validation reward so far
 
-The HF weights are fp32 or, by option (`export_dtype: bf16`), bf16: half the bytes, for serving and eval. A
-resume never needs them rounded: a sharded run's exact weights are in its shards, and beside a bf16 export an
-unsharded run's trainer_state.pt keeps them in fp32 (`model`). `save_total_limit` step checkpoints are kept,
-the newest; `best/` is kept besides.
+trainer_state.pt adds what accelerate does not hold: the step, the best validation reward, each process's data
+position and the run config. The HF weights are fp32 or, by option (`export_dtype: bf16`), bf16: half the bytes,
+for serving and eval. A resume never needs them rounded: a sharded run's exact weights are in its shards, and
+beside a bf16 export an unsharded run's accelerate/ keeps them in fp32 (else the trainer leaves them out of it).
+`save_total_limit` step checkpoints are kept, the newest; `best/` is kept besides.
 
 Each folder is written under a temporary name and renamed into place; `latest` is replaced
 atomically after the rename, so it always names a complete checkpoint. A folder being replaced
 (`best/`) is first renamed aside to `NAME.old`; `recover_run_dir` puts it back if a kill came between
-the two renames. A sharded engine's processes first write their shards into `step-000040.shards`, which
-goes into the folder before it is renamed into place. An old checkpoint is renamed to `step-000020.stale` before
+the two renames. The processes first write accelerate's state into `step-000040.accelerate`, which goes
+into the folder before it is renamed into place. An old checkpoint is renamed to `step-000020.stale` before
 it is removed, so none is ever left half-removed under its own name.
 """
 
@@ -28,12 +30,13 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from ..jsonio import atomic_writer
 from ..steps import StepConfig, save_rendering
 from .model import save_model
 
 STATE_FILE = "trainer_state.pt"
-SHARDS_DIR = "shards"
+ENGINE_DIR = "accelerate"
 
 
 WANDB_ID_FILE = "wandb-id"
@@ -66,7 +69,7 @@ def recover_run_dir(run_dir: Path) -> None:
         else:
             old.rename(final)
     for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob("checkpoints/step-*.tmp"),
-                *run_dir.glob("checkpoints/step-*.shards"), *run_dir.glob("checkpoints/step-*.stale")]:
+                *run_dir.glob(f"checkpoints/step-*.{ENGINE_DIR}"), *run_dir.glob("checkpoints/step-*.stale")]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -85,26 +88,26 @@ def step_dir(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step-{step:06d}"
 
 
-def shards_staging(run_dir: Path, step: int) -> Path:
-    """Where every process of a sharded run writes its shards before `save_checkpoint` moves them in."""
-    return step_dir(run_dir, step).with_suffix(".shards")
+def engine_staging(run_dir: Path, step: int) -> Path:
+    """Where every process writes its part of accelerate's state before `save_checkpoint` moves it in."""
+    return step_dir(run_dir, step).with_suffix(f".{ENGINE_DIR}")
 
 
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any],
                     weights: dict[str, torch.Tensor] | None = None, rendering: StepConfig | None = None,
-                    shards: Path | None = None, total_limit: int | None = 2, bf16: bool = False) -> Path:
+                    engine_state: Path | None = None, total_limit: int | None = 2, bf16: bool = False) -> Path:
     """`weights`: a sharded model's gathered state dict (default: the model's own); `rendering`: how the
-    prompts were rendered, for eval; `shards`: the processes' written shards (see `shards_staging`). All
-    go inside the folder before it is renamed into place. `total_limit`: step checkpoints kept (None: all);
-    `bf16`: the HF weights written in bf16 (see `save_model`)."""
+    prompts were rendered, for eval; `engine_state`: accelerate's state as the processes wrote it (see
+    `engine_staging`). All go inside the folder before it is renamed into place. `total_limit`: step
+    checkpoints kept (None: all); `bf16`: the HF weights written in bf16 (see `save_model`)."""
     final = step_dir(run_dir, step)
 
     def fill(tmp: Path) -> None:
         save_model(model, tokenizer, tmp, weights, bf16)
         if rendering is not None:
             save_rendering(rendering, tmp)
-        if shards is not None:
-            shards.rename(tmp / SHARDS_DIR)
+        if engine_state is not None:
+            engine_state.rename(tmp / ENGINE_DIR)
         torch.save(state, tmp / STATE_FILE)
 
     replace_dir(final, fill)
@@ -149,4 +152,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
+    """The trainer's own state; accelerate's is in `checkpoint / ENGINE_DIR` (`Accelerator.load_state`)."""
+    if not (checkpoint / ENGINE_DIR).is_dir():
+        raise UserError(f"{checkpoint} has no {ENGINE_DIR}/ folder (written before checkpoints kept accelerate's "
+                        "state): continue it with the srl-agent version that wrote it, or start over with --overwrite")
     return torch.load(checkpoint / STATE_FILE, weights_only=False)

@@ -29,35 +29,36 @@ def training_rendering(cfg: TrainConfig, tokenizer, log: Callable[[str], None] =
     """How the run writes its prompts and answers (saved with every checkpoint as rendering.json): from the
     config, or for a steps file, as `data build` recorded beside it."""
     name = cfg.tokenizer or cfg.model
-    steps = cfg.trajectories[0] if len(cfg.trajectories) == 1 and _is_steps_file(cfg.trajectories[0]) else None
+    sources = cfg.data.trajectories
+    steps = sources[0] if len(sources) == 1 and _is_steps_file(sources[0]) else None
     record = load_rendering(steps) if steps else None
     if record is not None:
         template_rendering(tokenizer, record.call_style, log, name)  # a template-less tokenizer gets ours, as then
         log(f"{steps}: rendered as recorded in {rendering_file(steps).name} ({record.call_style} calls, history "
             f"{'full' if record.history is None else record.history}, observations cut at "
-            f"{record.max_observation_chars} characters); the config's rendering fields do not apply")
+            f"{record.max_observation_chars} characters); the config's rendering.* settings do not apply")
         return record
     if steps:
         log(f"{steps} has no {rendering_file(steps).name} (written by srl-agent data build): assuming the config's "
-            "history, max_observation_chars, call_style and system_prompt are how it was built")
+            "rendering.* settings are how it was built")
     try:
-        history = parse_history(cfg.history)
+        history = parse_history(cfg.rendering.history)
     except ValueError as e:
         raise UserError(str(e)) from None
-    call_style, reasoning = template_rendering(tokenizer, cfg.call_style, log, name)
-    rendering = StepConfig(history=history, max_observation_chars=cfg.max_observation_chars, call_style=call_style,
-                           reasoning=reasoning)
-    if cfg.system_prompt is not None:
-        rendering.system_prompt = cfg.system_prompt
+    call_style, reasoning = template_rendering(tokenizer, cfg.rendering.call_style, log, name)
+    rendering = StepConfig(history=history, max_observation_chars=cfg.rendering.max_observation_chars,
+                           call_style=call_style, reasoning=reasoning)
+    if cfg.rendering.system_prompt is not None:
+        rendering.system_prompt = cfg.rendering.system_prompt
     return rendering
 
 
 def load_examples(cfg: TrainConfig, tokenizer, rendering: StepConfig | None = None) -> list[StepExample]:
-    if len(cfg.trajectories) == 1 and _is_steps_file(cfg.trajectories[0]):
-        return list(read_examples(cfg.trajectories[0]))
+    if len(cfg.data.trajectories) == 1 and _is_steps_file(cfg.data.trajectories[0]):
+        return list(read_examples(cfg.data.trajectories[0]))
     step_cfg = rendering or training_rendering(cfg, tokenizer)
-    builder = ExampleBuilder(step_cfg, tokenizer, cfg.max_prompt_tokens)
-    return [ex for traj in load_trajectories(cfg.trajectories) for ex in builder.build(traj)]
+    builder = ExampleBuilder(step_cfg, tokenizer, cfg.data.max_prompt_tokens)
+    return [ex for traj in load_trajectories(cfg.data.trajectories) for ex in builder.build(traj)]
 
 
 def split_by_trajectory(examples: list[StepExample], n_val: int, seed: int) -> tuple[list, list]:

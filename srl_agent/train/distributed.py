@@ -10,7 +10,7 @@ FSDP2 over one process (--num_processes 1) shards nothing but runs the whole sha
 tried on one GPU, its memory measured against `train --dry-run`'s plan (benchmarks/gpu_srl_step.py).
 
 The trainer only calls `Accelerator.prepare`, `no_sync`, `backward`, `clip_grad_norm_` and
-`get_state_dict` (and `save_shards`/`load_shards` below for a sharded run's resumable state); mixed
+`get_state_dict` (and `save_state`/`load_state` for the resumable state); mixed
 precision (bf16 compute, fp32 master weights and optimizer state) comes from the same config: autocast
 for one process or DDP, FSDP2's MixedPrecisionPolicy, DeepSpeed's bf16.
 """
@@ -21,7 +21,6 @@ import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
@@ -64,8 +63,8 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         # The trainer lays out its own micro-batches and marks the last one of each step (sync_gradients);
         # DeepSpeed's own accumulation stays at 1 and clips as the run config says.
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
-        ds.update(train_micro_batch_size_per_gpu=cfg.micro_batch_size, gradient_accumulation_steps=1,
-                  gradient_clipping=cfg.max_grad_norm)
+        ds.update(train_micro_batch_size_per_gpu=cfg.compute.micro_batch_size, gradient_accumulation_steps=1,
+                  gradient_clipping=cfg.optim.max_grad_norm)
         ds.pop("train_batch_size", None)
     if accelerator.distributed_type == DistributedType.FSDP and bf16:
         from torch.distributed.fsdp import MixedPrecisionPolicy
@@ -179,32 +178,3 @@ def _reshards_after_forward(unit) -> bool:
     state = unit._get_fsdp_state()
     groups = getattr(state, "_fsdp_param_groups", None) or [getattr(state, "_fsdp_param_group", None)]
     return any(group is not None and group.post_forward_mesh_info is not None for group in groups)
-
-
-def save_shards(accelerator: Accelerator, model, optimizer, folder: Path) -> None:
-    """Every process writes its own shard of the model's and optimizer's state into `folder` (a collective):
-    torch.distributed.checkpoint for FSDP2 (DTensor shards, resharded on load if need be), DeepSpeed's own
-    partitioned checkpoint for ZeRO-3. No process ever holds the whole optimizer state."""
-    if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        model.save_checkpoint(str(folder), tag="state")
-        return
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-
-    model_state, optimizer_state = get_state_dict(model, getattr(optimizer, "optimizer", optimizer))
-    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder)
-
-
-def load_shards(accelerator: Accelerator, model, optimizer, folder: Path) -> None:
-    """The inverse of `save_shards`, into a prepared model and optimizer (a collective)."""
-    if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        model.load_checkpoint(str(folder), tag="state", load_optimizer_states=True, load_lr_scheduler_states=False)
-        return
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
-    optimizer = getattr(optimizer, "optimizer", optimizer)
-    model_state, optimizer_state = get_state_dict(model, optimizer)  # this process's shards, to fill in place
-    state = {"model": model_state, "optimizer": optimizer_state}
-    dcp.load(state, checkpoint_id=folder)
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])

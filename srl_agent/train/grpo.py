@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, TypeVar
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, TypeVar
 
 import torch
+
+from .batching import Layout, TokenSequence, completion_mask, micro_batches, scored_tokens
 
 G = TypeVar("G")
 
@@ -94,3 +97,52 @@ def dynamic_fill(sample: Callable[[int], Sequence[G]], rewards_of: Callable[[G],
         kept += [g for g, k in zip(groups, keep, strict=True) if k]
     before = sum(gather(len(kept))[:rank])  # kept by the processes ahead of this one
     return kept[:max(0, batch_size - before)], sampled, rounds
+
+
+class Group(NamedTuple):
+    """G sequences sampled for one prompt (SRL) or task (RLVR), and their rewards."""
+
+    sequences: list[TokenSequence]
+    rewards: list[float]
+
+
+@dataclass
+class RolloutBatch:
+    """What a GRPO update learns from: a step's kept rollouts, one entry per sequence with scored tokens (an SRL
+    completion, or an RLVR episode whose mask keeps the ids the policy sampled). Old log-probs are not carried:
+    the update recomputes them with the policy that sampled (train/trainer.py `MicroBatch`)."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    completion_mask: list[list[int]]
+    """Per completion token: 1 where the loss covers it."""
+    advantages: list[float]
+    """Each sequence's reward, centred and scaled within its group (`group_advantages`)."""
+
+    @classmethod
+    def from_groups(cls, groups: Sequence[Group | tuple[list[TokenSequence], list[float]]],
+                    std_eps: float) -> RolloutBatch:
+        batch = cls([], [], [], [])
+        for sequences, rewards in groups:  # group by group: RLVR groups may differ in size
+            advantages = group_advantages(torch.tensor([rewards]), std_eps)[0]
+            for seq, advantage in zip(sequences, advantages, strict=True):
+                if scored_tokens(seq):
+                    batch.prompt_ids.append(seq[0])
+                    batch.completion_ids.append(seq[1])
+                    batch.completion_mask.append(completion_mask(seq))
+                    batch.advantages.append(float(advantage))
+        return batch
+
+    def __len__(self) -> int:
+        return len(self.advantages)
+
+    def sequences(self) -> list[TokenSequence]:
+        return list(zip(self.prompt_ids, self.completion_ids, self.completion_mask, strict=True))
+
+    def scored_tokens(self) -> int:
+        return sum(sum(mask) for mask in self.completion_mask)
+
+    def micro_batches(self, size: int, layout: Layout) -> list[RolloutBatch]:
+        """The update's micro-batches (batching.micro_batches: a shared prompt's run kept together)."""
+        rows = zip(self.prompt_ids, self.completion_ids, self.completion_mask, self.advantages, strict=True)
+        return [RolloutBatch(*map(list, zip(*part, strict=True))) for part in micro_batches(list(rows), size, layout)]

@@ -28,16 +28,16 @@ def pick_device() -> torch.device:
 
 def compute_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether forward and backward run in bf16 (`bf16`, by default on CUDA); weights stay fp32 either way."""
-    return cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
+    return cfg.compute.bf16 if cfg.compute.bf16 is not None else device.type == "cuda"
 
 
 def require_attention_kernels(cfg: TrainConfig) -> None:
     """flash_attention_2 needs the flash-attn package: one line before any weights load, not transformers' error
     after, and what sdpa costs instead (the update then pads each micro-batch to its longest row)."""
-    if cfg.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-        raise UserError("attn_implementation flash_attention_2 needs flash-attn (pip install flash-attn "
-                        "--no-build-isolation, on a GPU); or --set attn_implementation=sdpa, which pads each update "
-                        "micro-batch to its longest row (logged per step as forward_tokens against update_tokens)")
+    if cfg.compute.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise UserError("compute.attn_implementation flash_attention_2 needs flash-attn (pip install flash-attn "
+                        "--no-build-isolation, on a GPU); or --set compute.attn_implementation=sdpa, which pads each "
+                        "update micro-batch to its longest row (logged per step: forward_tokens beside update_tokens)")
 
 
 def build_tiny_model(cfg: TrainConfig, tokenizer):
@@ -49,7 +49,7 @@ def build_tiny_model(cfg: TrainConfig, tokenizer):
                          num_key_value_heads=t.num_key_value_heads, max_position_embeddings=t.max_position_embeddings,
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-                         attn_implementation=cfg.attn_implementation)
+                         attn_implementation=cfg.compute.attn_implementation)
     torch.manual_seed(cfg.seed)
     return Qwen2ForCausalLM(config)
 
@@ -72,7 +72,7 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
     # Trained weights stay fp32 (the master copy; bf16 compute comes from autocast or FSDP2/DeepSpeed): an
     # lr-5e-7 Adam step is ~100x smaller than a bf16 weight's rounding step. Frozen LoRA base weights
     # take no update, so they may stay bf16.
-    dtype = torch.bfloat16 if cfg.lora and compute_bf16(cfg, device) else torch.float32
+    dtype = torch.bfloat16 if cfg.lora.enabled and compute_bf16(cfg, device) else torch.float32
     if source is None:
         model = build_tiny_model(cfg, tokenizer).to(dtype)
     elif config_only or shape_only:
@@ -82,22 +82,24 @@ def load_model(cfg: TrainConfig, weights: str | None = None, adapter: str | None
         config = from_pretrained(AutoConfig, source.removeprefix(CONFIG_PREFIX))
         # Built on the device, a resumed model never passes whole through host memory (a 7B: 30 GB per process)
         with device if shape_only else contextlib.nullcontext():
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=cfg.attn_implementation)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype,
+                                                     attn_implementation=cfg.compute.attn_implementation)
     else:
-        model = from_pretrained(AutoModelForCausalLM, source, dtype=dtype, attn_implementation=cfg.attn_implementation)
-    if cfg.lora:
+        model = from_pretrained(AutoModelForCausalLM, source, dtype=dtype,
+                                attn_implementation=cfg.compute.attn_implementation)
+    if cfg.lora.enabled:
         from peft import LoraConfig, PeftModel, get_peft_model
 
         if adapter:
             model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
         else:
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                     lora_dropout=cfg.lora_dropout,
-                                                     target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"))
-    if cfg.gradient_checkpointing:
+            model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                                                     lora_dropout=cfg.lora.dropout,
+                                                     target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"))
+    if cfg.compute.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    install_logprob_forward(model, cfg.logprob_chunk_tokens)
+    install_logprob_forward(model, cfg.compute.logprob_chunk_tokens)
     return model.to(device), tokenizer
 
 

@@ -159,31 +159,32 @@ class Plan:
 
 def check_context(cfg: TrainConfig, shape: ModelShape) -> None:
     """A prompt and completion longer than the model's positions is refused before anything loads."""
-    if shape.max_positions is None or cfg.max_prompt_tokens is None:
+    if shape.max_positions is None or cfg.data.max_prompt_tokens is None:
         return
-    if cfg.max_prompt_tokens + cfg.max_new_tokens > shape.max_positions:
-        raise UserError(f"max_prompt_tokens {cfg.max_prompt_tokens} + max_new_tokens {cfg.max_new_tokens} = "
-                        f"{cfg.max_prompt_tokens + cfg.max_new_tokens} tokens exceed the model's "
+    if cfg.data.max_prompt_tokens + cfg.rollout.max_new_tokens > shape.max_positions:
+        raise UserError(f"data.max_prompt_tokens {cfg.data.max_prompt_tokens} + rollout.max_new_tokens "
+                        f"{cfg.rollout.max_new_tokens} = "
+                        f"{cfg.data.max_prompt_tokens + cfg.rollout.max_new_tokens} tokens exceed the model's "
                         f"max_position_embeddings {shape.max_positions}: lower max_prompt_tokens or max_new_tokens "
-                        f"(--set max_prompt_tokens=N)")
+                        f"(--set data.max_prompt_tokens=N)")
 
 
 def plan_memory(cfg: TrainConfig, shape: ModelShape, gpus: int, gpu_gb: float, engine: Engine,
                 compute_bytes: int = BF16, gradient_checkpointing: bool | None = None) -> Plan:
     """The per-GPU memory of `cfg` on `gpus` cards of `gpu_gb` GB each under `engine`, phase by phase."""
     check_context(cfg, shape)
-    checkpointing = cfg.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+    checkpointing = cfg.compute.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     sharded = engine != "ddp"
     shards = gpus if sharded else 1
-    weight_bytes = compute_bytes if cfg.lora else FP32  # fp32 masters; a LoRA model's base as it computes
-    autocast = not sharded and not cfg.lora and compute_bytes < FP32  # fp32 weights computed in bf16 by autocast
+    weight_bytes = compute_bytes if cfg.lora.enabled else FP32  # fp32 masters; a LoRA model's base as it computes
+    autocast = not sharded and not cfg.lora.enabled and compute_bytes < FP32  # fp32 weights in bf16 by autocast
     stream_bytes = FP32 if autocast else compute_bytes  # the residual stream: fp32 from the fp32 embedding
-    trained = shape.lora_params(cfg.lora_r, cfg.lora_target_modules) if cfg.lora else shape.params
+    trained = shape.lora_params(cfg.lora.r, cfg.lora.target_modules) if cfg.lora.enabled else shape.params
     head = shape.embedding_params
 
-    state = {"weights": (shape.params * weight_bytes + (trained * FP32 if cfg.lora else 0)) / shards,
+    state = {"weights": (shape.params * weight_bytes + (trained * FP32 if cfg.lora.enabled else 0)) / shards,
              "optimizer": trained * 2 * FP32 / shards}
-    if cfg.kl_coef > 0 and not cfg.lora:  # the trainer's frozen copy: not prepared, so whole on every GPU
+    if cfg.grpo.kl_coef > 0 and not cfg.lora.enabled:  # the trainer's frozen copy: not prepared, whole on every GPU
         state["reference (KL)"] = shape.params * compute_bytes
     computing = {}  # what the model's own forward passes hold besides (not a vLLM engine's generation)
     if sharded:
@@ -195,33 +196,33 @@ def plan_memory(cfg: TrainConfig, shape: ModelShape, gpus: int, gpu_gb: float, e
     update = {"weights": state["weights"], "gradients": trained * FP32 / shards, **state, **computing}
     if sharded:
         update["head reduce-scatter"] = head * (compute_bytes + FP32)
-    sequence = (cfg.max_prompt_tokens or 4096) + cfg.max_new_tokens
-    tokens = cfg.micro_batch_size * sequence
+    sequence = (cfg.data.max_prompt_tokens or 4096) + cfg.rollout.max_new_tokens
+    tokens = cfg.compute.micro_batch_size * sequence
     per_layer = shape.saved_bytes(compute_bytes, stream_bytes)
     update["activations"] = tokens * (shape.layers * shape.hidden * stream_bytes + per_layer) if checkpointing else \
         tokens * shape.layers * per_layer
-    chunk = min(cfg.logprob_chunk_tokens, cfg.micro_batch_size * cfg.max_new_tokens)
+    chunk = min(cfg.compute.logprob_chunk_tokens, cfg.compute.micro_batch_size * cfg.rollout.max_new_tokens)
     update["log-prob buffers"] = tokens * shape.hidden * stream_bytes + 3 * chunk * shape.vocab * FP32
 
     generation = dict(state)
-    if cfg.rollout_backend == "vllm":
-        generation["rollout engine (vLLM)"] = cfg.vllm_gpu_memory_utilization * gpu_gb * GB
+    if cfg.rollout.backend == "vllm":
+        generation["rollout engine (vLLM)"] = cfg.rollout.vllm_gpu_memory_utilization * gpu_gb * GB
     else:
         generation.update({"gathered model": shape.params * compute_bytes} if sharded else computing)
-        cache_tokens = cfg.generation_batch_size * sequence
-        prompt_tokens = cfg.generation_batch_size * (cfg.max_prompt_tokens or 4096)
+        cache_tokens = cfg.rollout.generation_batch_size * sequence
+        prompt_tokens = cfg.rollout.generation_batch_size * (cfg.data.max_prompt_tokens or 4096)
         kv_width = shape.layers * shape.kv_heads * shape.head_dim
-        if cfg.rollout_backend == "hf_paged":
+        if cfg.rollout.backend == "hf_paged":
             generation["KV cache"] = cache_tokens * kv_width * 2 * weight_bytes
             prompt_tokens = min(prompt_tokens, PAGED_BATCH_TOKENS)  # continuous batching's prefill, a slice at a time
-            if cfg.attn_implementation != "flash_attention_2":
+            if cfg.compute.attn_implementation != "flash_attention_2":
                 generation["paged attention mask"] = prompt_tokens * (cache_tokens + prompt_tokens) * weight_bytes
         else:
             generation["KV cache"] = cache_tokens * kv_width * (stream_bytes + compute_bytes)
         generation["prefill"] = prompt_tokens * 3 * shape.intermediate * compute_bytes
 
     phases = {GENERATION: generation, UPDATE: update}
-    if cfg.lora:
+    if cfg.lora.enabled:
         phases[SAVE] = {**state, "merged copy": shape.params * weight_bytes + trained * FP32}
     result = Plan(engine, gpus, gpu_gb, {name: {term: b / GB for term, b in terms.items()}
                                          for name, terms in phases.items()})
@@ -242,13 +243,13 @@ def _advice(cfg: TrainConfig, plan: Plan, checkpointing: bool) -> list[str]:
     if plan.engine == "ddp" and model_state > 0.3 * plan.gpu_gb:
         advice.append("shard the model: accelerate launch --config_file configs/accelerate/fsdp2.yaml")
     if not checkpointing and large("activations"):
-        advice.append("--set gradient_checkpointing=true (update_layout padded)")
-    if large("activations") and cfg.micro_batch_size > 1:
-        advice.append(f"--set micro_batch_size={max(1, cfg.micro_batch_size // 2)}")
+        advice.append("--set compute.gradient_checkpointing=true (compute.update_layout padded)")
+    if large("activations") and cfg.compute.micro_batch_size > 1:
+        advice.append(f"--set compute.micro_batch_size={max(1, cfg.compute.micro_batch_size // 2)}")
     if large("KV cache", "prefill", "paged attention mask"):
-        advice.append(f"--set generation_batch_size={max(1, cfg.generation_batch_size // 2)}")
-    if not cfg.lora and model_state > 0.5 * plan.gpu_gb:
-        advice.append("--set lora=true (configs/swe-1gpu.yaml)")
+        advice.append(f"--set rollout.generation_batch_size={max(1, cfg.rollout.generation_batch_size // 2)}")
+    if not cfg.lora.enabled and model_state > 0.5 * plan.gpu_gb:
+        advice.append("--set lora.enabled=true (configs/swe-1gpu.yaml)")
     if plan.engine != "ddp":
         advice.append("more GPUs (--num_processes) divide the weights, gradients and optimizer state")
     return advice
@@ -308,10 +309,10 @@ def dry_run(cfg: TrainConfig, gpus: int, gpu_gb: float, engine: Engine | None = 
     shape = model_shape(cfg)
     engine = engine or ("fsdp2" if gpus > 1 else "ddp")
     chosen = plan_memory(cfg, shape, gpus, gpu_gb, engine)
-    sequence = (cfg.max_prompt_tokens or 4096) + cfg.max_new_tokens
-    lines = [f"{shape.params / 1e9:.2f} B parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
-             f"micro-batches of {cfg.micro_batch_size} x {sequence} tokens, generation batches of "
-             f"{cfg.generation_batch_size} x {sequence}", render(chosen)]
+    sequence = (cfg.data.max_prompt_tokens or 4096) + cfg.rollout.max_new_tokens
+    lines = [f"{shape.params / 1e9:.2f} B parameters ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}), "
+             f"micro-batches of {cfg.compute.micro_batch_size} x {sequence} tokens, generation batches of "
+             f"{cfg.rollout.generation_batch_size} x {sequence}", render(chosen)]
     for other in ("ddp", "fsdp2", "zero3"):
         if other != engine:
             p = plan_memory(cfg, shape, gpus, gpu_gb, other)

@@ -1,22 +1,26 @@
 """The training loop, top to bottom: sample, score, filter, update; validate; checkpoint.
 
     for step in steps:
-        phase = cfg.phase(step)   sft (the method or the warm-up) | srl | rlvr (srl+rlvr: every rlvr_every-th)
+        phase = cfg.phase(step)   sft (the method or the warm-up) | srl | rlvr (srl+rlvr: every rlvr.every-th)
         sft:  imitate the expert's step (cross-entropy)
         srl:  rollouts = G completions for each of batch_size prompts, refilled by dynamic sampling
               rewards  = SRL reward of each completion against the expert's call
               update   = GRPO clipped objective on the group advantages
-        rlvr: episodes = G agent runs in sandboxes for each of rlvr_batch_size tasks, refilled likewise
+        rlvr: episodes = G agent runs in sandboxes for each of rlvr.batch_size tasks, refilled likewise
               rewards  = the task's tests in each episode's sandbox
               update   = the same GRPO update, over whole episodes, on the sampled tokens only
-        every eval_every: mean greedy SRL reward on held-out trajectories; keep the best checkpoint
-        every save_every: checkpoint (resume continues with the same data and task order and RNG state)
+        every validation.every: mean greedy SRL reward on held-out trajectories; keep the best checkpoint
+        every checkpointing.every: checkpoint (resume continues with the same data and task order and RNG state)
+
+Rollouts reach the update as a `RolloutBatch` (grpo.py: prompt ids, completion ids and mask, advantages), laid
+out into `MicroBatch`es (tokens, advantages, loss weight, old log-probs). Metrics go to metrics.jsonl and through
+accelerate's trackers (`log_with`: TensorBoard, and W&B with `wandb: true`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import importlib.util
 import json
 import math
 import random
@@ -28,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import gather_object
+from accelerate.tracking import TensorBoardTracker, WandBTracker
+from accelerate.utils import DistributedType, gather_object
 
 from ..chat import expert_answer
 from ..errors import UserError
@@ -36,6 +41,7 @@ from ..executor import connect_ray
 from ..jsonio import atomic_writer
 from ..metrics import STATUSES, read_metrics
 from ..policy import Completion, SamplingParams
+from ..policy.batcher import BatchLimits
 from ..policy.hf import BACKEND_CACHES, HFPolicy
 from ..reward import SRLRewardConfig, srl_rewards
 from ..rlvr.batch import episode_sequence, group_rewards, played
@@ -43,21 +49,11 @@ from ..rlvr.episodes import Episode, run_episodes
 from ..rlvr.tasks import load_training_tasks, require_images
 from ..types import StepExample
 from . import grpo
-from .batching import (
-    Batch,
-    Layout,
-    TokenSequence,
-    chunks,
-    completion_mask,
-    forward_tokens,
-    make_batch,
-    micro_batches,
-    scored_tokens,
-    supports_shared_prefix,
-)
+from .batching import Batch, Layout, chunks, forward_tokens, make_batch, supports_shared_prefix
 from .checkpoint import (
-    SHARDS_DIR,
+    ENGINE_DIR,
     WANDB_ID_FILE,
+    engine_staging,
     latest_checkpoint,
     load_state,
     previous_run,
@@ -65,7 +61,6 @@ from .checkpoint import (
     remove_previous_run,
     save_best,
     save_checkpoint,
-    shards_staging,
 )
 from .config import TrainConfig
 from .data import ExampleStream, load_examples, split_by_trajectory, training_rendering
@@ -73,26 +68,38 @@ from .distributed import (
     check_memory_plan,
     full_parameters,
     is_sharded,
-    load_shards,
     make_accelerator,
-    save_shards,
     whole_weights_for_sampling,
 )
+from .grpo import Group, RolloutBatch
 from .model import ADAPTER_DIR, compute_bf16, load_model, require_attention_kernels, save_model
-
-Group = tuple[list[TokenSequence], list[float]]
-"""What a GRPO update learns from: G sequences sampled for one prompt or task, and their rewards."""
 
 
 @dataclass
 class Rollout:
+    """G completions sampled for one step example, and their SRL rewards."""
+
     example: StepExample
     prompt_ids: list[int]
     completions: list[Completion]
     rewards: list[float]
 
     def group(self) -> Group:
-        return [(self.prompt_ids, c.token_ids) for c in self.completions], self.rewards
+        return Group([(self.prompt_ids, c.token_ids) for c in self.completions], self.rewards)
+
+
+@dataclass
+class MicroBatch:
+    """One forward and backward of an update."""
+
+    tokens: Batch
+    """Its sequences, laid out (batching.make_batch)."""
+    advantages: torch.Tensor
+    """[rows]; empty for SFT."""
+    weight: float
+    """Its share of the step's global loss (0 for a stand-in)."""
+    old_logprobs: torch.Tensor | None = None
+    """[rows, W-1]: the sampling policy's log-probs, kept fixed over ppo_epochs > 1 (None: the current ones)."""
 
 
 def key(ex: StepExample) -> str:
@@ -104,111 +111,167 @@ def update_layout(cfg: TrainConfig, model_config, sharded: bool = False) -> Layo
     (an attention-only model, no checkpointing dropping the cache, no LoRA dropout differing per row).
     A sharded model (FSDP2, ZeRO-3) needs the same forward passes on every process: one per micro-batch,
     where shared-prefix makes two per group."""
-    shareable = supports_shared_prefix(model_config) and not cfg.gradient_checkpointing and not sharded
-    if cfg.update_layout == "shared_prefix" and not shareable:
-        raise UserError("update_layout shared_prefix needs an attention-only model, no gradient checkpointing and "
-                        "an unsharded engine (one process or DDP)")
-    if cfg.update_layout != "auto":
-        return cfg.update_layout
-    if cfg.attn_implementation == "flash_attention_2":
+    shareable = supports_shared_prefix(model_config) and not cfg.compute.gradient_checkpointing and not sharded
+    if cfg.compute.update_layout == "shared_prefix" and not shareable:
+        raise UserError("compute.update_layout shared_prefix needs an attention-only model, no gradient checkpointing "
+                        "and an unsharded engine (one process or DDP)")
+    if cfg.compute.update_layout != "auto":
+        return cfg.compute.update_layout
+    if cfg.compute.attn_implementation == "flash_attention_2":
         return "padding_free"
-    return "shared_prefix" if shareable and not (cfg.lora and cfg.lora_dropout > 0) else "padded"
+    return "shared_prefix" if shareable and not (cfg.lora.enabled and cfg.lora.dropout > 0) else "padded"
 
 
 class Trainer:
+    """One run: set up in the order below (nothing heavy before the cheap checks), then `run()`."""
+
     def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
                  log: Callable[[str], None] = print, check_memory: bool = True):
-        cfg.validate()
-        require_attention_kernels(cfg)
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.output_dir)
-        # One process, or one of several started by `accelerate launch` / torchrun: each samples its own
-        # share of the prompts; the engine (DDP, FSDP2, ZeRO-3: see distributed.py) syncs the gradients.
-        self.accelerator = make_accelerator(cfg)
-        self.sharded = is_sharded(self.accelerator)
-        if check_memory:
-            check_memory_plan(cfg, self.accelerator)
-        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
-        self.main = self.accelerator.is_main_process
+        set_for_method = cfg.apply_method_defaults()
+        cfg.validate()
+        require_attention_kernels(cfg)
+        self._start_processes(check_memory)
+        if self.main:  # the run's first line: what it will do
+            log(f"plan: {cfg.plan()}" + (f" (set for this run: {'; '.join(set_for_method)})" if set_for_method else ""))
         self._check_run_dir(resume, overwrite)  # every process reads the same folder, so all agree
-        if cfg.uses_rlvr and self.sharded:
-            raise UserError(f"--method {cfg.method} under a sharded engine is not supported (episodes end after "
-                            "different numbers of turns on each process): use one process or DDP")
-        if cfg.lora and self.sharded:  # generate calls the wrapped model past the sharded root: its weights stay shards
-            raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
-                            "process or DDP (configs/accelerate/ddp.yaml)")
-        if cfg.rollout_backend == "hf_paged" and self.sharded and self.world > 1:
-            raise UserError("rollout_backend hf_paged (continuous batching) cannot sample from a model sharded over "
-                            "processes: use hf or hf_static, or DDP")
-        # RLVR's tasks and their images are checked before any weights load: a missing image costs nothing
-        self.tasks = load_training_tasks(cfg.tasks) if cfg.uses_rlvr else []
-        if self.tasks and cfg.episodes.executor == "ray":  # one clear line now; the nodes check their own images
-            connect_ray(cfg.episodes.ray_address)
-        elif self.tasks and cfg.episodes.sandbox_kind == "docker":
-            require_images(self.tasks)
-        if resume and self.main:
-            recover_run_dir(self.run_dir)
-        self.accelerator.wait_for_everyone()
-        checkpoint = latest_checkpoint(self.run_dir) if resume else None
-        if resume and checkpoint is None:
-            log(f"no checkpoint in {self.run_dir}: starting from scratch")
-        if cfg.batch_size % self.world:
-            raise UserError(f"batch_size {cfg.batch_size} must divide among {self.world} processes")
-        self.local_batch = cfg.batch_size // self.world
-        random.seed(cfg.seed + self.rank)
-        torch.manual_seed(cfg.seed)  # the same initial weights everywhere
+        self._check_engine_fits_run()
+        self.tasks = self._load_tasks()  # and their images, before any weights load: a missing image costs nothing
+        checkpoint = self._find_checkpoint(resume)
         state = load_state(checkpoint) if checkpoint else None
-        adapter = checkpoint / ADAPTER_DIR if checkpoint and cfg.lora else None
-        weights = str(checkpoint) if checkpoint and not cfg.lora else None
-        # A resume reads the HF weights only where they are the exact ones (an fp32 export, unsharded). Else the
-        # model is built from the checkpoint's config alone: a sharded run's weights come from its shards (in
-        # _restore), those beside a bf16 export from the fp32 copy in the state.
-        master = state.get("model") if state else None
-        model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None,
-                                           device=self.accelerator.device,
-                                           shape_only=weights is not None and (self.sharded or master is not None))
-        if master is not None:
-            model.load_state_dict(master)
-        if self.world > 1:
-            torch.manual_seed(cfg.seed + self.rank)  # but each process samples its own rollouts
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.device = self.accelerator.device
-        # Rollouts and validation generate with the unwrapped model (sharded engines still gather its weights).
-        self.unwrapped = self.accelerator.unwrap_model(self.model)
-        self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1,
-                               cache=BACKEND_CACHES.get(cfg.rollout_backend, "dynamic"))
-        self.rendering = training_rendering(cfg, self.tokenizer, log)  # saved beside every checkpoint's weights
-        if cfg.uses_rlvr and self.rendering.history is not None:
-            raise UserError(f"--method {cfg.method} plays whole episodes with the full history in every prompt: "
-                            "set history=full (--set history=full)")
-        examples = load_examples(cfg, self.tokenizer, self.rendering)
-        # An old run goes only now that the model and data have loaded: a typo costs nothing.
-        if checkpoint is None and self.main and (overwrite or resume):
-            remove_previous_run(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.accelerator.wait_for_everyone()
-        self.layout = update_layout(cfg, self.unwrapped.config, self.sharded)
-        self.rollout = self._vllm_rollout() if cfg.rollout_backend == "vllm" else self.policy
-        self.reward_cfg = SRLRewardConfig(cfg.metric, cfg.granularity, cfg.autojunk, self.rendering.call_style)
-        self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.val_trajectories, cfg.seed)
-        self.val_examples = self.val_examples[: cfg.val_examples]
-        self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
-        self.task_stream = ExampleStream(self.tasks, cfg.seed, self.rank, self.world) if self.tasks else None
+        self._load_model(checkpoint, state)
+        examples = self._load_examples()
+        self._clear_run_dir(starting_over=checkpoint is None and (overwrite or resume))
+        self._set_up_sampling()
+        self._set_up_data(examples)
         # The KL reference is the starting model, also after a resume: LoRA's is its own base with the adapter off
-        self.ref_model = self._reference_model() if cfg.kl_coef > 0 and not cfg.lora else None
+        self.ref_model = self._reference_model() if cfg.grpo.kl_coef > 0 and not cfg.lora.enabled else None
         self.step, self.best = 0, -math.inf
-        self._prompt_ids: dict[str, list[int]] = {}
-        self.writer = self._tensorboard() if self.main else None
-        self.wandb = self._wandb() if self.main else None
+        self._start_trackers()
         if checkpoint:
             self._restore(checkpoint, state)
         if self.main:
             self._write_config()
 
     # --- setup --------------------------------------------------------------------------------
+
+    def _start_processes(self, check_memory: bool) -> None:
+        """One process, or one of several started by `accelerate launch` / torchrun: each samples its own share
+        of the prompts; the engine (DDP, FSDP2, ZeRO-3: see distributed.py) syncs the gradients."""
+        self.accelerator = make_accelerator(self.cfg)
+        self.sharded = is_sharded(self.accelerator)
+        if check_memory:
+            check_memory_plan(self.cfg, self.accelerator)
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        self.main = self.accelerator.is_main_process
+        self.device = self.accelerator.device
+        if self.cfg.batch_size % self.world:
+            raise UserError(f"batch_size {self.cfg.batch_size} must divide among {self.world} processes")
+        self.local_batch = self.cfg.batch_size // self.world
+
+    def _check_engine_fits_run(self) -> None:
+        cfg = self.cfg
+        if cfg.uses_rlvr and self.sharded:
+            raise UserError(f"--method {cfg.method} under a sharded engine is not supported (episodes end after "
+                            "different numbers of turns on each process): use one process or DDP")
+        if cfg.lora.enabled and self.sharded:  # generate calls the model past its sharded root: its weights stay shards
+            raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
+                            "process or DDP (configs/accelerate/ddp.yaml)")
+        if cfg.rollout.backend == "hf_paged" and self.sharded and self.world > 1:
+            raise UserError("rollout.backend hf_paged (continuous batching) cannot sample from a model sharded over "
+                            "processes: use hf or hf_static, or DDP")
+
+    def _load_tasks(self) -> list[dict]:
+        """RLVR's training tasks, their images checked (Ray: the cluster reached; its nodes check their own)."""
+        cfg = self.cfg
+        tasks = load_training_tasks(cfg.rlvr.tasks) if cfg.uses_rlvr else []
+        if tasks and cfg.episodes.executor == "ray":
+            connect_ray(cfg.episodes.ray_address)
+        elif tasks and cfg.episodes.sandbox_kind == "docker":
+            require_images(tasks)
+        return tasks
+
+    def _find_checkpoint(self, resume: bool) -> Path | None:
+        if resume and self.main:
+            recover_run_dir(self.run_dir)
+        self.accelerator.wait_for_everyone()
+        checkpoint = latest_checkpoint(self.run_dir) if resume else None
+        if resume and checkpoint is None:
+            self.log(f"no checkpoint in {self.run_dir}: starting from scratch")
+        return checkpoint
+
+    def _load_model(self, checkpoint: Path | None, state: dict[str, Any] | None) -> None:
+        """The model (from the checkpoint when resuming) and AdamW, prepared by the engine; the tokenizer."""
+        cfg = self.cfg
+        random.seed(cfg.seed + self.rank)
+        torch.manual_seed(cfg.seed)  # the same initial weights everywhere
+        adapter = checkpoint / ADAPTER_DIR if checkpoint and cfg.lora.enabled else None
+        weights = str(checkpoint) if checkpoint and not cfg.lora.enabled else None
+        # A resume reads the HF weights only where they are the exact ones (an fp32 export, unsharded). Else the
+        # model is built from the checkpoint's config alone, and accelerate's state fills it in (in _restore).
+        model, self.tokenizer = load_model(cfg, weights=weights, adapter=str(adapter) if adapter else None,
+                                           device=self.device,
+                                           shape_only=weights is not None and state["engine_holds_model"])
+        if self.world > 1:
+            torch.manual_seed(cfg.seed + self.rank)  # but each process samples its own rollouts
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # Rollouts and validation generate with the unwrapped model (sharded engines still gather its weights).
+        self.unwrapped = self.accelerator.unwrap_model(self.model)
+        self._set_up_engine_state()
+
+    def _set_up_engine_state(self) -> None:
+        """What accelerate's save_state/load_state carry: the Adam state and each process's RNG, and the exact
+        weights where the HF export is not them (a sharded model's shards; fp32 beside a bf16 export)."""
+        cfg = self.cfg
+        self.engine_holds_model = self.sharded or (cfg.checkpointing.export_dtype != "fp32" and not cfg.lora.enabled)
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            # each process saves its own shards (torch.distributed.checkpoint), whatever the accelerate config says:
+            # FULL_STATE_DICT would gather the whole model and Adam state onto one. HF exports gather anyway
+            # (get_state_dict ignores this setting). The configs go too: a full one's rank0_only would stay.
+            plugin = self.accelerator.state.fsdp_plugin
+            plugin.state_dict_config = plugin.optim_state_dict_config = None
+            plugin.set_state_dict_type("SHARDED_STATE_DICT")
+        elif not self.engine_holds_model:  # the HF export (or LoRA's adapter) is exact: no second copy
+            self.accelerator.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
+            self.accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
+
+    def _load_examples(self) -> list[StepExample]:
+        """The step examples, rendered as the run's checkpoints will record (rendering.json)."""
+        self.rendering = training_rendering(self.cfg, self.tokenizer, self.log)
+        if self.cfg.uses_rlvr and self.rendering.history is not None:  # a steps file recorded with a window
+            raise UserError(f"--method {self.cfg.method} plays whole episodes with the full history in every prompt: "
+                            "the steps file was built with a history window (srl-agent data build --history full)")
+        return load_examples(self.cfg, self.tokenizer, self.rendering)
+
+    def _clear_run_dir(self, starting_over: bool) -> None:
+        """An old run goes only now that the model and data have loaded: a typo costs nothing."""
+        if starting_over and self.main:
+            remove_previous_run(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator.wait_for_everyone()
+
+    def _set_up_sampling(self) -> None:
+        """The policy that samples rollouts and validation answers (HF, or a colocated vLLM engine), the update's
+        layout and the SRL reward."""
+        cfg = self.cfg
+        self.policy = HFPolicy(self.unwrapped, self.tokenizer, self.device, synced_gpus=self.sharded and self.world > 1,
+                               cache=BACKEND_CACHES.get(cfg.rollout.backend, "dynamic"))
+        self.layout = update_layout(cfg, self.unwrapped.config, self.sharded)
+        self.rollout = self._vllm_rollout() if cfg.rollout.backend == "vllm" else self.policy
+        self.reward_cfg = SRLRewardConfig(**cfg.srl_reward.model_dump(), call_style=self.rendering.call_style)
+        self._prompt_ids: dict[str, list[int]] = {}
+
+    def _set_up_data(self, examples: list[StepExample]) -> None:
+        """The held-out split, and each process's share of the seeded example (and task) order."""
+        cfg = self.cfg
+        self.train_examples, self.val_examples = split_by_trajectory(examples, cfg.validation.trajectories, cfg.seed)
+        self.val_examples = self.val_examples[: cfg.validation.examples]
+        self.stream = ExampleStream(self.train_examples, cfg.seed, self.rank, self.world)
+        self.task_stream = ExampleStream(self.tasks, cfg.seed, self.rank, self.world) if self.tasks else None
 
     def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
         """A new run never mixes with an old one: its checkpoints would be pruned by name, its metrics appended."""
@@ -233,8 +296,8 @@ class Trainer:
         if self.main:
             save_model(self.unwrapped, self.tokenizer, start, weights)
         self.accelerator.wait_for_everyone()
-        engine = VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization, colocate=True,
-                            seed=self.cfg.seed + self.rank)
+        engine = VLLMPolicy(str(start), gpu_memory_utilization=self.cfg.rollout.vllm_gpu_memory_utilization,
+                            colocate=True, seed=self.cfg.seed + self.rank)
         engine.sleep()  # woken for each sampling phase (see sampling_phase)
         return engine
 
@@ -243,30 +306,32 @@ class Trainer:
         GPUs is half an fp32 copy (15 GB, not 30, beside a 7B policy), and under DeepSpeed, which runs no autocast,
         the policy's own precision. Loaded on the CPU, so the GPU never holds it in fp32."""
         dtype = torch.bfloat16 if compute_bf16(self.cfg, self.device) else torch.float32
-        model, _ = load_model(dataclasses.replace(self.cfg, lora=False), device=torch.device("cpu"))
+        model, _ = load_model(self.cfg.updated({"lora.enabled": False}), device=torch.device("cpu"))
         return model.to(device=self.device, dtype=dtype).eval().requires_grad_(False)
 
-    def _wandb(self):
-        if not self.cfg.wandb:
-            return None
-        try:
-            import wandb
-        except ImportError:
-            raise UserError("wandb is not installed: pip install wandb, or set wandb=false") from None
-        id_file = self.run_dir / WANDB_ID_FILE
-        if not id_file.exists():  # a new run, or one started over: a new W&B run too
-            with atomic_writer(id_file) as f:
-                f.write(f"{self.run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        return wandb.init(project="srl-agent", dir=str(self.run_dir), config=self.cfg.to_dict(), resume="allow",
-                          id=id_file.read_text().strip())
-
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
+    def _start_trackers(self) -> None:
+        """accelerate's trackers (`log_with`), on the first process: TensorBoard into RUN_DIR/tensorboard, and W&B
+        with `wandb: true`. Started only now that the run folder is ready (an old run's files are gone)."""
+        if not self.main:
+            return
+        trackers: list = []
+        if importlib.util.find_spec("tensorboard") is not None:
+            trackers.append(TensorBoardTracker("tensorboard", self.run_dir))
+        else:
             self.log("tensorboard is not installed: metrics go to metrics.jsonl only")
-            return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
+        if self.cfg.wandb:
+            if importlib.util.find_spec("wandb") is None:
+                raise UserError("wandb is not installed: pip install wandb, or set wandb=false")
+            id_file = self.run_dir / WANDB_ID_FILE
+            if not id_file.exists():  # a new run, or one started over: a new W&B run too
+                with atomic_writer(id_file) as f:
+                    f.write(f"{self.run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            trackers.append(WandBTracker("srl-agent", dir=str(self.run_dir), config=self.cfg.to_dict(),
+                                         resume="allow", id=id_file.read_text().strip()))
+        # Given after the Accelerator was made (it exists before the run folder is checked); accelerate reads
+        # `log_with` in init_trackers only.
+        self.accelerator.log_with = trackers
+        self.accelerator.init_trackers("srl-agent")
 
     def _write_config(self) -> None:
         with atomic_writer(self.run_dir / "config.json") as f:
@@ -275,21 +340,14 @@ class Trainer:
     def _restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
         if len(state["processes"]) != self.world:
             raise UserError(f"{checkpoint} was written by {len(state['processes'])} processes; resume with as many")
-        if self.sharded != (state["optimizer"] is None):
-            written = "a sharded engine (FSDP2/ZeRO-3)" if state["optimizer"] is None else "one process or DDP"
+        if self.sharded != state["sharded"]:
+            written = "a sharded engine (FSDP2/ZeRO-3)" if state["sharded"] else "one process or DDP"
             raise UserError(f"{checkpoint} was written by {written}: resume with the same accelerate config")
+        self.accelerator.load_state(str(checkpoint / ENGINE_DIR))  # a collective under a sharded engine
         mine = state["processes"][self.rank]
-        if self.sharded:  # each process reads its own shard of the model and the optimizer state
-            load_shards(self.accelerator, self.model, self.optimizer, checkpoint / SHARDS_DIR)
-        else:
-            self.optimizer.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(mine["stream"])
         if self.task_stream and mine.get("task_stream"):
             self.task_stream.load_state_dict(mine["task_stream"])
-        torch.set_rng_state(mine["torch_rng"])
-        if mine.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(mine["cuda_rng"])
-        random.setstate(mine["python_rng"])
         self.step, self.best = state["step"], state["best"]
         # metrics past the checkpoint (or a line cut by the kill) were never made durable: drop them
         metrics = self.run_dir / "metrics.jsonl"
@@ -304,32 +362,25 @@ class Trainer:
         process holds the whole model anyway."""
         return self.accelerator.get_state_dict(self.model) if self.sharded else None
 
-    def _save_shards(self) -> Path | None:
-        """Under a sharded engine every process writes its shard of the model and optimizer state (a collective)
-        into a staging folder that the checkpoint then takes in; None for one process or DDP, whose first
-        process holds the whole optimizer state (the same on every DDP process) and saves it in `_state`."""
-        if not self.sharded:
-            return None
-        folder = shards_staging(self.run_dir, self.step)
+    def _save_engine_state(self) -> Path:
+        """accelerate's save_state (a collective: each process writes its RNG, and under a sharded engine its
+        shards; the first process the rest) into a staging folder that the checkpoint then takes in."""
+        folder = engine_staging(self.run_dir, self.step)
         if self.main:  # what a killed attempt left (perhaps from more processes) must not mix in
             shutil.rmtree(folder, ignore_errors=True)
         self.accelerator.wait_for_everyone()
-        save_shards(self.accelerator, self.model, self.optimizer, folder)
+        # torch.save, not safetensors: safetensors leaves out a tied weight, which a strict load then misses
+        self.accelerator.save_state(str(folder), safe_serialization=False)
         self.accelerator.wait_for_everyone()
         return folder
 
     def _state(self) -> dict[str, Any]:
-        """The resumable state; every process contributes its data position and random state."""
-        mine = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
-                "task_stream": self.task_stream.state_dict() if self.task_stream else None,
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "python_rng": random.getstate()}
+        """The resumable state beside accelerate's; every process contributes its data position."""
+        mine = {"stream": self.stream.state_dict(),
+                "task_stream": self.task_stream.state_dict() if self.task_stream else None}
         processes = gather_object([mine]) if self.world > 1 else [mine]
-        optimizer = None if self.sharded else self.optimizer.state_dict()  # sharded: in the shards
-        # the exact fp32 weights a resume needs beside a bf16 export (sharded: in the shards; LoRA: the adapter)
-        lossy = self.cfg.export_dtype != "fp32" and not self.sharded and not self.cfg.lora
-        return {"step": self.step, "best": self.best, "optimizer": optimizer, "processes": processes,
-                "model": self.unwrapped.state_dict() if lossy else None, "config": self.cfg.to_dict()}
+        return {"step": self.step, "best": self.best, "processes": processes, "sharded": self.sharded,
+                "engine_holds_model": self.engine_holds_model, "config": self.cfg.to_dict()}
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -345,7 +396,7 @@ class Trainer:
         start = time.perf_counter()
         ids = [self.prompt_ids(ex) for ex in examples]
         groups = self.rollout.generate_ids(ids, params, with_logprobs=False,
-                                           max_sequences=self.cfg.generation_batch_size)
+                                           max_sequences=self.cfg.rollout.generation_batch_size)
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
@@ -384,11 +435,12 @@ class Trainer:
         """Dynamic sampling over the global batch: keep groups whose rewards differ; each process over-samples
         its share of what is still missing (with a cap), so all make the same sampling calls."""
         cfg = self.cfg
-        params = SamplingParams(cfg.group_size, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+        params = SamplingParams(cfg.grpo.group_size, cfg.rollout.temperature, cfg.rollout.top_p,
+                                cfg.rollout.max_new_tokens)
         with self.sampling_phase():
             kept, sampled, rounds = grpo.dynamic_fill(
                 lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, cfg.batch_size,
-                cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling, self._gather, self.rank)
+                cfg.grpo.max_sample_rounds, cfg.grpo.std_eps, cfg.grpo.dynamic_sampling, self._gather, self.rank)
         rewards = [x for r in sampled for x in r.rewards]
         n_kept, n_sampled, reward_sum, format_ok, n_rewards, tokens = self._global_sums(
             len(kept), len(sampled), sum(rewards), sum(x > -1 for x in rewards), len(rewards),
@@ -400,9 +452,13 @@ class Trainer:
 
     def play(self, tasks: list[dict], timings: dict[str, float]) -> list[list[Episode]]:
         """G scored episodes per task, with the current policy, in their own sandboxes (all removed)."""
+        episodes = self.cfg.episodes
+        batching = BatchLimits(episodes.batch_size, episodes.batch_wait, episodes.batch_wait_share)
         start, generating = time.perf_counter(), timings["generate"]
-        groups = run_episodes(self.rollout, tasks, self.cfg.episodes, self.rendering, self.cfg.reward,
-                              timings=timings)
+        groups = run_episodes(self.rollout, tasks, episodes, self.rendering, self.cfg.rlvr_reward, timings=timings,
+                              batching=batching)
+        # the episodes' time outside generation: sandboxes and grading (asynchronous batching overlaps some of it
+        # with generation, which this does not count)
         timings["sandbox"] += time.perf_counter() - start - (timings["generate"] - generating)
         return groups
 
@@ -413,8 +469,8 @@ class Trainer:
         cfg = self.cfg
         with self.sampling_phase():
             kept, sampled, rounds = grpo.dynamic_fill(
-                lambda k: self.play(self.task_stream.take(k), timings), group_rewards, cfg.rlvr_batch_size,
-                cfg.max_sample_rounds, cfg.std_eps, cfg.dynamic_sampling, self._gather, self.rank)
+                lambda k: self.play(self.task_stream.take(k), timings), group_rewards, cfg.rlvr.batch_size,
+                cfg.grpo.max_sample_rounds, cfg.grpo.std_eps, cfg.grpo.dynamic_sampling, self._gather, self.rank)
         every = [e for group in sampled for e in group]
         episodes = [e for group in sampled for e in played(group)]  # the means are the policy's, not the engine's
         n_kept, n_sampled, n, reward, resolved, turns, tokens, sampled_tokens, format_errors, *statuses = \
@@ -423,7 +479,7 @@ class Trainer:
                               sum(len(e.tokens.ids) for e in episodes), sum(sum(e.tokens.mask) for e in episodes),
                               sum(e.format_errors for e in episodes),
                               *[sum(e.status == status for e in every) for status in STATUSES])
-        stats = {"fill_ratio": n_kept / cfg.rlvr_batch_size, "dropped_groups": int(n_sampled - n_kept),
+        stats = {"fill_ratio": n_kept / cfg.rlvr.batch_size, "dropped_groups": int(n_sampled - n_kept),
                  "sampled_tasks": int(n_sampled), "sample_rounds": rounds, "episodes": int(n)}
         n = max(n, 1)
         stats |= {"rlvr_reward_mean": reward / n, "rlvr_resolve_rate": resolved / n, "rlvr_turns": turns / n,
@@ -464,12 +520,12 @@ class Trainer:
         """Every process's `value`, in process order."""
         return [value] if self.world == 1 else gather_object([value])
 
-    def _with_stand_ins(self, micro: list[tuple[Batch, torch.Tensor, float]], layout: Layout | None = None):
+    def _with_stand_ins(self, micro: list[MicroBatch], layout: Layout | None = None) -> list[MicroBatch]:
         """Every process runs as many micro-batches as the busiest one, since under DDP, FSDP2 and ZeRO-3 each
         forward and backward is a collective. One with fewer (or none: dynamic sampling kept nothing here)
         adds one-token stand-ins whose loss weighs 0."""
         busiest = max(self._gather(len(micro)))
-        stand_in = (self._batch([([self.policy.pad_id], [self.policy.pad_id])], layout), torch.zeros(1), 0.0)
+        stand_in = MicroBatch(self._batch([([self.policy.pad_id], [self.policy.pad_id])], layout), torch.zeros(1), 0.0)
         return micro + [stand_in] * (busiest - len(micro))
 
     @contextlib.contextmanager
@@ -486,51 +542,45 @@ class Trainer:
         self.accelerator.backward(loss * self.world)
 
     def _optimizer_step(self) -> float:
-        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm) if norm is not None else math.nan
 
-    def grpo_update(self, groups: list[Group], temperature: float) -> dict[str, float]:
+    def grpo_update(self, rollouts: RolloutBatch, temperature: float) -> dict[str, float]:
         """One GRPO step on SRL rollouts or RLVR episodes alike: each sequence's loss covers its scored tokens
         (a completion, or an episode's sampled ids), log-probs recomputed at the sampling `temperature`."""
         cfg = self.cfg
-        # per group: RLVR groups may differ in size (episodes whose sandbox never started are left out)
-        advantages = [grpo.group_advantages(torch.tensor([rewards]), cfg.std_eps)[0] for _, rewards in groups]
-        seqs = [(s[0], s[1], completion_mask(s), float(a)) for (group, _), adv in zip(groups, advantages, strict=True)
-                for s, a in zip(group, adv, strict=True) if scored_tokens(s)]
-        total_seqs, total_tokens = self._global_sums(len(seqs), sum(sum(m) for _, _, m, _ in seqs))
+        total_seqs, total_tokens = self._global_sums(len(rollouts), rollouts.scored_tokens())
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
-        chunks_ = micro_batches(seqs, cfg.micro_batch_size, self.layout)
-        triples = [[(p, c, m) for p, c, m, _ in chunk] for chunk in chunks_]
+        parts = rollouts.micro_batches(cfg.compute.micro_batch_size, self.layout)
 
-        def share(chunk) -> float:  # of the global sequences or scored tokens: the loss is a global mean
-            return len(chunk) / total_seqs if cfg.loss_norm == "sequence" else \
-                sum(sum(m) for _, _, m, _ in chunk) / total_tokens
+        def share(part: RolloutBatch) -> float:  # of the global sequences or scored tokens: the loss is a global mean
+            return len(part) / total_seqs if cfg.grpo.loss_norm == "sequence" else part.scored_tokens() / total_tokens
 
         # laid out once, reused every epoch
-        micro = self._with_stand_ins([(self._batch(chunk_seqs), torch.tensor([a for *_, a in chunk]), share(chunk))
-                                      for chunk, chunk_seqs in zip(chunks_, triples, strict=True)])
-        old: list[torch.Tensor] = []
-        if cfg.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
+        micro = self._with_stand_ins([MicroBatch(self._batch(part.sequences()), torch.tensor(part.advantages),
+                                                 share(part)) for part in parts])
+        if cfg.grpo.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
-                old = [self._logprobs(self.model, batch, temperature) for batch, _, _ in micro]
+                for m in micro:
+                    m.old_logprobs = self._logprobs(self.model, m.tokens, temperature)
         losses, norms, kl = [], [], 0.0
-        for _ in range(cfg.ppo_epochs):
+        for _ in range(cfg.grpo.ppo_epochs):
             epoch_loss = 0.0
-            for i, (batch, adv, weight) in enumerate(micro):
+            for i, m in enumerate(micro):
                 with self._micro_batch(last=i == len(micro) - 1):
-                    mask = batch.target_mask
-                    logp = self._logprobs(self.model, batch, temperature)
-                    logp_old = old[i] if old else logp.detach()
-                    loss = grpo.clipped_objective(logp, logp_old, adv.to(self.device), mask, cfg.clip_low,
-                                                  cfg.clip_high, cfg.loss_norm) * weight
-                    if cfg.kl_coef > 0:
-                        ref = self._reference_logprobs(batch, temperature)
-                        chunk_kl = grpo.kl_penalty(logp, ref, mask) * weight
-                        loss = loss + cfg.kl_coef * chunk_kl
-                        kl += chunk_kl.item() / cfg.ppo_epochs
+                    mask = m.tokens.target_mask
+                    logp = self._logprobs(self.model, m.tokens, temperature)
+                    logp_old = m.old_logprobs if m.old_logprobs is not None else logp.detach()
+                    loss = grpo.clipped_objective(logp, logp_old, m.advantages.to(self.device), mask,
+                                                  cfg.grpo.clip_low, cfg.grpo.clip_high, cfg.grpo.loss_norm) * m.weight
+                    if cfg.grpo.kl_coef > 0:
+                        ref = self._reference_logprobs(m.tokens, temperature)
+                        chunk_kl = grpo.kl_penalty(logp, ref, mask) * m.weight
+                        loss = loss + cfg.grpo.kl_coef * chunk_kl
+                        kl += chunk_kl.item() / cfg.grpo.ppo_epochs
                     self._backward(loss)
                 epoch_loss += loss.item()
             norms.append(self._optimizer_step())
@@ -538,8 +588,8 @@ class Trainer:
         # each process's loss is its share of the global mean (weights divide by global totals): sum the shares
         loss, kl = self._global_sums(sum(losses) / len(losses), kl)
         row = {"loss": loss, "grad_norm": norms[-1], "update_tokens": int(total_tokens),
-               "forward_tokens": cfg.ppo_epochs * sum(forward_tokens(chunk, self.layout) for chunk in triples)}
-        if cfg.kl_coef > 0:
+               "forward_tokens": cfg.grpo.ppo_epochs * sum(forward_tokens(p.sequences(), self.layout) for p in parts)}
+        if cfg.grpo.kl_coef > 0:
             row["kl"] = kl  # to the starting model, normalised as the loss is
         return row
 
@@ -552,12 +602,12 @@ class Trainer:
         seqs = [(self.prompt_ids(ex), self.sft_target(ex)) for ex in examples]
         (total_tokens,) = self._global_sums(sum(len(c) for _, c in seqs))
         layout = "padded" if self.layout == "shared_prefix" else self.layout  # one answer per prompt: no sharing
-        micro = self._with_stand_ins([(self._batch(chunk, layout), torch.zeros(0), 1 / total_tokens)
-                                      for chunk in chunks(seqs, self.cfg.micro_batch_size)], layout)
+        micro = self._with_stand_ins([MicroBatch(self._batch(chunk, layout), torch.zeros(0), 1 / total_tokens)
+                                      for chunk in chunks(seqs, self.cfg.compute.micro_batch_size)], layout)
         total = 0.0
-        for i, (batch, _, weight) in enumerate(micro):
+        for i, m in enumerate(micro):
             with self._micro_batch(last=i == len(micro) - 1):
-                loss = -(batch.token_logprobs(self.model) * batch.target_mask).sum() * weight
+                loss = -(m.tokens.token_logprobs(self.model) * m.tokens.target_mask).sum() * m.weight
                 self._backward(loss)
             total += loss.item()
         (loss,) = self._global_sums(total)
@@ -574,7 +624,7 @@ class Trainer:
         """
         if not self.val_examples:
             return {}
-        params = SamplingParams(1, 0.0, 1.0, self.cfg.max_new_tokens)
+        params = SamplingParams(1, 0.0, 1.0, self.cfg.rollout.max_new_tokens)
         mine = self.val_examples[self.rank::self.world]
         counted, share = len(mine), math.ceil(len(self.val_examples) / self.world)
         mine += (mine or self.val_examples)[:1] * (share - counted)
@@ -607,15 +657,17 @@ class Trainer:
             row = {"batch": [key(r.example) for r in rollouts], **stats}
             if rollouts or self.world > 1:  # every process joins the gradient sum, even with nothing kept
                 t = time.perf_counter()
-                row.update(self.grpo_update([r.group() for r in rollouts], cfg.temperature))
+                batch = RolloutBatch.from_groups([r.group() for r in rollouts], cfg.grpo.std_eps)
+                row.update(self.grpo_update(batch, cfg.rollout.temperature))
                 timings["update"] = time.perf_counter() - t
         else:
             kept, sampled, stats = self.fill_episodes(timings)
             row = {"batch": [g[0].instance_id for g in kept], "tasks": [g[0].instance_id for g in sampled], **stats}
             if kept or self.world > 1:
                 t = time.perf_counter()
-                groups = [([episode_sequence(e) for e in played(g)], group_rewards(g)) for g in kept]
-                row.update(self.grpo_update(groups, cfg.episodes.temperature))
+                groups = [Group([episode_sequence(e) for e in played(g)], group_rewards(g)) for g in kept]
+                row.update(self.grpo_update(RolloutBatch.from_groups(groups, cfg.grpo.std_eps),
+                                            cfg.episodes.temperature))
                 timings["update"] = time.perf_counter() - t
         elapsed = time.perf_counter() - start
         tokens = row.get("completion_tokens", 0) + row.get("update_tokens", 0)
@@ -630,13 +682,8 @@ class Trainer:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        scalars = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "step"}
-        if self.writer:
-            for k, v in scalars.items():
-                self.writer.add_scalar(k, v, row["step"])
-            self.writer.flush()
-        if self.wandb:
-            self.wandb.log(scalars, step=row["step"])
+        self.accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float) and k != "step"},
+                             step=row["step"])
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         cfg = self.cfg
@@ -647,7 +694,7 @@ class Trainer:
             self.step += 1
             row["step"] = self.step
             last = self.step == cfg.max_steps
-            if self.step % cfg.eval_every == 0 or last:  # every process scores its share
+            if self.step % cfg.validation.every == 0 or last:  # every process scores its share
                 row.update(self.evaluate())
                 if row.get("val_reward", -math.inf) > self.best:
                     self.best = row["val_reward"]
@@ -655,22 +702,20 @@ class Trainer:
                     weights = self._full_weights()
                     if self.main:
                         save_best(self.run_dir, self.unwrapped, self.tokenizer, info, weights, self.rendering,
-                                  bf16=cfg.export_dtype == "bf16")
+                                  bf16=cfg.checkpointing.export_dtype == "bf16")
             self.log_metrics(row)
-            if self.step % cfg.save_every == 0 or last:
+            if self.step % cfg.checkpointing.every == 0 or last:
                 # every process takes part in gathering these (and writes its shards under a sharded engine)
-                state, weights, shards = self._state(), self._full_weights(), self._save_shards()
+                state, weights, engine = self._state(), self._full_weights(), self._save_engine_state()
                 if self.main:
                     save_checkpoint(self.run_dir, self.step, self.unwrapped, self.tokenizer, state, weights,
-                                    self.rendering, shards, cfg.save_total_limit, bf16=cfg.export_dtype == "bf16")
+                                    self.rendering, engine, cfg.checkpointing.total_limit,
+                                    bf16=cfg.checkpointing.export_dtype == "bf16")
             self.accelerator.wait_for_everyone()
             if on_step:
                 on_step(row)
-        if self.writer:
-            self.writer.close()
-        if self.wandb:
-            self.wandb.finish()
-        # the process group goes before the interpreter does: gloo's threads still running at exit abort it
+        # the trackers finish, and the process group goes before the interpreter does (gloo's threads still
+        # running at exit abort it)
         self.accelerator.end_training()
         best = self.run_dir / "best"
         return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
