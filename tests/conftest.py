@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -190,3 +191,9 @@ def benchmark_module(monkeypatch):
         spec.loader.exec_module(module)
         return module
     return load
+
+
+def interactive_sigint() -> None:
+    """A subprocess's preexec_fn: the child takes Ctrl-C as an interactive user's process does (a shell that starts
+    the tests in the background leaves SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

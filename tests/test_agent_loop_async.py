@@ -150,11 +150,16 @@ def test_a_failing_policy_or_ctrl_c_stops_every_episode_and_removes_every_sandbo
     # Ctrl-C while the episodes sleep in their sandboxes: the run stops once the calls return (as in lock step)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     policy = PromptScriptedPolicy(tokenizer, {t: [ToolCall("bash", {"command": "sleep 1"})] for t in TASKS},
-                                  lambda task, turn: timer.is_alive() or timer.start())
+                                  lambda task, turn: timer.ident is None and timer.start())
     opener = RecordingOpener()
-    with pytest.raises(KeyboardInterrupt):
-        run_episodes(policy, tasks, cfg, FULL_HISTORY, EpisodeRewardConfig(), opener,
-                     batching=BatchLimits(max_wait=0.05))
+    # a shell that starts pytest in the background (CI scripts do) leaves SIGINT ignored: restore Python's own
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_episodes(policy, tasks, cfg, FULL_HISTORY, EpisodeRewardConfig(), opener,
+                         batching=BatchLimits(max_wait=0.05))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(opener.names) == 2 and opener.leftovers() == [] and policy.batches in ([1, 1], [2])
 
 

@@ -17,6 +17,8 @@ from srl_agent.bench.eval import EvalConfig, InstanceLog, run_eval
 from srl_agent.jsonio import write_jsonl
 from srl_agent.types import Step, ToolCall, Trajectory
 
+from .conftest import interactive_sigint
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERT = ROOT / "trajectories" / "swe-mini.jsonl"
 
@@ -196,7 +198,8 @@ def test_ctrl_c_leaves_no_containers_and_a_resumable_run(swe_mini_images, tmp_pa
     args = [sys.executable, "-m", "srl_agent.cli", "eval", "--bench", "swe-mini", "--model", f"replay:{policy}",
             "--instances", quick["instance_id"], slow["instance_id"], "--output-dir", str(tmp_path),
             "--run-id", "r", "--step-timeout", "120"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interactive_sigint)
     predictions = run / "predictions.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the quick one is recorded and the slow one is sleeping in its sandbox

@@ -17,6 +17,8 @@ import pytest
 
 from srl_agent.sandbox import LABEL
 
+from .conftest import interactive_sigint
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERT = ROOT / "trajectories" / "swe-mini.jsonl"
 RAY = Path(sys.executable).with_name("ray")
@@ -244,7 +246,8 @@ def test_ctrl_c_cancels_the_workers_removes_their_sandboxes_and_resumes(ray_clus
     ids = [i["instance_id"] for i in swe_mini_images[9:11]]
     watch = RaySandboxWatch(client)
     args = eval_args(tmp_path, address, ids, "ctrl-c", "--no-grade")
-    driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              preexec_fn=interactive_sigint)
     deadline = time.monotonic() + 120
     while not watch.pids:  # a worker's sandbox is up: its instance is mid-run
         assert time.monotonic() < deadline and driver.poll() is None, "no worker sandbox appeared"

@@ -15,7 +15,7 @@ from srl_agent.run_call import execute
 from srl_agent.sandbox import LABEL, SandboxConfig
 from srl_agent.types import ToolCall
 
-from .conftest import CALC, PODMAN_URL, SANDBOX_KINDS, sandboxes_of_kind
+from .conftest import CALC, PODMAN_URL, SANDBOX_KINDS, interactive_sigint, sandboxes_of_kind
 
 
 @pytest.fixture(params=[SANDBOX_KINDS[0], "podman", *SANDBOX_KINDS[1:]])
@@ -301,7 +301,8 @@ def _exists(client, container_id: str) -> bool:
 
 def _runner(engine, image: str, code: str = RUNNER) -> tuple[subprocess.Popen, str]:
     kind, url, _ = engine
-    proc = subprocess.Popen([sys.executable, "-c", code, image, kind, url or ""], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, image, kind, url or ""], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=interactive_sigint)
     return proc, proc.stdout.readline().strip()
 
 

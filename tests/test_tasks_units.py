@@ -14,7 +14,7 @@ from srl_agent.tasks.mutate import KINDS, candidates, combine, select
 from srl_agent.tasks.split import split_folder, split_repos
 from srl_agent.tasks.statements import problem_statement, rewrite, short_traceback
 from srl_agent.tasks.validate import failure_sections, judge, section_for
-from srl_agent.testbed.suite import SuiteRun, parse_statuses
+from srl_agent.testbed.suite import SuiteRun, parse_statuses, unreadable_ids
 from tests.chat_server import replying
 
 SOURCE = '''\
@@ -156,6 +156,17 @@ E   assert 15000.0 == 0.25
 =========================== short test summary info ============================
 FAILED tests/test_convert.py::TestParse::test_ms[250] - assert 15000.0 == 0.25
 """
+
+
+def test_ids_the_harness_cuts_at_a_space_stay_out_of_the_baseline():
+    # swebench's pytest parser reads an id up to its first space: the failing `[a c]` overwrites the passing `[a b]`
+    log = ("PASSED test_sp.py::test_s[a b]\nPASSED test_sp.py::test_s[x - y]\nPASSED test_sp.py::test_t\n"
+           "FAILED test_sp.py::test_s[a c] - AssertionError: assert 'a c' != 'a c'\n")
+    statuses = parse_statuses(log)
+    assert statuses == {"test_sp.py::test_s[a": "FAILED", "test_sp.py::test_s[x": "PASSED",
+                        "test_sp.py::test_t": "PASSED"}
+    assert unreadable_ids(log) == {"test_sp.py::test_s[a", "test_sp.py::test_s[x"}
+    assert SuiteRun(statuses, log).passed == {"test_sp.py::test_t"}
 
 
 def test_statements_tell_the_failure_without_the_buggy_file():

@@ -1,13 +1,24 @@
-"""A scripted expert for swe-mini: it solves a task from the gold patch with the steps a SWE agent takes.
+"""Scripted experts: they solve a task from its gold patch with the steps a SWE agent takes.
+
+swe-mini's tasks (each has a `repro` script) get the full plan, `expert_plan`:
 
     1. look at the repository layout            str_replace_editor view /testbed
     2. find the code the gold patch changes     grep for its function
     3. read it                                  str_replace_editor view, around the hunk
-    4. reproduce the issue                      create reproduce_issue.py (the task's repro), run it;
-                                                or, for a task without `repro`, run its failing tests
+    4. reproduce the issue                      create reproduce_issue.py (the task's repro), run it
     5. fix it                                   str_replace_editor str_replace, one call per hunk
     6. check                                    rerun the reproduction and the module's tests
     7. clean up and submit                      rm reproduce_issue.py, submit
+
+The task factory's tasks (no `repro`; the report names the failing tests) get `debug_expert_plan`, a procedure
+whose every call can be read off what the agent sees (the report, or the last two observations), in the same
+words for every task:
+
+    1. run the report's first failing test      pytest --tb=short TEST        (the id from the report)
+    2. find the function                        grep -rn 'def NAME(' /testbed (the name the traceback ends in)
+    3. read it                                  sed -n 'LINE,+29p' FILE      (file and line from grep's answer)
+    4. make the minimal edit                    str_replace (the text as sed printed it)
+    5. run the test again, submit
 
 The plan is fixed before the run (it needs only the gold patch and the files), and the run goes
 through the ordinary agent loop in a real sandbox, so every observation is real. A run counts only
@@ -16,10 +27,12 @@ if the submitted patch is the gold patch.
 
 from __future__ import annotations
 
+import ast
 import json
 import random
 import re
 import shlex
+import threading
 from collections.abc import Callable
 
 from ..agent import AgentConfig, AgentRun, run_agent
@@ -32,6 +45,14 @@ REPRO = "reproduce_issue.py"
 ROOT = "/testbed"
 _SYMBOL = re.compile(r"(?:def|class)\s+(\w+)")
 _ASSIGNMENT = re.compile(r"^(\w+)\s*(?::[^=]*)?=")
+VIEW_LINES = 30
+"""Lines the debugging expert prints from a definition's first line: the changed line of most mutated functions
+lies within them, and 30 lines of code (about 1,200 characters) fit a prompt's observation whole."""
+_AST_LOCK = threading.Lock()  # CPython 3.11's ast.parse is not thread-safe ("recursion depth mismatch", gh-106905)
+THOUGHTS = {"test": "Let me run the failing test.", "find": "Let me find the function.", "read": "Let me read it.",
+            "edit": "I'll fix the bug.", "retest": "Let me run the test again.", "submit": "Submitting."}
+"""The debugging expert's monologue per kind of step: one fixed sentence each (varied wording garbles a tiny
+model's calls)."""
 
 
 def _pick(rng: random.Random, *options: str) -> str:
@@ -39,14 +60,15 @@ def _pick(rng: random.Random, *options: str) -> str:
     return rng.choice(options)
 
 
-def hunk_edits(text: str, hunks) -> list[tuple[str, str]]:
-    """(old_str, new_str) per hunk: the changed lines with just enough context to occur once in the file."""
+def hunk_edits(text: str, hunks, min_context: int = 1) -> list[tuple[str, str]]:
+    """(old_str, new_str) per hunk: the changed lines with just enough context (at least `min_context` lines each
+    side) to occur once in the file."""
     edits = []
     for hunk in hunks:
         lines = [line for line in hunk if line.line_type in " -+"]
         changed = [i for i, line in enumerate(lines) if line.line_type != " "]
         first, last = changed[0], changed[-1]
-        for context in range(1, len(lines) + 1):
+        for context in range(min_context, len(lines) + 1):
             window = lines[max(0, first - context): last + 1 + context]
             old = "".join(line.value for line in window if line.line_type in " -")
             new = "".join(line.value for line in window if line.line_type in " +")
@@ -108,11 +130,6 @@ def _test_target(instance: dict) -> str:
     return " ".join(existing or failing_files) or "tests"
 
 
-def _failing_tests(instance: dict, limit: int = 5) -> str:
-    """The first few FAIL_TO_PASS tests, quoted for the shell: the expert's reproduction without a script."""
-    return " ".join(shlex.quote(test) for test in json.loads(instance["FAIL_TO_PASS"])[:limit])
-
-
 def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
     """The expert's steps (monologue + call, no observations yet) for one instance."""
     from unidiff import PatchSet
@@ -139,11 +156,7 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                    f"Let me locate `{symbol}` in the package, since that is where the issue seems to originate.",
                    f"I'll search for `{symbol}`; the issue's symptoms point there."),
              f"grep -rn '{definition}' {ROOT}/{package}")
-    repro = instance.get("repro")
-    # without swe-mini's script, the repository's own pytest `addopts` are off: they may need plugins the image
-    # lacks (swe-mini's plans stay as recorded)
-    pytest = "python3 -m pytest -q" if repro else "python3 -m pytest -q -o addopts="
-    reproduce = f"cd {ROOT} && python3 {REPRO}" if repro else f"cd {ROOT} && {pytest} {_failing_tests(instance)}"
+    reproduce = f"cd {ROOT} && python3 {REPRO}"
     first_view = first_edit = True
     for patched in patch:
         path = f"{ROOT}/{patched.path}"
@@ -157,11 +170,6 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                    f"Let me look at the code of `{where}` in {patched.path}.") if first_view else
              f"The fix also needs a change in {patched.path}. Let me look at `{where}` there.",
              "str_replace_editor", command="view", path=path, view_range=[start, end])
-        if first_view and not repro:
-            bash(_pick(rng, "Before changing anything I'll run the failing tests from the report to see the failure.",
-                       "Let me run the tests the report mentions, to see the failure myself.",
-                       "First I want to see these tests fail, so let me run them."), reproduce)
-            first_view = False
         if first_view:
             step(_pick(rng, "Before changing anything I'll reproduce the problem with the example from the issue.",
                        "Let me write a small script that reproduces the issue first.",
@@ -180,21 +188,15 @@ def expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
                        if first_edit else f"`{hunk_symbol}` needs a matching change as well.")
             first_edit = False
             step(thought, "str_replace_editor", command="str_replace", path=path, old_str=old, new_str=new)
-    if repro:
-        bash(_pick(rng, "Now let me rerun the reproduction script to check the fix.",
-                   "Let me run the reproduction again with the fix in place.",
-                   "Let me verify the fix with the reproduction script."), reproduce)
-    else:
-        bash(_pick(rng, "Now let me rerun the failing tests to check the fix.",
-                   "Let me run the failing tests again with the fix in place.",
-                   "Let me verify the fix with the tests from the report."), reproduce)
+    bash(_pick(rng, "Now let me rerun the reproduction script to check the fix.",
+               "Let me run the reproduction again with the fix in place.",
+               "Let me verify the fix with the reproduction script."), reproduce)
     bash(_pick(rng, "The output is correct now. Let me run the existing tests to make sure nothing else broke.",
                "That works. I'll run the related tests to check for regressions.",
                "Good. Now the test suite for this part of the code, to be sure nothing regressed."),
-         f"cd {ROOT} && {pytest} {_test_target(instance)}")
-    if repro:
-        bash("The tests pass. I'll remove the reproduction script so it does not end up in the patch.",
-             f"rm {ROOT}/{REPRO}")
+         f"cd {ROOT} && python3 -m pytest -q {_test_target(instance)}")
+    bash("The tests pass. I'll remove the reproduction script so it does not end up in the patch.",
+         f"rm {ROOT}/{REPRO}")
     step(_pick(rng, "The fix is in place and verified. Submitting.", "Everything checks out; let me submit.",
                "The issue is resolved and the tests pass, so I'll submit the change."), "submit")
     return steps
@@ -221,12 +223,78 @@ def short_expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[S
     return [*steps, Step("Submitting.", ToolCall("submit", {}))]
 
 
+def _definition(text: str, line: int) -> tuple[str, int] | None:
+    """(grep pattern, first line) of the innermost function or class around `line` (1-based); None at module level."""
+    with _AST_LOCK:
+        tree = ast.parse(text)
+    around = [node for node in ast.walk(tree)
+              if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+              and node.lineno <= line <= node.end_lineno]
+    if not around:
+        return None
+    node = max(around, key=lambda node: node.lineno)
+    return (f"class {node.name}" if isinstance(node, ast.ClassDef) else f"def {node.name}("), node.lineno
+
+
+def _edit_lines(text: str, old: str, new: str) -> tuple[int, int, int]:
+    """(first line of `old`, first changed line, last line of `old`) of an edit whose `old` occurs once in `text`,
+    1-based."""
+    first = text[:text.index(old)].count("\n") + 1
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    same = next((i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=False)) if a != b),
+                len(old_lines) - 1)
+    return first, first + same, first + len(old_lines) - 1
+
+
+def debug_expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
+    """Run the report's first failing test, find and read the function, edit it, run the test again, submit.
+
+    Every call is read off what the agent sees: the test id from the report, the function's name from the
+    traceback (when the failure happens inside it), the file and line from grep's answer, the edit's old text from
+    sed's (plain lines, no line numbers). The monologue is one fixed sentence per kind of step.
+    """
+    from unidiff import PatchSet
+
+    test = sorted(json.loads(instance["FAIL_TO_PASS"]))[0]  # the report's first (statements.py sorts them)
+    # the project's pytest addopts are off: they may need plugins the image lacks
+    run_test = f"cd {ROOT} && python3 -m pytest -q -o addopts= --tb=short {shlex.quote(test)}"
+    steps = [Step(THOUGHTS["test"], ToolCall("bash", {"command": run_test}))]
+    for patched in PatchSet(instance["patch"]):
+        path, text = f"{ROOT}/{patched.path}", read_file(patched.path)
+        shown: range = range(0)  # the lines of this file the agent last printed
+        for old, new in hunk_edits(text, patched, min_context=0):  # the minimal edit
+            first, changed, last = _edit_lines(text, old, new)
+            if first not in shown or last not in shown:
+                definition = _definition(text, changed)
+                if definition:
+                    steps.append(Step(THOUGHTS["find"], ToolCall("bash", {
+                        "command": f"grep -rn --include='*.py' '{definition[0]}' {ROOT}"})))
+                # from the definition's line (grep printed it) when the edit lies within the lines shown from there
+                fits = definition and definition[1] <= first and last < definition[1] + VIEW_LINES
+                start = definition[1] if fits else max(1, first - 5)
+                shown = range(start, max(start + VIEW_LINES, last + 1))
+                steps.append(Step(THOUGHTS["read"], ToolCall("bash", {
+                    "command": f"sed -n '{start},+{len(shown) - 1}p' {path}"})))
+            steps.append(Step(THOUGHTS["edit"], ToolCall("str_replace_editor", {
+                "command": "str_replace", "path": path, "old_str": old, "new_str": new})))
+            text = text.replace(old, new, 1)
+    return [*steps, Step(THOUGHTS["retest"], ToolCall("bash", {"command": run_test})),
+            Step(THOUGHTS["submit"], ToolCall("submit", {}))]
+
+
+def plan_for(instance: dict, short: bool = False) -> Callable[[dict, Callable[[str], str]], list[Step]]:
+    """The expert's procedure for `instance`: `short_expert_plan` if asked, swe-mini's full plan for a task with a
+    `repro` script, else the debugging procedure (the task factory's tasks)."""
+    if short:
+        return short_expert_plan
+    return expert_plan if instance.get("repro") else debug_expert_plan
+
+
 def run_expert(instance: dict, sandbox: Sandbox, short: bool = False) -> AgentRun:
-    """Plan (the full plan, or `short_expert_plan`), run the plan through the agent loop in `sandbox`, and insist
-    on the gold patch."""
+    """Plan (`plan_for` picks the procedure), run the plan through the agent loop in `sandbox`, and insist on the
+    gold patch."""
     workdir = sandbox.config.workdir
-    plan = (short_expert_plan if short else expert_plan)(
-        instance, lambda path: sandbox.read_file(f"{workdir}/{path}").decode())
+    plan = plan_for(instance, short)(instance, lambda path: sandbox.read_file(f"{workdir}/{path}").decode())
     policy = ReplayPolicy(Trajectory(instance["instance_id"], instance["problem_statement"], plan))
     run = run_agent(policy, sandbox, instance["problem_statement"], instance["instance_id"],
                     AgentConfig(max_steps=len(plan), max_format_errors=0))

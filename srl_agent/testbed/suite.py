@@ -14,6 +14,8 @@ from pathlib import Path
 
 TEST_COMMAND = "python3 -m pytest -rA --tb=short -p no:cacheprovider -o addopts= {test_dir}"
 _SUBFAILED = re.compile(r"^SUBFAIL(?:ED)?\S*(?:\s.*?)?\s(\S+::\S+)(?:\s+-\s|\s*$)")
+# a result line whose test id holds a space inside its parameters: `PASSED t.py::test[a b]`, `FAILED t.py::t[a c] - E`
+_SPACED_ID = re.compile(r"^(?:PASSED|FAILED|ERROR|XFAIL|XPASS) (\S+::\S*?\[[^\]]* [^\]]*\])(?: - .*)?$")
 _COLLECTION_ERROR = re.compile(r"^(?:ERROR collecting|ImportError while importing|E\s+(?:ModuleNotFound|Import)Error)",
                                re.MULTILINE)
 _HEREDOC = "EOF_114329324912"  # the delimiter SWE-bench's own eval scripts use
@@ -52,6 +54,13 @@ def parse_statuses(log: str, parser: str = "parse_log_pytest") -> dict[str, str]
     return statuses
 
 
+def unreadable_ids(log: str) -> set[str]:
+    """The ids swebench's pytest parser cuts short: it reads an id up to its first space, so `t[a b]` becomes `t[a`,
+    and tests that share the cut id overwrite each other's status. Grading reads them the same way, so such a test
+    can be neither FAIL_TO_PASS nor PASS_TO_PASS."""
+    return {m[1].split(" ", 1)[0] for m in map(_SPACED_ID.match, log.splitlines()) if m}
+
+
 @dataclass
 class SuiteRun:
     """One run of the suite in a sandbox."""
@@ -64,7 +73,8 @@ class SuiteRun:
 
     @property
     def passed(self) -> set[str]:
-        return {t for t, s in self.statuses.items() if s == "PASSED"}
+        """The passing tests whose ids the harness reads whole (see `unreadable_ids`)."""
+        return {t for t, s in self.statuses.items() if s == "PASSED"} - unreadable_ids(self.log)
 
     def collection_errors(self) -> list[str]:
         return [m.group(0) for m in _COLLECTION_ERROR.finditer(self.log)]
