@@ -4,6 +4,7 @@ every script shares (`--smoke`)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
@@ -35,6 +36,18 @@ def output_dir(out: str | None, smoke: bool, default: str | None = None) -> Abst
     if out or not smoke:
         return nullcontext(out or default)
     return tempfile.TemporaryDirectory(prefix="srl-bench-smoke-")
+
+
+def write_report(out: Path, report: dict, markdown: str, copy: str | None = None) -> None:
+    """A table script's OUT/results.json (and the same at `copy`, e.g. a committed benchmarks/*.json) and
+    OUT/table.md, each written atomically."""
+    from srl_agent.jsonio import atomic_writer
+
+    for path in [out / "results.json", *([Path(copy)] if copy else [])]:
+        with atomic_writer(path) as f:
+            json.dump(report, f, indent=2)
+    with atomic_writer(out / "table.md") as f:
+        f.write(markdown + "\n")
 
 
 def machine() -> str:

@@ -14,9 +14,14 @@ reward on every step of the expert runs of swe-mini's `test` tasks (other reposi
 20 steps. With --resolve G, each arm's final model also plays G episodes (temperature 1) per test task
 in sandboxes, scored by the tests (rlvr/episodes.py): the held-out resolve rate.
 
+RLVR arms train turn by turn in the context shape SFT, SRL and eval use (`episodes.context: step`, the last 2
+steps); `--rlvr-context episode` trains them on whole episodes with the whole history in the prompt instead (runs
+of their own, `ARM-episode`).
+
 Long (about 20 min per seed on 2 cores): every run resumes, and finished arm/seed pairs are skipped.
 Writes OUT/results.json and OUT/table.md (default OUT: runs/learning-table).
 Run: nice -n 10 python benchmarks/learning_table.py --seeds 0 1 2 [--arms sft srl] [--resolve 4]
+         [--rlvr-context episode]
      python benchmarks/learning_table.py --smoke   # one seed: 1 warm-up step, 1 step of each of sft, srl, rlvr
 """
 
@@ -31,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import SMOKE_TRAIN_SETTINGS, arg_parser, machine, output_dir
+from _common import SMOKE_TRAIN_SETTINGS, arg_parser, machine, output_dir, write_report
 
 from srl_agent.formats import load_trajectories
 from srl_agent.jsonio import atomic_writer, write_jsonl
@@ -48,9 +53,11 @@ WARMUP_STEPS, ARM_LR, EVAL_EVERY = 400, 1e-3, 20
 # RLVR arms: 4 episodes of one train task per step, 4 turns each (CPU time). No train task resolves from these
 # starts, so the reward's format penalty (0.1 per malformed answer) is what their groups differ by. RLVR at
 # lr 1e-3 broke the model within 10 steps where 3e-4 learned (README, "RLVR learns"): 3e-4, ramped over 3 steps.
-RLVR_SETTINGS = {"rendering.history": "full", "episodes.workers": 2, "episodes.group_size": 4,
+RLVR_SETTINGS = {"episodes.workers": 2, "episodes.group_size": 4,
                  "episodes.max_turns": 4, "rlvr.batch_size": 1, "grpo.max_sample_rounds": 2,
                  "rlvr_reward.format_penalty": 0.1, "rlvr.lr": 3e-4, "optim.lr_warmup_steps": 3}
+WHOLE_EPISODES = {"episodes.context": "episode", "rendering.history": "full"}
+"""--rlvr-context episode: what the RLVR arms set besides."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class Arm:
     """`warmup`, or `ARM@STEP`: that arm's checkpoint at that step (same seed)."""
     about: str
     settings: dict = dataclasses.field(default_factory=dict)
-    """Config fields the arm sets (RLVR episodes keep the whole history in the prompt)."""
+    """Config fields the arm sets."""
 
 
 ARMS = {
@@ -102,7 +109,7 @@ def write_data(out: Path) -> tuple[Path, Path]:
 
 
 def run_config(out: Path, seed: int, name: str, train_data: Path, rlvr_steps: int | None = None,
-               scale: Scale = Scale()) -> TrainConfig:
+               scale: Scale = Scale(), rlvr_context: str = "step") -> TrainConfig:
     cfg = TrainConfig.builtin()
     cfg.data.trajectories, cfg.seed, cfg.output_dir = [str(train_data)], seed, str(out / f"seed{seed}" / name)
     cfg.validation.trajectories = 0  # validation is the test split, set on the trainer
@@ -120,6 +127,10 @@ def run_config(out: Path, seed: int, name: str, train_data: Path, rlvr_steps: in
         cfg.init_from = str(step_dir(out / f"seed{seed}" / start, at))
         for key, value in arm.settings.items():
             cfg.set(key, value)
+        if arm.method == "rlvr" and rlvr_context == "episode":  # another shape: runs of its own
+            cfg.output_dir += "-episode"
+            for key, value in WHOLE_EPISODES.items():
+                cfg.set(key, value)
     for key, value in scale.settings.items():
         cfg.set(key, value)
     return cfg
@@ -138,8 +149,8 @@ def train(cfg: TrainConfig, test_data: Path, held_out_limit: int | None = None) 
     begin = time.perf_counter()
     resume = (run_dir / "latest").exists()  # a run killed before its first checkpoint starts over
     trainer = Trainer(cfg, resume=resume, overwrite=not resume, log=lambda m: None)
-    # every arm is scored on the same prompts: rendered as the default config renders them (an RLVR arm trains
-    # with the whole history in its prompts)
+    # every arm is scored on the same prompts: rendered as the default config renders them (an RLVR arm on whole
+    # episodes trains with the whole history in its prompts)
     scored_as = cfg.updated({"data.trajectories": [str(test_data)],
                              "rendering.history": TrainConfig.builtin().rendering.history})
     held_out = load_examples(scored_as, trainer.tokenizer, training_rendering(scored_as, trainer.tokenizer,
@@ -230,6 +241,8 @@ def main() -> None:
     parser.add_argument("--results", help="also copy results.json here (e.g. benchmarks/learning_table.json)")
     parser.add_argument("--rlvr-steps", type=int, help="RLVR arms: this many steps instead of the table's (a "
                                                        "smoke run)")
+    parser.add_argument("--rlvr-context", choices=["step", "episode"], default="step",
+                        help="RLVR arms: each turn in SFT's context shape (step), or whole episodes")
     args = parser.parse_args()
     scale = Scale()
     if args.smoke:  # the pipeline end to end at the smallest size: its numbers mean nothing
@@ -243,7 +256,7 @@ def main() -> None:
             results[str(seed)] = {"warmup": train(run_config(out, seed, "warmup", train_data, scale=scale), test_data,
                                                   scale.held_out)}
             for arm in args.arms:
-                cfg = run_config(out, seed, arm, train_data, args.rlvr_steps, scale)
+                cfg = run_config(out, seed, arm, train_data, args.rlvr_steps, scale, args.rlvr_context)
                 result = train(cfg, test_data, scale.held_out)
                 if args.resolve and "resolve" not in result:
                     result["resolve"] = resolve_rate(step_dir(Path(cfg.output_dir), cfg.max_steps), args.resolve,
@@ -253,13 +266,10 @@ def main() -> None:
                 results[str(seed)][arm] = result
         table, markdown = summarise(results, args.arms)
         report = {"machine": machine(), "setup": {"warmup_steps": scale.warmup_steps, "arm_lr": ARM_LR,
+                                                  "rlvr_context": args.rlvr_context,
                                                   "arms": {a: dataclasses.asdict(ARMS[a]) for a in args.arms}},
                   "table": table, "runs": results}
-        for path in [out / "results.json", *([Path(args.results)] if args.results else [])]:
-            with atomic_writer(path) as f:
-                json.dump(report, f, indent=2)
-        with atomic_writer(out / "table.md") as f:
-            f.write(markdown + "\n")
+        write_report(out, report, markdown, args.results)
     print(markdown)
 
 

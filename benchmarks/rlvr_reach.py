@@ -2,8 +2,9 @@
 
 GRPO learns only from groups whose rewards differ: a task no episode resolves (or every one does)
 gives no signal. This plays `--group` episodes per task with a checkpoint, in real sandboxes, exactly
-as RLVR does (rlvr/episodes.py: the whole history in the prompt, the test-execution reward of
-rlvr/reward.py), once per sampling seed, and reports the resolve rate per task and overall.
+as RLVR does (rlvr/episodes.py, `step` context: each prompt rendered as the checkpoint's rendering record says,
+as eval renders it; the test-execution reward of rlvr/reward.py), once per sampling seed, and reports the
+resolve rate per task and overall.
 
 Run: nice -n 10 python benchmarks/rlvr_reach.py --model CHECKPOINT [--side train] [--group 4] [--seeds 0 1 2]
      [--instances ID ...] [--max-turns 10] [--max-new-tokens 128] [--temperature 1] [--out reach.json]
@@ -13,7 +14,6 @@ Run: nice -n 10 python benchmarks/rlvr_reach.py --model CHECKPOINT [--side train
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -26,14 +26,14 @@ from srl_agent.jsonio import atomic_writer
 
 
 def load_policy(checkpoint: str | Path):
-    """The checkpoint as an HFPolicy on the CPU, and its rendering with the whole history (as episodes need)."""
+    """The checkpoint as an HFPolicy on the CPU, and its rendering record (the context shape it was trained on)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from srl_agent.policy.hf import HFPolicy
     from srl_agent.steps import load_rendering
 
-    rendering = dataclasses.replace(load_rendering(checkpoint), history=None)
+    rendering = load_rendering(checkpoint)
     model = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
     return HFPolicy(model, AutoTokenizer.from_pretrained(checkpoint), torch.device("cpu")), rendering
 

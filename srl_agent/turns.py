@@ -12,9 +12,9 @@ An episode is stepped from outside, one method per stage of a turn, so a driver 
 prompts a Batcher (policy/batcher.py) sends to the policy together.
 
 What an episode remembers and how it prompts is its Transcript: chat messages rebuilt each turn the way
-training's examples are (the agent), or the exact token ids sampled, with the template's glue and the
-observations between them (RLVR). Everything else is here: parsing, the format help, the observation's cut
-and timeout note, the limits and the status.
+training's examples are (the agent, and RLVR's `step` context, which tokenises them), or the exact token ids
+sampled, with the template's glue and the observations between them (RLVR's `episode` context). Everything else
+is here: parsing, the format help, the observation's cut and timeout note, the limits and the status.
 """
 
 from __future__ import annotations

@@ -101,8 +101,8 @@ def play(tokenizer, tasks, batching: BatchLimits):
                           ToolCall("bash", {"command": "sleep 30"}), ToolCall("submit", {})],
                TASKS[1]: [ToolCall("bash", {"command": "ls"})] * 3}
     policy = PromptScriptedPolicy(tokenizer, scripts, kill_before)
-    cfg = EpisodeConfig(group_size=1, max_turns=3, max_new_tokens=64, max_episode_tokens=3000, workers=2,
-                        step_timeout=1)
+    cfg = EpisodeConfig(context="episode", group_size=1, max_turns=3, max_new_tokens=64, max_episode_tokens=3000,
+                        workers=2, step_timeout=1)
     groups = run_episodes(policy, tasks, cfg, FULL_HISTORY, EpisodeRewardConfig(), opener, batching=batching)
     assert opener.leftovers() == []
     return [e for group in groups for e in group], policy.batches

@@ -7,7 +7,7 @@ import json
 import re
 import shlex
 
-from srl_agent.bench.expert import THOUGHTS, VIEW_LINES, debug_expert_plan, plan_for
+from srl_agent.bench.expert import THOUGHTS, VIEW_LINES, debug_expert_plan, plan_for, traceable
 
 CLEAN = '''\
 class Stack:
@@ -101,3 +101,21 @@ def test_swe_mini_tasks_keep_their_recorded_plan_and_factory_tasks_get_the_debug
     assert plan_for({"repro": "print(1)"}).__name__ == "expert_plan"
     assert plan_for({"repro": "print(1)"}, short=True).__name__ == "short_expert_plan"
     assert plan_for({}) is debug_expert_plan
+
+
+def test_a_bug_is_traceable_only_when_the_output_names_its_one_function_and_sed_shows_the_line():
+    peek_line = CLEAN.splitlines().index("        return self.items[-1]") + 1
+    window_line = CLEAN.splitlines().index("        out.append(values[i:i + size])") + 1
+    failure = "tests/test_core.py:12: in test_peek\n    assert s.peek() == 3\nE   assert 2 == 3"
+    assert traceable(CLEAN, peek_line, failure, [CLEAN])
+    # the output names another function, or the name only as part of a word
+    assert not traceable(CLEAN, peek_line, failure.replace("peek", "top"), [CLEAN])
+    assert not traceable(CLEAN, peek_line, "in test_peeking\nE   assert 2 == 3", [CLEAN])
+    # two `def peek(` in the sources: grep answers two lines
+    assert not traceable(CLEAN, peek_line, failure, [CLEAN, "def peek(x):\n    pass\n"])
+    # a line more than VIEW_LINES below its def is not among the lines sed prints from the def
+    window_def = CLEAN.splitlines().index("def window(values, size):") + 1
+    assert window_line - window_def >= VIEW_LINES
+    assert not traceable(CLEAN, window_line, "in test_window\n    window([1], 1)", [CLEAN])
+    # module level: no function to find
+    assert not traceable(CLEAN, 1, "in Stack", [CLEAN])

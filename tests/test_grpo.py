@@ -62,6 +62,69 @@ def test_gradient_pushes_up_good_sequences():
     assert logits.grad[0, 0, 0] < 0 and logits.grad[1, 0, 1] > 0  # descent raises token 0, lowers token 1
 
 
+def test_the_decoupled_objective_by_hand():
+    """AReaL's decoupled objective on one token sampled with p 0.5, whose proximal (update-start) p is 0.6 and
+    current p 0.9: the ratio 0.9 / 0.6 = 1.5 clips at 1.2 (not 0.9 / 0.5 = 1.8 against the sampler), then the
+    importance weight 0.6 / 0.5 = 1.2 scales it."""
+    behaviour, prox = torch.log(torch.tensor([[0.5]])), torch.log(torch.tensor([[0.6]]))
+    mask = torch.ones(1, 1)
+
+    def loss(p_new: float, advantage: float) -> torch.Tensor:
+        new = torch.log(torch.tensor([[p_new]])).requires_grad_()
+        value = grpo.decoupled_objective(new, prox, behaviour, torch.tensor([advantage]), mask)
+        value.backward()
+        return value, new.grad
+
+    value, grad = loss(0.9, 1.0)
+    assert value.item() == pytest.approx(-1.2 * 1.2) and grad.item() == 0  # clipped: no gradient
+    assert loss(0.9, -1.0)[0].item() == pytest.approx(1.5 * 1.2)  # min(-1.5, -1.2) = -1.5, weighed 1.2
+    value, grad = loss(0.6, 1.0)  # on the proximal policy: ratio 1, d(loss)/d(logp_new) = -A * weight * ratio
+    assert value.item() == pytest.approx(-1.2) and grad.item() == pytest.approx(-1.2)
+    # the weight carries no gradient: it is the same constant whatever the proximal log-probs' graph
+    prox_with_graph = prox.clone().requires_grad_()
+    grpo.decoupled_objective(prox_with_graph, prox_with_graph, behaviour, torch.tensor([1.0]), mask).backward()
+    assert prox_with_graph.grad.item() == pytest.approx(0.0)  # ratio's d/d(new) and d/d(old) cancel; none via weight
+    assert grpo.behaviour_weights(prox, behaviour).item() == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("norm", ["sequence", "token"])
+def test_the_decoupled_objective_on_the_sampler_s_own_log_probs_is_the_clipped_one_bit_for_bit(norm):
+    """Behaviour = proximal (nothing stale): every weight is exactly 1, so loss and gradients equal the on-policy
+    clipped objective's bit for bit, whatever the ratio and the normalisation."""
+    gen = torch.Generator().manual_seed(0)
+    old = torch.randn(3, 5, generator=gen) - 2
+    new = (old + 0.3 * torch.randn(3, 5, generator=gen)).requires_grad_()
+    mask = torch.tensor([[1.0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0]])
+    advantages = torch.tensor([1.5, -0.5, 0.25])
+    ours = grpo.decoupled_objective(new, old, old, advantages, mask, 0.2, 0.28, norm)
+    (ours_grad,) = torch.autograd.grad(ours, new)
+    today = grpo.clipped_objective(new, old, advantages, mask, 0.2, 0.28, norm)
+    (today_grad,) = torch.autograd.grad(today, new)
+    assert torch.equal(ours, today) and torch.equal(ours_grad, today_grad)
+
+
+def test_behaviour_log_probs_are_laid_out_like_the_update_s_log_probs():
+    """Per completion token lists -> [N, W-1] where target_mask is 1, for every layout (an RLVR mask included)."""
+    from srl_agent.train.batching import make_batch
+
+    groups = [grpo.Group([([1, 2, 3], [4, 5]), ([1, 2, 3], [6])], [1.0, 0.0], [[-0.1, -0.2], [-0.3]]),
+              grpo.Group([([7], [8, 9, 10], [1, 0, 1]), ([7], [11, 12, 13], [1, 1, 0])], [0.0, 1.0],
+                         [[-0.4, 0.0, -0.5], [-0.6, -0.7, 0.0]])]
+    batch = grpo.RolloutBatch.from_groups(groups, 1e-6)
+    for layout in ("padded", "padding_free", "shared_prefix"):
+        target_mask = make_batch(batch.sequences(), 0, "cpu", layout).target_mask
+        laid_out = batch.behaviour_logprob_tensor(target_mask)
+        assert laid_out.shape == target_mask.shape == (4, 4)  # the longest sequence: 5 tokens
+        assert laid_out[0].tolist() == pytest.approx([0, 0, -0.1, -0.2])  # position P-1+j predicts token j
+        assert laid_out[1].tolist() == pytest.approx([0, 0, -0.3, 0])
+        assert laid_out[2].tolist() == pytest.approx([-0.4, 0, -0.5, 0])  # the masked token's slot stays 0
+        assert laid_out[3].tolist() == pytest.approx([-0.6, -0.7, 0, 0])
+    parts = batch.micro_batches(2, "padded")
+    assert [p.behaviour_logprobs for p in parts] == [[[-0.1, -0.2], [-0.3]], [[-0.4, 0.0, -0.5], [-0.6, -0.7, 0.0]]]
+    with pytest.raises(ValueError, match="every group or none"):
+        grpo.RolloutBatch.from_groups([groups[0], grpo.Group(*groups[1][:2])], 1e-6)
+
+
 def test_kl_penalty():
     logp = torch.log(torch.tensor([[0.5, 0.2]]))
     mask = torch.ones(1, 2)

@@ -1,16 +1,17 @@
-"""Episodes -> masked sequences of the shared update path: hand-worked splits and masks; every layout scores
-only the sampled tokens; a real update on the tiny model."""
+"""Episodes -> masked sequences of the shared update path: hand-worked splits and masks; a step-wise episode's
+turns, their advantage and 1/T weight, worked by hand; every layout scores only the sampled tokens; a real update
+on the tiny model."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from srl_agent.rlvr.batch import episode_sequence, group_rewards
-from srl_agent.rlvr.episodes import Episode, EpisodeTokens
+from srl_agent.rlvr.batch import episode_sequence, group_rewards, group_samples
+from srl_agent.rlvr.episodes import NOT_STARTED, Episode, EpisodeTokens, TurnSample
 from srl_agent.rlvr.reward import Reward
 from srl_agent.train.batching import make_batch
-from srl_agent.train.grpo import clipped_objective, group_advantages
+from srl_agent.train.grpo import Group, RolloutBatch, clipped_objective, group_advantages, masked_mean
 
 
 def episode(context: list[int], sampled: list[int], logprobs: list[float], reward: float, tail=()) -> Episode:
@@ -92,3 +93,62 @@ def test_an_update_raises_the_rewarded_episode_and_lowers_the_other(tiny):
     change = sampled_logprob() - start
     # rewarded up, unrewarded down (summed nats over 12 tokens). Seeds 0-4 measured: +4.4..+5.6 and -4.3..-5.4
     assert change[0] > 1.0 and change[1] < -1.0, change
+
+
+def step_episode(turns: list[tuple[list[int], list[int]]], reward: float, detail: str = "") -> Episode:
+    """A `step`-context episode: per turn (its prompt ids, its sampled ids), each sampled id at log-prob -0.5."""
+    return Episode("t", context="step", turn_samples=[TurnSample(p, c, [-0.5] * len(c)) for p, c in turns],
+                   reward=Reward(reward, reward == 1.0, 0, 1, 0, 0), detail=detail)
+
+
+def test_turns_are_samples_with_their_episodes_advantage_and_a_1_over_T_weight():
+    """Three played episodes of one task: A (1 turn, resolved), B (3 turns) and C (2 turns), and one whose sandbox
+    never started. Hand-worked: rewards [1, 0, 0] have mean 1/3 and std sqrt(2)/3, so the advantages are +sqrt(2)
+    and -1/sqrt(2) twice; each turn gets its episode's, and weighs 1/T."""
+    a = step_episode([([1, 2], [3])], 1.0)
+    b = step_episode([([1, 2], [4]), ([1, 2, 4, 9], [5, 6]), ([4, 9, 5, 6], [7])], 0.0)
+    c = step_episode([([1, 2], [8]), ([1, 2, 8, 9], [6])], 0.0)
+    group = [a, b, step_episode([], 0.0, detail=NOT_STARTED), c]
+    samples = group_samples(group)
+    # turn by turn across the group: the three first turns (one prompt) first, so shared-prefix runs it once
+    assert samples.sequences == [([1, 2], [3], [1]), ([1, 2], [4], [1]), ([1, 2], [8], [1]),
+                                 ([1, 2, 4, 9], [5, 6], [1, 1]), ([1, 2, 8, 9], [6], [1]), ([4, 9, 5, 6], [7], [1])]
+    assert samples.rewards == [1.0, 0.0, 0.0] and samples.rollout_of == [0, 1, 2, 1, 2, 1]
+    assert samples.logprobs == [[-0.5], [-0.5], [-0.5], [-0.5, -0.5], [-0.5], [-0.5]]  # the sampling ones, as kept
+    batch = RolloutBatch.from_groups([Group(samples.sequences, samples.rewards, None, samples.rollout_of)], 1e-6)
+    up, down = 2 ** 0.5, -(2 ** -0.5)
+    assert batch.advantages == pytest.approx([up, down, down, down, down, down], abs=1e-5)
+    assert batch.loss_weights == pytest.approx([1, 1 / 3, 1 / 2, 1 / 3, 1 / 2, 1 / 3])
+    assert batch.loss_mass("sequence") == pytest.approx(3.0)  # three episodes
+    assert batch.loss_mass("token") == pytest.approx(1 + (1 + 2 + 1) / 3 + (1 + 1) / 2)
+
+    # on policy each token's surrogate is its advantage: an episode counting once makes the loss minus the mean
+    # advantage over episodes, 0; counted per turn, B's three would outweigh A: -(up + 5 down) / 6 = +0.354
+    seqs = batch.sequences()
+    logp = make_batch(seqs, 0, "cpu").target_mask * -0.5
+    mask = make_batch(seqs, 0, "cpu").target_mask
+    advantages, weights = torch.tensor(batch.advantages), torch.tensor(batch.loss_weights)
+    assert clipped_objective(logp, logp, advantages, mask, weights=weights).item() == pytest.approx(0.0, abs=1e-6)
+    assert clipped_objective(logp, logp, advantages, mask).item() == pytest.approx(-(up + 5 * down) / 6, abs=1e-5)
+
+    # per-token losses by hand: a sequence's mean is its loss; the episode's is the mean of its turns'
+    per_token = torch.tensor([[6.0, 0], [3, 0], [9, 0], [1, 2], [4, 0], [7, 0]])
+    token_mask = torch.tensor([[1.0, 0], [1, 0], [1, 0], [1, 1], [1, 0], [1, 0]])
+    a_loss, b_loss, c_loss = 6, (3 + 1.5 + 7) / 3, (9 + 4) / 2
+    assert masked_mean(per_token, token_mask, "sequence", weights).item() == pytest.approx(
+        (a_loss + b_loss + c_loss) / 3)
+    # `token`: each token weighs its sequence's weight
+    assert masked_mean(per_token, token_mask, "token", weights).item() == pytest.approx(
+        (6 + (3 + 3 + 7) / 3 + (9 + 4) / 2) / batch.loss_mass("token"))
+
+    # the trainer's micro-batches: each part's mean, times its share of the step's mass, sums to the whole mean
+    for norm in ("sequence", "token"):
+        whole = masked_mean(per_token, token_mask, norm, weights)
+        parts, total, row = batch.micro_batches(4, "padded"), batch.loss_mass(norm), 0
+        summed = 0.0
+        for part in parts:
+            n = len(part)
+            summed += masked_mean(per_token[row:row + n], token_mask[row:row + n], norm,
+                                  torch.tensor(part.loss_weights)) * part.loss_mass(norm) / total
+            row += n
+        assert len(parts) == 2 and summed.item() == pytest.approx(whole.item()), norm

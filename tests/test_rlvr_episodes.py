@@ -120,8 +120,8 @@ def test_an_answer_closed_by_another_declared_end_id_keeps_it_and_the_episode_go
 
 def test_episodes_train_on_exactly_the_sampled_tokens(tiny_policy, swe_mini_images):
     instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
-    cfg = EpisodeConfig(group_size=3, max_turns=3, max_format_errors=5, max_new_tokens=24, max_episode_tokens=3000,
-                        temperature=1.0, workers=3)
+    cfg = EpisodeConfig(context="episode", group_size=3, max_turns=3, max_format_errors=5, max_new_tokens=24,
+                        max_episode_tokens=3000, temperature=1.0, workers=3)
     opener = RecordingOpener()
     torch.manual_seed(0)
     (group,) = run_episodes(tiny_policy, [instance], cfg, FULL_HISTORY, EpisodeRewardConfig(format_penalty=0.1), opener)
@@ -189,7 +189,7 @@ def test_tool_observations_are_context_and_the_sequence_is_the_conversation(tiny
     policy = ScriptedPolicy(tiny_policy.tokenizer, [ToolCall("bash", {"command": "echo obs-$((6*7)) > out.txt; "
                                                                                  "cat out.txt"}),
                                                     ToolCall("submit", {})])
-    cfg = EpisodeConfig(group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=3000)
+    cfg = EpisodeConfig(context="episode", group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=3000)
     opener = RecordingOpener()
     ((episode,),) = run_episodes(policy, [instance], cfg, FULL_HISTORY, EpisodeRewardConfig(partial_credit=True),
                                  opener)
@@ -216,7 +216,8 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
     prompt_tokens = len(start_episode(tiny_policy.tokenizer, instance, FULL_HISTORY).tokens.ids)
     look = ToolCall("bash", {"command": "ls"})
     # room for exactly one answer: the second turn would pass max_episode_tokens
-    cfg = EpisodeConfig(group_size=1, max_turns=5, max_new_tokens=64, max_episode_tokens=prompt_tokens + 100)
+    cfg = EpisodeConfig(context="episode", group_size=1, max_turns=5, max_new_tokens=64,
+                        max_episode_tokens=prompt_tokens + 100)
     ((episode,),) = run_episodes(ScriptedPolicy(tiny_policy.tokenizer, [look] * 5), [instance], cfg, FULL_HISTORY,
                                  EpisodeRewardConfig(), RecordingOpener())
     assert (episode.status, episode.turns) == ("token_limit", 1)
@@ -249,7 +250,8 @@ def test_token_budget_and_a_dead_sandbox_end_episodes_without_stopping_the_run(t
 
     opener = DiffRecordingOpener()
     opener.diffed = []
-    cfg = EpisodeConfig(group_size=2, max_turns=3, max_new_tokens=64, max_episode_tokens=3000, workers=2)
+    cfg = EpisodeConfig(context="episode", group_size=2, max_turns=3, max_new_tokens=64, max_episode_tokens=3000,
+                        workers=2)
     (group,) = run_episodes(KillingPolicy(tiny_policy.tokenizer, [look] * 3), [instance], cfg, FULL_HISTORY,
                             EpisodeRewardConfig(), opener)
     # two workers open the sandboxes concurrently: the first container opened may be either episode's
@@ -293,7 +295,8 @@ def test_a_sandbox_that_does_not_start_scores_0_and_the_other_episodes_play(tiny
     policy.batch_sizes = []
     # one worker: the starts run in order, episode 1's second try (call 4) after episode 2's first (call 3)
     opener = FailingOpener(fail_calls={2, 4})
-    cfg = EpisodeConfig(group_size=3, max_turns=2, max_new_tokens=64, max_episode_tokens=3000, workers=1)
+    cfg = EpisodeConfig(context="episode", group_size=3, max_turns=2, max_new_tokens=64, max_episode_tokens=3000,
+                        workers=1)
     (group,) = run_episodes(policy, [instance], cfg, FULL_HISTORY, EpisodeRewardConfig(), opener)
     assert opener.calls == 4 and len(opener.names) == 2 and opener.leftovers() == []  # the two started were removed
     (dead,) = [e for e in group if e.status == "sandbox_error"]
@@ -310,3 +313,88 @@ def test_a_sandbox_that_does_not_start_scores_0_and_the_other_episodes_play(tiny
         run_episodes(policy, [instance], EpisodeConfig(group_size=2, workers=2), FULL_HISTORY, EpisodeRewardConfig(),
                      opener)
     assert opener.calls == 4 and opener.names == []  # each tried twice
+
+
+class AnswerScript:
+    """Fixed answers (texts, as the policy would write them), each sampled as exact ids with its own log-probs: to
+    RLVR's episodes (generate_ids) and to eval's agent (generate, whose prompts it records)."""
+
+    def __init__(self, tokenizer, answers: list[str]):
+        self.tokenizer, self.answers, self.turn, self.asked = tokenizer, answers, 0, []
+
+    def _next(self):
+        from srl_agent.policy import Completion
+
+        text, self.turn = self.answers[self.turn], self.turn + 1
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.convert_tokens_to_ids(
+            "<|im_end|>")]
+        return Completion(text, ids, [-0.1 * self.turn] * len(ids))
+
+    def generate_ids(self, prompt_ids, params):
+        return [[self._next()] for _ in prompt_ids]
+
+    def generate(self, prompts, tools, params):
+        self.asked += list(zip(prompts, tools, strict=True))
+        return [[self._next()] for _ in prompts]
+
+
+def call_text(tokenizer, call, rendering: StepConfig) -> str:
+    """An answer that makes `call`, as the policy writes it (the assistant turn the template renders)."""
+    from srl_agent.actions import assistant_message
+    from srl_agent.chat import render_prompt
+
+    turn = assistant_message("I look first.", call, rendering.call_style, rendering.reasoning)
+    text = render_prompt(tokenizer, [turn], None, generation=False)
+    return text[len("<|im_start|>assistant\n"):text.rindex("<|im_end|>")]
+
+
+def test_step_context_turns_are_the_prompts_srl_and_eval_render_with_the_ids_as_sampled(tiny_policy, swe_mini_images):
+    """One context shape: a `step` episode's turn prompts are, token for token, those SRL's examples of its recorded
+    run are rendered as (every turn that follows a step) and those eval's agent sends when it gives the same answers
+    (every turn, a broken answer's format help included), with the last 2 steps and observations cut to 200
+    characters; each turn's completion is the sampled ids and log-probs, unchanged."""
+    from srl_agent.agent import AgentConfig, run_agent
+    from srl_agent.rlvr.batch import group_samples
+    from srl_agent.steps import examples_from_trajectory
+    from srl_agent.types import ToolCall, Trajectory
+
+    instance = next(i for i in swe_mini_images if i["instance_id"] == INSTANCE_ID)
+    rendering = StepConfig(history=2, max_observation_chars=200)
+    tokenizer = tiny_policy.tokenizer
+    calls = [ToolCall("bash", {"command": "seq 1 300"}), None, ToolCall("bash", {"command": "echo step-$((6*7))"}),
+             ToolCall("bash", {"command": "ls"}), ToolCall("submit", {})]
+    answers = [call_text(tokenizer, c, rendering) if c else "Let me think about it." for c in calls]
+    cfg = EpisodeConfig(group_size=1, max_turns=len(answers), max_new_tokens=64, max_episode_tokens=3000)
+    assert cfg.context == "step"  # the default
+    script = AnswerScript(tokenizer, answers)
+    ((episode,),) = run_episodes(script, [instance], cfg, rendering, EpisodeRewardConfig(), RecordingOpener())
+    assert (episode.status, episode.turns, episode.format_errors, len(episode.steps)) == ("submitted", 5, 1, 4)
+    assert episode.tokens.ids == []  # no whole-episode sequence
+    turns = episode.turn_samples
+    sampled = [script.tokenizer(a, add_special_tokens=False)["input_ids"] + [tokenizer.convert_tokens_to_ids(
+        "<|im_end|>")] for a in answers]
+    assert [t.ids for t in turns] == sampled  # the ids as sampled, never re-tokenised
+    assert [t.logprobs for t in turns] == [[-0.1 * (k + 1)] * len(ids) for k, ids in enumerate(sampled)]
+
+    def ids(messages, tools) -> list[int]:  # as the trainer renders and tokenises an SRL example (Trainer.prompt_ids)
+        return tiny_policy.encode_prompts([tiny_policy.render(messages, tools)])[0]
+
+    # SRL: the examples of the recorded run; turn 2 answered the format help, which no example holds
+    run = Trajectory(instance["instance_id"], instance["problem_statement"], episode.steps)
+    examples = examples_from_trajectory(run, rendering)
+    assert [ids(ex.prompt, ex.tools) for ex in examples] == [turns[k].prompt_ids for k in (0, 1, 3, 4)]
+    shown = tokenizer.decode(turns[4].prompt_ids)
+    assert "(1 earlier step not shown.)" in shown and "seq 1 300" not in shown  # the window: the last 2 steps
+    # the observation cut once to 200 characters, as eval cuts it
+    assert tokenizer.decode(turns[1].prompt_ids).count("characters omitted") == 1
+
+    # eval: the agent loop given the same answers, in a sandbox of its own
+    eval_policy = AnswerScript(tokenizer, answers)
+    with _open_sandbox(instance, cfg) as sandbox:
+        agent = run_agent(eval_policy, sandbox, instance["problem_statement"], instance["instance_id"],
+                          AgentConfig(rendering=rendering, max_steps=10))
+    assert agent.exit_status == "submitted" and agent.format_errors == 1
+    assert [ids(messages, tools) for messages, tools in eval_policy.asked] == [t.prompt_ids for t in turns]
+
+    # the update's sequences: exactly these prompts and sampled ids
+    assert group_samples([episode]).sequences == [(t.prompt_ids, t.ids, [1] * len(t.ids)) for t in turns]

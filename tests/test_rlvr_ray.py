@@ -67,8 +67,8 @@ def without_durations(text: str) -> str:
 
 
 def episode_config(address: str, calls: list) -> EpisodeConfig:
-    return EpisodeConfig(group_size=2, max_turns=len(calls), max_new_tokens=256, max_episode_tokens=8000, workers=2,
-                         executor="ray", ray_address=address)
+    return EpisodeConfig(context="episode", group_size=2, max_turns=len(calls), max_new_tokens=256,
+                         max_episode_tokens=8000, workers=2, executor="ray", ray_address=address)
 
 
 def test_episodes_on_ray_nodes_score_as_local_ones_and_leave_nothing(cluster, tiny_policy, expert):  # noqa: F811

@@ -4,6 +4,7 @@ kill -9 and --resume with the same task order and no leaked containers, and bad 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import torch
 
 from srl_agent.errors import UserError
 from srl_agent.metrics import STATUSES
-from srl_agent.rlvr.batch import episode_sequence
+from srl_agent.rlvr.batch import group_samples
 from srl_agent.train.config import TrainConfig
 from srl_agent.train.grpo import Group, RolloutBatch
 
@@ -97,8 +98,13 @@ def containers_of(pid: int) -> list[str]:
         client.close()
 
 
-def test_an_rlvr_step_trains_on_the_sampled_tokens_only(tmp_path, tiny_checkpoint, swe_mini_images):
-    trainer = rlvr_trainer(tmp_path / "run", init_from=str(tiny_checkpoint), **{"grpo.dynamic_sampling": "false"})
+@pytest.mark.parametrize("context", ["step", "episode"])
+def test_an_rlvr_step_trains_on_the_sampled_tokens_only(tmp_path, tiny_checkpoint, swe_mini_images, context):
+    """Each turn (`step`: its windowed prompt, its answer) or each whole episode (`episode`) is a sequence of the one
+    GRPO update; either way the update scores exactly the ids sampled, at their sampling log-probs."""
+    trainer = rlvr_trainer(tmp_path / "run", init_from=str(tiny_checkpoint),
+                           **{"grpo.dynamic_sampling": "false", "episodes.context": context})
+    assert trainer.rendering.history == (2 if context == "step" else None)  # SRL's window, or the whole history
     row = trainer.train_step()  # one whole RLVR step: episodes in sandboxes, then the update
     assert row["phase"] == "rlvr" and row["episodes"] == 2 and len(row["tasks"]) == 1
     assert sum(row[f"rlvr_status_{s}"] for s in STATUSES) == 2 and row["rlvr_turns"] == 2
@@ -111,20 +117,23 @@ def test_an_rlvr_step_trains_on_the_sampled_tokens_only(tmp_path, tiny_checkpoin
     temperature = trainer.cfg.episodes.temperature
     with trainer.sampling_phase():
         (group,) = trainer.play(trainer.task_stream.take(1), {"generate": 0.0, "sandbox": 0.0})
-    sequences = [episode_sequence(e) for e in group]
+    samples = group_samples(group)
+    sequences = samples.sequences
+    assert len(sequences) == (4 if context == "step" else 2)  # 2 episodes of 2 turns
     assert sequences[0][0] == sequences[1][0]  # one task, one first prompt: shared-prefix runs it once
     padded = trainer._batch(sequences, "padded")  # [N, T-1]: the layout every log-prob tensor comes back in
     sampled, expected_mask = torch.zeros_like(padded.target_mask), torch.zeros_like(padded.target_mask)
-    for i, episode in enumerate(group):
-        n = len(episode.tokens.ids)  # position t predicts token t+1
-        sampled[i, : n - 1] = torch.tensor(episode.tokens.logprobs[1:])
-        expected_mask[i, : n - 1] = torch.tensor(episode.tokens.mask[1:], dtype=torch.float)
+    for i, ((prompt, completion, scored), logprobs) in enumerate(zip(sequences, samples.logprobs, strict=True)):
+        start = len(prompt) - 1  # position t predicts token t+1
+        sampled[i, start: start + len(completion)] = torch.tensor(logprobs)
+        expected_mask[i, start: start + len(completion)] = torch.tensor(scored, dtype=torch.float)
     assert torch.equal(padded.target_mask, expected_mask)
     mask = expected_mask.bool()
     for layout in ("padded", trainer.layout):
         with torch.no_grad():
             logp = trainer._logprobs(trainer.model, trainer._batch(sequences, layout), temperature)
-        # recomputed = sampled within 1e-4 (fp32 on CPU; the sampler ran both episodes left-padded in one batch)
+        # recomputed = sampled within 1e-4 (fp32 on CPU; the sampler ran both episodes' turns left-padded in one
+        # batch)
         assert torch.allclose(logp[mask], sampled[mask], atol=1e-4), layout
         assert torch.all(logp[~mask] == 0)
 
@@ -141,22 +150,31 @@ def test_an_rlvr_step_trains_on_the_sampled_tokens_only(tmp_path, tiny_checkpoin
     try:
         for layout in ("padded", "shared_prefix"):
             trainer.layout, hidden[:] = layout, []
-            batch = RolloutBatch.from_groups([Group(sequences, [1.0, 0.0])], trainer.cfg.grpo.std_eps)
+            batch = RolloutBatch.from_groups([Group(sequences, [1.0, 0.0], None, samples.rollout_of)],
+                                             trainer.cfg.grpo.std_eps)
             assert trainer.grpo_update(batch, temperature)["grad_norm"] > 0
             if layout == "padded":
-                (h,) = hidden
-                scored = torch.nn.functional.pad(expected_mask, (0, 1)).bool()  # position t predicts token t+1
-            else:  # the prompt's pass (no scored position), then one row per episode: position k predicts c[k]
-                prompt_pass, h = hidden
-                assert prompt_pass.grad is None or torch.all(prompt_pass.grad == 0)
-                scored = torch.zeros(h.shape[:2], dtype=torch.bool)
-                for i, (_, _, m) in enumerate(sequences):
-                    scored[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
-            per_position = h.grad.abs().sum(-1)
-            assert torch.all(per_position[~scored] == 0), layout
-            assert torch.all(per_position[scored] > 0), layout
+                passes = [torch.nn.functional.pad(expected_mask, (0, 1)).bool()]  # position t predicts token t+1
+            else:  # per run of one prompt: its pass (no scored position), then a row per completion (k predicts c[k])
+                passes = []
+                for _, run in itertools.groupby(sequences, key=lambda seq: seq[0]):
+                    masks = [m for _, _, m in run]
+                    rows = torch.zeros((len(masks), max(map(len, masks))), dtype=torch.bool)
+                    for i, m in enumerate(masks):
+                        rows[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
+                    passes += [None, rows]
+            assert len(hidden) == len(passes), layout
+            for h, scored in zip(hidden, passes, strict=True):
+                if scored is None:
+                    assert h.grad is None or torch.all(h.grad == 0)
+                    continue
+                per_position = h.grad.abs().sum(-1)
+                assert torch.all(per_position[~scored] == 0), layout
+                assert torch.all(per_position[scored] > 0), layout
     finally:
         handle.remove()
+    if context == "episode":  # a killed sandbox ends its episode alike in either context: once is enough
+        return
 
     # a sandbox killed under a running step: that episode scores 0 with the reason, logged; the step goes on
     sample = trainer.policy.generate_ids
@@ -193,7 +211,7 @@ def test_bad_rlvr_input_fails_before_training(tmp_path, swe_mini_images):
     assert "\n" not in message and "image 'srl-agent/swe-mini:no-such-task' is missing" in message
     assert "srl-agent env build swe-mini" in message
     with pytest.raises(UserError, match=r"full history in every prompt: rendering\.history must be full, not 'last-2'"):
-        rlvr_trainer(tmp_path / "b", **{"rendering.history": "last-2"})
+        rlvr_trainer(tmp_path / "b", **{"rendering.history": "last-2", "episodes.context": "episode"})
 
 
 def train_cli(*args: str) -> subprocess.Popen:
@@ -223,9 +241,9 @@ def test_srl_rlvr_alternates_and_resumes_after_kill_9_without_leaking(tmp_path, 
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     assert "resumed from" in err and "at step 3" in err and f"curves: {run / 'curves.png'}" in err
-    # the first line says what the run does; from a checkpoint, no warm-up; RLVR's full history set for it
+    # the first line says what the run does; from a checkpoint, no warm-up; SRL's history window kept for RLVR
     assert err.startswith("plan: 0 SFT warm-up steps, 2 SRL steps, 2 RLVR steps (set for this run: "
-                          "sft_warmup.steps=0 (the run starts from a checkpoint); rendering.history=full "), err
+                          "sft_warmup.steps=0 (the run starts from a checkpoint))\n"), err
     assert containers_of(proc.pid) == [] and containers_of(resumed.pid) == []
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "phase" in r]

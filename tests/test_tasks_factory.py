@@ -183,7 +183,8 @@ def test_a_curriculum_builds_its_packages_and_holds_one_out(tmp_path, swe_image,
         with tarfile.open(out / "sdists" / f"{name}-1.0.tar.gz", "w:gz") as tar:
             tar.add(root, arcname=root.name)
     curriculum = tmp_path / "small.yaml"
-    curriculum.write_text("seed: 0\ntrain: [calc==1.0]\nheldout: [calc-kit==1.0]\ntrain_tasks: 1\nheldout_tasks: 1\n")
+    curriculum.write_text("seed: 0\ntrain: [calc==1.0]\nheldout: [calc-kit==1.0]\ntrain_tasks: 1\nheldout_tasks: 1\n"
+                          "kinds: [comparison, off_by_one]\ntraceable_only: true\n")
     assert main(["tasks", "build", str(curriculum), "--out", str(out), "--no-expert"]) == 0
     assert "test: 1 instances, 0 trajectories from pypi/calc_kit" in capsys.readouterr().out
     train, test = rows(out / "split" / "train" / "instances.jsonl"), rows(out / "split" / "test" / "instances.jsonl")
@@ -191,3 +192,8 @@ def test_a_curriculum_builds_its_packages_and_holds_one_out(tmp_path, swe_image,
     assert [i["repo"] for i in test] == ["pypi/calc_kit"]
     report = json.loads((out / "report.json").read_text())
     assert [r["tests"] for r in report["train"]["repos"] + report["heldout"]["repos"]] == [5, 5]
+    assert {i["mutation"]["kind"] for i in train + test} <= {"comparison", "off_by_one"}
+    # traceable: the first failing test's output names the function the bug is in
+    for instance in train + test:
+        first_failing = sorted(json.loads(instance["FAIL_TO_PASS"]))[0]
+        assert instance["mutation"]["symbol"].split(".")[-1] in instance["problem_statement"], first_failing

@@ -99,6 +99,13 @@ def test_selection_is_deterministic_by_seed_and_mixes_kinds():
         compile(mutation.apply(SOURCE), "m.py", "exec")
 
 
+def test_selection_keeps_to_the_kinds_asked_for():
+    files = {"pkg/m.py": SOURCE}
+    chosen = select(files, 0, 12, kinds=("comparison", "swap"))
+    assert chosen and {m.kind for m in chosen} == {"comparison", "swap"}
+    assert [m.id for m in select(files, 0, 12)] == [m.id for m in select(files, 0, 12, kinds=KINDS)]
+
+
 def test_combinations_need_edits_apart():
     singles = candidates(SOURCE, "pkg/m.py")
     flip = next(m for m in singles if m.description == "flipped `<` to `>=`")
@@ -334,10 +341,13 @@ def test_a_curriculum_pins_its_packages_and_names_what_is_wrong(tmp_path):
     curriculum = load_curriculum(path)
     assert (curriculum.seed, curriculum.train, curriculum.heldout) == (3, ["toolz==1.0.0", "six==1.16.0"],
                                                                        ["parse==1.20.2"])
+    assert curriculum.kinds == list(KINDS) and not curriculum.traceable_only
     for text, message in [("train: [toolz]\nheldout: [six==1]\n", r"train: .*NAME==VERSION, not 'toolz'"),
                           ("train: [a==1]\nheldout: [b==1]\nseeds: 2\n", "seeds: Extra inputs are not permitted"),
                           ("train: [Foo_Bar==1]\nheldout: [foo-bar==2]\n", "foo-bar listed more than once"),
-                          ("train: [a==1]\n", "heldout: Field required")]:
+                          ("train: [a==1]\n", "heldout: Field required"),
+                          ("train: [a==1]\nheldout: [b==1]\nkinds: [swap, typo]\n",
+                           "kinds: .*unknown mutation kind 'typo'")]:
         path.write_text(text)
         with pytest.raises(UserError, match=message):
             load_curriculum(path)

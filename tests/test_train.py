@@ -70,18 +70,25 @@ def test_config_yaml_and_overrides(tmp_path):
 
 def test_a_method_sets_what_it_needs_unless_the_user_set_it(capsys):
     """`train --method rlvr --init-from CKPT --max-steps 2`: no warm-up from a checkpoint (the built-in config's is a
-    default, not the user's), history=full for RLVR; what the user set themselves stays, and the plan says all."""
+    default, not the user's), history=full for RLVR on whole episodes (turn by turn, the default, keeps SRL's
+    window); what the user set themselves stays, and the plan says all."""
     from srl_agent.cli import main
 
-    cfg = TrainConfig.builtin().updated({"method": "rlvr", "init_from": "ckpt", "max_steps": 2})
+    step_wise = TrainConfig.builtin().updated({"method": "rlvr", "init_from": "ckpt", "max_steps": 2})
+    assert step_wise.apply_method_defaults() == ["sft_warmup.steps=0 (the run starts from a checkpoint)"]
+    step_wise.validate()
+    assert step_wise.rendering.history == "last-2"
+    cfg = TrainConfig.builtin().updated({"method": "rlvr", "init_from": "ckpt", "max_steps": 2,
+                                         "episodes.context": "episode"})
     assert cfg.apply_method_defaults() == ["sft_warmup.steps=0 (the run starts from a checkpoint)",
                                            "rendering.history=full (RLVR prompts hold whole episodes)"]
     cfg.validate()
     assert cfg.plan() == "0 SFT warm-up steps, 2 RLVR steps" and cfg.apply_method_defaults() == []
     asked = TrainConfig.builtin().updated({"method": "rlvr", "init_from": "ckpt", "sft_warmup.steps": 3,
-                                           "rendering.history": "last-2"})
+                                           "rendering.history": "last-2", "episodes.context": "episode"})
     assert asked.apply_method_defaults() == [] and asked.sft_warmup.steps == 3
-    with pytest.raises(UserError, match=r"rendering\.history must be full, not 'last-2' \(or leave it unset\)"):
+    with pytest.raises(UserError, match=r"rendering\.history must be full, not 'last-2' \(or leave it unset, or use "
+                                        r"episodes\.context step\)"):
         asked.validate()
     fresh = TrainConfig.builtin().updated({"method": "srl+rlvr", "rlvr.every": 4})  # from scratch: the warm-up stays
     fresh.apply_method_defaults()

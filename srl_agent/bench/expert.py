@@ -246,6 +246,26 @@ def _edit_lines(text: str, old: str, new: str) -> tuple[int, int, int]:
     return first, first + same, first + len(old_lines) - 1
 
 
+def traceable(buggy_text: str, changed_line: int, first_failure: str, python_texts: list[str]) -> bool:
+    """Whether `debug_expert_plan`'s every call can be read off what the agent sees, for a bug that changed
+    `changed_line` (1-based) of `buggy_text`: the line lies in a function (not at module level) whose name the first
+    failing test's output (`first_failure`, its `--tb=short` block) shows, that name has one `def` among the
+    repository's Python files (`python_texts`, tests included: grep answers one line), and the line is among the
+    `VIEW_LINES` that sed prints from there.
+
+    A pure function of the texts: the task factory keeps only such tasks when asked (`traceable_only`)."""
+    definition = _definition(buggy_text, changed_line)
+    if definition is None or not definition[0].startswith("def "):
+        return False
+    pattern, start = definition
+    name = pattern[len("def "):-1]
+    if not re.search(rf"\b{re.escape(name)}\b", first_failure):
+        return False
+    defined = sum(len(re.findall(rf"^\s*(?:async\s+)?{re.escape(pattern)}", text, re.MULTILINE))
+                  for text in python_texts)
+    return defined == 1 and changed_line < start + VIEW_LINES
+
+
 def debug_expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[Step]:
     """Run the report's first failing test, find and read the function, edit it, run the test again, submit.
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..tasks.mutate import KINDS
 from .common import log, out, progress_bar
 
 
@@ -26,6 +27,10 @@ def add_parser(sub) -> None:
     synth.add_argument("--max-fail-fraction", type=float, default=0.5,
                        help="drop a mutation that fails more than this fraction of the suite")
     synth.add_argument("--test-timeout", type=float, default=120, help="seconds per run of the suite")
+    synth.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
+                       help=f"mutation kinds to make tasks of ({', '.join(KINDS)})")
+    synth.add_argument("--traceable-only", action="store_true",
+                       help="keep only tasks whose every expert call can be read off what the agent sees")
     synth.add_argument("--writer", metavar="URL", help="an OpenAI-compatible …/v1 that rewrites problem statements")
     synth.add_argument("--writer-model", default="default")
     synth.add_argument("--no-expert", dest="expert", action="store_false",
@@ -59,7 +64,8 @@ def cmd_tasks_synthesize(args: argparse.Namespace) -> int:
     cfg = SynthesizeConfig(out=Path(args.out), max_tasks=args.max_tasks, seed=args.seed,
                            attempts_per_task=args.attempts_per_task, workers=args.workers,
                            max_fail_fraction=args.max_fail_fraction, test_timeout=args.test_timeout,
-                           writer=args.writer, writer_model=args.writer_model, expert=args.expert)
+                           writer=args.writer, writer_model=args.writer_model, expert=args.expert,
+                           kinds=tuple(args.kinds), traceable_only=args.traceable_only)
 
     sources = [SourceSpec(p) for p in args.repo] + [SourceSpec(f"pypi:{p}") for p in args.pypi]
     summary = synthesize(sources, cfg, _console_progress())

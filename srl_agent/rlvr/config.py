@@ -14,6 +14,10 @@ from pydantic.dataclasses import dataclass
 
 from ..sandbox import SandboxKind
 
+Context = Literal["step", "episode"]
+"""What one RLVR training sample is (`episodes.context`; rlvr/episodes.py): `step`, one turn with the windowed prompt
+SFT, SRL and eval render; `episode`, a whole episode as one token sequence (`rendering.history: full`)."""
+
 SECTION = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
 """Every config section: unknown keys refused, fields documented by their docstrings, checked when assigned."""
 
@@ -24,6 +28,13 @@ class EpisodeConfig:
 
     group_size: int = Field(4, ge=1)
     """G: episodes per task; their rewards are compared with each other (GRPO's group)."""
+    context: Context = "step"
+    """The context shape RLVR trains on. `step`: each turn of an episode is one sample, its prompt the windowed
+    messages that SFT, SRL and eval render (`rendering.history`, `rendering.max_observation_chars`), its completion
+    the ids the policy sampled; the episode's advantage goes to each of its turns, each weighing 1/T of a T-turn
+    episode. One checkpoint thus sees one context shape from SFT to eval. `episode`: the whole episode is one token
+    sequence (every turn sees the whole history), which needs `rendering.history: full` (set unless told
+    otherwise) and a prefix-preserving chat template."""
     max_turns: int = Field(10, ge=1)
     """Policy answers (tool calls and malformed ones) before an episode stops with `turn_limit`."""
     max_format_errors: int = 3
@@ -31,8 +42,9 @@ class EpisodeConfig:
     max_new_tokens: int = Field(256, ge=1)
     """Tokens one answer may have."""
     max_episode_tokens: int = Field(4096, ge=1)
-    """Tokens one episode's sequence may have (prompt, answers, observations); see rlvr/episodes.py's truncation
-    rule."""
+    """Tokens one training sequence may have: context `episode`, the episode's (prompt, answers, observations);
+    context `step`, a turn's (its windowed prompt and answer). An episode whose next turn might pass it ends with
+    `token_limit` (rlvr/episodes.py's truncation rule)."""
     temperature: float = 1.0
     """Sampling temperature of the episodes (the update recomputes log-probs at the same one)."""
     step_timeout: float = 60.0

@@ -1,26 +1,35 @@
 """Episodes as rollouts: G agent runs per task, each in its own sandbox, kept as the exact tokens sampled.
 
     per task: G sandboxes from the task's image (opened concurrently, always closed)
-    sequence = ids of the rendered first prompt                                   mask 0
     per episode, on its own thread, turn by turn (turns.py, the engine the agent loop shares):
-        its prompt waits in the batcher; the waiting prompts go out in one generate_ids call (policy/batcher.py:
+        prompt ids (by `episodes.context`, below)
+        the prompt waits in the batcher; the waiting prompts go out in one generate_ids call (policy/batcher.py:
         all live episodes' together in lock step, or as size and wait limits say)
-        + the completion's sampled ids                                            mask 1, its log-probs kept
+        the completion's sampled ids kept as sampled, with their log-probs
         the completion parsed; a tool call run in the episode's sandbox (`workers` sandboxes busy at once)
-        + the template's glue and the observation (or the format help)            mask 0
     until `submit`, `max_turns`, `max_format_errors`, the token budget or the disk budget; then the reward
     (reward.py), while the other episodes play on.
 
-Token ids are never re-derived from the conversation: the policy's next prompt is the episode's own
-sequence, so the ids trained on are exactly the ids sampled, and recomputed log-probs equal the sampled
-ones. The glue is the text the chat template adds between the sampled answer and the next generation
-prompt, found as the difference between two renderings of the conversation; that needs a
-prefix-preserving template (appending a turn leaves the text before it unchanged) and the full history
-in the prompt (`rendering.history` None). Either missing fails loudly (UserError) at the first turn.
+Two context shapes (`EpisodeConfig.context`); in both, the ids trained on are exactly the ids sampled (never
+re-tokenised from text), so recomputed log-probs equal the sampling ones:
 
-Truncation: an episode whose next turn might not fit (sequence + max_new_tokens > max_episode_tokens)
-ends before it with status `token_limit`, is scored on the patch it has, and is counted. Nothing is cut
-from a sequence, so every kept token is one the policy saw.
+    step     each turn's prompt is the one eval's agent builds (agent.ChatTranscript: steps.build_prompt with
+             `rendering.history`, observations cut to `rendering.max_observation_chars`, then the broken answers
+             since the last step and their format help), rendered and tokenised as SRL's examples are. Each answer
+             is a TurnSample [prompt ids, sampled ids, log-probs]: SFT, SRL, RLVR and eval see one context shape.
+             Observations are kept as eval's agent keeps them (agent.AgentConfig.max_observation_chars) and cut
+             for the prompt by build_prompt, as eval's are.
+    episode  the episode is one sequence (EpisodeTokens): the rendered first prompt (mask 0), then each answer's
+             sampled ids (mask 1) and the template's glue and the observation or format help (mask 0); the
+             policy's next prompt is the sequence itself. The glue is the text the chat template adds between
+             the sampled answer and the next generation prompt, found as the difference between two renderings of
+             the conversation; that needs a prefix-preserving template (appending a turn leaves the text before it
+             unchanged) and the full history in the prompt (`rendering.history` None). Either missing fails loudly
+             (UserError) at the first turn.
+
+Truncation: an episode whose next turn might not fit (its sequence, or in `step` context the turn's prompt, plus
+max_new_tokens > max_episode_tokens) ends before it with status `token_limit`, is scored on the patch it has, and
+is counted. Nothing is cut from a sequence, so every kept token is one the policy saw.
 
 Faults: a sandbox that cannot start (tried twice), dies, hangs or floods output ends its own episode with
 status `sandbox_error` (reward 0, its tests not run; `detail` says when, `reward.reason` why) and the others
@@ -42,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..actions import ParsedCompletion
+from ..agent import AgentConfig, ChatTranscript
 from ..chat import render_prompt
 from ..errors import UserError
 from ..policy import Completion, SamplingParams
@@ -50,8 +60,8 @@ from ..run_call import execute
 from ..sandbox import Observation, SandboxConfig
 from ..steps import StepConfig, build_prompt, prompt_tools
 from ..turns import AgentEpisode, Status, TurnLimits, play
-from ..types import ToolCall, Trajectory
-from .config import EpisodeConfig
+from ..types import Step, ToolCall, Trajectory
+from .config import Context, EpisodeConfig
 from .reward import EpisodeRewardConfig, Reward, fault_line, unplayable, verify
 
 
@@ -74,6 +84,22 @@ class EpisodeTokens:
         self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
 
 
+@dataclass
+class TurnSample:
+    """One turn of a `step`-context episode as a training sample. Shapes: prompt_ids [P]; ids, logprobs [C]."""
+
+    prompt_ids: list[int]
+    """The prompt the policy answered: the windowed messages SRL and eval render at this step, tokenised."""
+    ids: list[int]
+    """The answer's ids exactly as sampled (its end id included)."""
+    logprobs: list[float]
+    """The sampling-time log-prob of each sampled id."""
+
+    def __post_init__(self) -> None:
+        if len(self.logprobs) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} sampled ids but {len(self.logprobs)} log-probs")
+
+
 NOT_STARTED = "the sandbox did not start"
 """The `detail` of an episode whose sandbox could not be opened."""
 
@@ -82,7 +108,15 @@ class Episode:
     """One agent run on one task as a rollout."""
 
     instance_id: str
-    tokens: EpisodeTokens
+    tokens: EpisodeTokens = field(default_factory=EpisodeTokens)
+    """Context `episode`: the episode as one sequence (empty in `step` context)."""
+    context: Context = "episode"
+    """How it was played and is trained on (EpisodeConfig.context; the module docstring)."""
+    turn_samples: list[TurnSample] = field(default_factory=list)
+    """Context `step`: one per answer, broken ones included."""
+    steps: list[Step] = field(default_factory=list, repr=False)
+    """Context `step`: the run as a trajectory's steps (as eval's agent records it), from which the prompts were
+    built."""
     status: str = ""
     """One of metrics.STATUSES once finished (see the module docstring)."""
     turns: int = 0
@@ -108,8 +142,17 @@ def continuation(before: str, after: str) -> str:
     return after[len(before):]
 
 
-def start_episode(tokenizer, instance: dict, rendering: StepConfig) -> Episode:
-    """The episode before its first turn: the rendered system and task turns as context ids."""
+def prompt_ids(tokenizer, messages: list[dict[str, Any]], rendering: StepConfig) -> list[int]:
+    """Chat messages -> the ids of the rendered generation prompt, as SRL's examples are tokenised."""
+    text = render_prompt(tokenizer, messages, prompt_tools(rendering.tools, rendering))
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def start_episode(tokenizer, instance: dict, rendering: StepConfig, context: Context = "episode") -> Episode:
+    """The episode before its first turn. Context `episode`: the rendered system and task turns as its sequence's
+    first (context) ids; `step`: nothing yet (each turn renders its own prompt: StepTranscript)."""
+    if context == "step":
+        return Episode(instance["instance_id"], context="step")
     if rendering.history is not None:
         raise UserError(f"RLVR episodes keep the whole history in the prompt, but the rendering keeps the last "
                         f"{rendering.history} steps: use `--history full`")
@@ -117,7 +160,7 @@ def start_episode(tokenizer, instance: dict, rendering: StepConfig) -> Episode:
                             rendering.tools)
     text = render_prompt(tokenizer, messages, prompt_tools(rendering.tools, rendering))
     tokens = EpisodeTokens()
-    tokens.add(tokenizer(text, add_special_tokens=False)["input_ids"])
+    tokens.add(prompt_ids(tokenizer, messages, rendering))
     return Episode(instance["instance_id"], tokens, messages=messages, text=text)
 
 
@@ -217,9 +260,56 @@ class TokenTranscript:
                          self.rendering)
 
 
+@dataclass
+class StepTranscript:
+    """A `step`-context episode's run (turns.Transcript): each prompt is the one eval's agent builds (`chat`, an
+    agent.ChatTranscript), rendered and tokenised; each answer is kept as a TurnSample of those prompt ids and the
+    ids exactly as sampled."""
+
+    episode: Episode
+    chat: ChatTranscript
+    tokenizer: Any
+    max_new_tokens: int
+    max_sample_tokens: int
+    asked: list[int] = field(default_factory=list)
+    """The ids of the last prompt: the next answer answers it."""
+
+    def prompt(self) -> list[int]:
+        self.asked = prompt_ids(self.tokenizer, self.chat.prompt(), self.chat.rendering)
+        return self.asked
+
+    def over_budget(self, ids: list[int]) -> Status | None:
+        return Status.TOKEN_LIMIT if len(ids) + self.max_new_tokens > self.max_sample_tokens else None
+
+    def add_answer(self, completion: Completion) -> None:
+        self.chat.add_answer(completion)
+        self.episode.policy_versions.append(completion.policy_version)
+        self.episode.turn_samples.append(TurnSample(self.asked, completion.token_ids, completion.logprobs))
+
+    def add_format_help(self, completion: Completion, help_text: str) -> None:
+        self.chat.add_format_help(completion, help_text)
+
+    def add_observation(self, parsed: ParsedCompletion, completion: Completion, output: str, observation: Observation,
+                        ended: bool) -> None:
+        self.chat.add_observation(parsed, completion, output, observation, ended)
+
+
+def transcript(episode: Episode, instance: dict, tokenizer, rendering: StepConfig, cfg: EpisodeConfig):
+    """What the episode remembers and how it prompts, by its context (the module docstring)."""
+    if episode.context == "episode":
+        return TokenTranscript(episode, tokenizer, rendering, cfg.max_new_tokens, cfg.max_episode_tokens)
+    # the token budget is StepTranscript's own, so the chat's context check passes everything
+    chat = ChatTranscript(instance["instance_id"], instance["problem_statement"], rendering, lambda _: True,
+                          steps=episode.steps)
+    return StepTranscript(episode, chat, tokenizer, cfg.max_new_tokens, cfg.max_episode_tokens)
+
+
 def turn_limits(cfg: EpisodeConfig, rendering: StepConfig) -> TurnLimits:
+    # `episode`: the observation enters the sequence as kept. `step`: build_prompt cuts it for each prompt, so it is
+    # kept as eval's agent keeps it (cut to the same budget here too, a long one would carry two omission markers)
+    kept = rendering.max_observation_chars if cfg.context == "episode" else AgentConfig.max_observation_chars
     return TurnLimits(max_answers=cfg.max_turns, max_format_errors=cfg.max_format_errors,
-                      step_timeout=cfg.step_timeout, max_observation_chars=rendering.max_observation_chars)
+                      step_timeout=cfg.step_timeout, max_observation_chars=kept)
 
 
 def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: StepConfig,
@@ -233,7 +323,8 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
     episode 0 (`sandbox_error`); see the module doc for when it raises. `timings["generate"]`, when given, grows by
     the seconds spent sampling."""
     tokenizer = policy.tokenizer
-    episodes = [start_episode(tokenizer, inst, rendering) for inst in instances for _ in range(cfg.group_size)]
+    episodes = [start_episode(tokenizer, inst, rendering, cfg.context) for inst in instances
+                for _ in range(cfg.group_size)]
     instance_of = [inst for inst in instances for _ in range(cfg.group_size)]
     params = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
     limits = turn_limits(cfg, rendering)
@@ -253,8 +344,8 @@ def run_episodes(policy, instances: list[dict], cfg: EpisodeConfig, rendering: S
                 episode.status, episode.detail = Status.SANDBOX_ERROR, NOT_STARTED
                 episode.reward = unplayable(instance, reward_cfg, fault_line(error))
             else:
-                transcript = TokenTranscript(episode, tokenizer, rendering, cfg.max_new_tokens, cfg.max_episode_tokens)
-                playing[i] = AgentEpisode(transcript, sandboxes[i], rendering.call_style, rendering.tools, limits)
+                playing[i] = AgentEpisode(transcript(episode, instance, tokenizer, rendering, cfg), sandboxes[i],
+                                          rendering.call_style, rendering.tools, limits)
         slots = threading.Semaphore(cfg.workers)  # tool calls and grading: `workers` sandboxes busy at once
 
         def run_call(sandbox, call: ToolCall, timeout: float) -> Observation | str:

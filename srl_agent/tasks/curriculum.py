@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import UserError
 from ..jsonio import atomic_writer
+from .mutate import KINDS
 from .split import split_folder
 from .synthesize import Progress, SourceSpec, SynthesizeConfig, synthesize
 
@@ -47,6 +48,19 @@ class Curriculum(BaseModel):
     """Mutations tried per task wanted."""
     test_timeout: float = Field(120.0, gt=0)
     """Seconds one run of a package's suite may take."""
+    kinds: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1)
+    """The mutation kinds to make tasks of (a subset of: comparison, off_by_one, drop_branch, swap, constant,
+    remove_call, combined)."""
+    traceable_only: bool = False
+    """Keep only tasks whose every expert call can be read off what the agent sees (`bench.expert.traceable`)."""
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown mutation kind {unknown[0]!r}; the kinds are {', '.join(KINDS)}")
+        return kinds
 
     @field_validator("train", "heldout")
     @classmethod
@@ -92,7 +106,8 @@ def build(curriculum: Curriculum, out: Path, workers: int = 2, expert: bool = Tr
                                   ("heldout", curriculum.heldout, curriculum.heldout_tasks)):
         cfg = SynthesizeConfig(out=out, max_tasks=tasks, seed=curriculum.seed,
                                attempts_per_task=curriculum.attempts_per_task, workers=workers,
-                               test_timeout=curriculum.test_timeout, expert=expert)
+                               test_timeout=curriculum.test_timeout, expert=expert,
+                               kinds=tuple(curriculum.kinds), traceable_only=curriculum.traceable_only)
         summary[side] = synthesize([SourceSpec(f"pypi:{p}") for p in packages], cfg, progress)
     held_out = [r["repo"] for r in summary["heldout"]["repos"] if not r["skipped"]]
     if not held_out:

@@ -361,11 +361,13 @@ def combine(first: Mutation, second: Mutation) -> Mutation | None:
     return Mutation(a.path, "combined", a.line, symbol, f"{a.description}; {b.description}", (*a.edits, *b.edits))
 
 
-def select(files: dict[str, str], seed: int, limit: int, combined_share: float = 0.15) -> list[Mutation]:
-    """Up to `limit` mutations of `files` ({path: text}), the kinds interleaved, deterministic by `seed`.
+def select(files: dict[str, str], seed: int, limit: int, combined_share: float = 0.15,
+           kinds: tuple[str, ...] = KINDS) -> list[Mutation]:
+    """Up to `limit` mutations of `files` ({path: text}) of the given `kinds`, interleaved, deterministic by `seed`.
 
     The single kinds take turns (each kind's candidates shuffled by the seed) so a small budget still
-    sees every kind; about `combined_share` of the list are pairs of two mutations in one file.
+    sees every kind; with "combined" among `kinds`, about `combined_share` of the list are pairs of two mutations
+    in one file.
     """
     rng = random.Random(seed)
     by_kind: dict[str, list[Mutation]] = {}
@@ -373,7 +375,8 @@ def select(files: dict[str, str], seed: int, limit: int, combined_share: float =
         if len(files[path]) > MAX_FILE_CHARS:
             continue
         for mutation in candidates(files[path], path):
-            by_kind.setdefault(mutation.kind, []).append(mutation)
+            if mutation.kind in kinds:
+                by_kind.setdefault(mutation.kind, []).append(mutation)
     for pool in by_kind.values():
         rng.shuffle(pool)
     singles: list[Mutation] = []
@@ -386,7 +389,7 @@ def select(files: dict[str, str], seed: int, limit: int, combined_share: float =
                     singles.append(mutation)
         queues = [q for q in queues if q]
     pool = [m for k in KINDS if k in by_kind for m in by_kind[k]]
-    n_combined = round(limit * combined_share)
+    n_combined = round(limit * combined_share) if "combined" in kinds else 0
     combos: list[Mutation] = []
     for _ in range(n_combined * 20):
         if len(combos) >= n_combined or len(pool) < 2:

@@ -30,10 +30,10 @@ from ..errors import UserError
 from ..jsonio import atomic_writer, read_jsonl, write_jsonl
 from ..testbed.suite import SuiteRun, run_suite
 from . import instances as task_instances
-from .mutate import Mutation, select
+from .mutate import KINDS, Mutation, select
 from .source import Layout, detect_layout, download_sdist, git, snapshot, source_name
 from .statements import problem_statement, rewrite
-from .validate import ACCEPTED, Verdict, failure_sections, judge, section_for
+from .validate import ACCEPTED, UNTRACEABLE, Verdict, failure_sections, judge, section_for
 
 
 @dataclass
@@ -63,6 +63,11 @@ class SynthesizeConfig:
     """Build the images and have the scripted expert solve every task (its trajectories)."""
     image: str = "srl-agent/swe:latest"
     """The sandbox image the suites run in (and the task images build on)."""
+    kinds: tuple[str, ...] = KINDS
+    """The mutation kinds to make tasks of (mutate.KINDS)."""
+    traceable_only: bool = False
+    """Keep only tasks the debugging expert can trace from what the agent sees (`bench.expert.traceable`): an
+    accepted mutation that is not is counted as `untraceable`."""
 
 
 @dataclass
@@ -158,7 +163,7 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
     scratch = tmp / "scratch"
     shutil.copytree(clean, scratch, symlinks=True)
     files = {p: (clean / p).read_text(errors="replace") for p in layout.source_files}
-    mutations = select(files, cfg.seed, cfg.max_tasks * cfg.attempts_per_task)
+    mutations = select(files, cfg.seed, cfg.max_tasks * cfg.attempts_per_task, kinds=cfg.kinds)
 
     def validate(mutation: Mutation, patch: str) -> dict:
         run = _run_suite(cfg, clean, layout, patch)
@@ -173,13 +178,23 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
         results.append(row)
         return row
 
+    # what the expert's grep over /testbed reads: every Python file, the tests' included
+    python_texts = [p.read_text(errors="replace") for p in sorted(clean.rglob("*.py")) if ".git" not in p.parts]
+
+    def status(mutation: Mutation, row: dict) -> str:
+        """The verdict, with an accepted but untraceable task counted as such when only traceable ones are kept
+        (the row in validation.jsonl keeps the suite's verdict, so a rerun with other options reuses it)."""
+        if row["status"] != ACCEPTED or not cfg.traceable_only:
+            return row["status"]
+        return ACCEPTED if _traceable(mutation, row, files, python_texts) else UNTRACEABLE
+
     pool = ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="validate")
     try:
         with progress.bar(f"validate {repo}", len(mutations)) as tick:
             validated = _validate_in_order(
                 mutations, lambda m: results.rows.get(task_instances.instance_id(slug, m))
                 or pool.submit(validate, m, _bug_patch(scratch, m)),
-                cfg.workers, cfg.max_tasks, tick)
+                cfg.workers, cfg.max_tasks, tick, status)
     except BaseException:  # Ctrl-C: stop the sandboxes now; validation.jsonl keeps what finished
         pool.shutdown(wait=False, cancel_futures=True)
         from ..sandbox.docker import close_all
@@ -187,23 +202,25 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
         close_all()
         raise
     pool.shutdown()
-    accepted = [(m, row) for m, row in validated if row["status"] == ACCEPTED][:cfg.max_tasks]
+    accepted = [(m, row) for m, row in validated if status(m, row) == ACCEPTED][:cfg.max_tasks]
     rows = [written.get(row["instance_id"]) or _instance(repo, relative_source, layout, mutation, row, materialize,
                                                          tmp, cfg)
             for mutation, row in accepted]
     report = SourceReport(repo, tried=len(validated), accepted=len(rows), tests=len(baseline),
                           suite_seconds=clean_run.seconds,
-                          statuses=dict(Counter(row["status"] for _, row in validated)),
+                          statuses=dict(Counter(status(m, row) for m, row in validated)),
                           kinds=dict(Counter(m.kind for m, _ in accepted)),
                           seconds=round(time.monotonic() - start, 1))
     return report, rows
 
 
 def _validate_in_order(mutations: list[Mutation], start: Callable[[Mutation], dict | Future], workers: int,
-                       wanted: int, tick: Callable[[str], None]) -> list[tuple[Mutation, dict]]:
+                       wanted: int, tick: Callable[[str], None],
+                       status: Callable[[Mutation, dict], str]) -> list[tuple[Mutation, dict]]:
     """Validate `workers` mutations at a time, read back in the seeded order, until `wanted` are accepted.
 
-    `start(mutation)` is the recorded verdict (a resumed run) or a future of one.
+    `start(mutation)` is the recorded verdict (a resumed run) or a future of one; `status(mutation, row)` the
+    verdict that counts.
     """
     validated: list[tuple[Mutation, dict]] = []
     accepted = 0
@@ -214,9 +231,20 @@ def _validate_in_order(mutations: list[Mutation], start: Callable[[Mutation], di
         for mutation, item in batch:
             row = item if isinstance(item, dict) else item.result()
             validated.append((mutation, row))
-            accepted += row["status"] == ACCEPTED
+            accepted += status(mutation, row) == ACCEPTED
             tick(f"{min(accepted, wanted)} accepted")
     return validated
+
+
+def _traceable(mutation: Mutation, row: dict, files: dict[str, str], python_texts: list[str]) -> bool:
+    """`bench.expert.traceable` for an accepted mutation of the clean sources `files` (`python_texts`: every Python
+    file of the clean tree)."""
+    from ..bench.expert import traceable
+
+    first_failing = sorted(row["fail_to_pass"])[0]  # the test the expert runs first
+    changed_line = files[mutation.path][:min(e.start for e in mutation.edits)].count("\n") + 1
+    return traceable(mutation.apply(files[mutation.path]), changed_line, row["failures"].get(first_failing, ""),
+                     python_texts)
 
 
 def _instance(repo: str, source: str, layout: Layout, mutation: Mutation, row: dict,

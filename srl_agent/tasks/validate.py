@@ -17,6 +17,7 @@ from ..testbed.suite import SuiteRun
 
 _HEADLINE = re.compile(r"^_{3,} (.+?) _{3,}$")
 ACCEPTED = "accepted"
+UNTRACEABLE = "untraceable"  # accepted by the suite, but the expert could not trace it from what the agent sees
 
 
 def failure_sections(log: str) -> dict[str, str]:
@@ -52,7 +53,8 @@ class Verdict:
     """What one mutation did to the suite."""
 
     status: str
-    """accepted, no_failing, too_many_failing, import_error, tests_changed, timeout, patch_failed."""
+    """accepted, no_failing, too_many_failing, import_error, tests_changed, timeout, patch_failed (and, counted by
+    the factory, untraceable)."""
     fail_to_pass: list[str] = field(default_factory=list)
     pass_to_pass: list[str] = field(default_factory=list)
     detail: str = ""

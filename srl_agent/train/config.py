@@ -43,6 +43,9 @@ from ..steps import parse_history
 
 Method = Literal["srl", "sft", "rlvr", "srl+rlvr"]
 
+MAX_ASYNC_STEPS = 4
+"""The most steps rollouts may be sampled ahead of the update (grpo.async_steps): each holds a copy of the weights."""
+
 
 class Section(BaseModel):
     """A group of settings: unknown keys refused, each field documented by its docstring, checked when set."""
@@ -92,8 +95,8 @@ class RenderingConfig(Section):
     the same way)."""
 
     history: str = "last-2"
-    """Earlier steps shown in each prompt: `last-N`, `N` or `full` (RLVR needs `full`, and sets it unless told
-    otherwise)."""
+    """Earlier steps shown in each prompt: `last-N`, `N` or `full` (RLVR with `episodes.context: episode` needs
+    `full`, and sets it unless told otherwise)."""
     max_observation_chars: int = Field(4000, ge=1)
     """Tool outputs in the prompt are cut in the middle to this many characters."""
     call_style: Literal["auto", "hermes", "xml", "llama"] = "auto"
@@ -156,6 +159,12 @@ class GRPOConfig(Section):
     """A group is kept when the std of its rewards exceeds this; also the epsilon of the advantages."""
     max_sample_rounds: int = Field(4, ge=1)
     """Dynamic sampling over-samples up to this many batches of prompts to fill one batch."""
+    async_steps: int = Field(0, ge=0, le=MAX_ASYNC_STEPS)
+    """Rollouts overlap the update: SRL and RLVR steps are sampled up to this many steps ahead, on a thread with
+    its own copies of the weights (one per step ahead), while earlier steps update. 0: on-policy, each step samples
+    with the weights it updates. Their loss is AReaL's decoupled PPO objective (train/grpo.py), which weighs each
+    token by the sampler's log-prob: rollout.backend hf, hf_static or hf_paged (top_p 1), one process. No rollout
+    is sampled across a checkpoint (train/async_rollouts.py); metrics log each step's staleness."""
 
 
 class RolloutConfig(Section):
@@ -231,7 +240,8 @@ class LoraConfig(Section):
 
 
 class RLVRConfig(Section):
-    """RLVR steps (method rlvr or srl+rlvr): GRPO over whole agent episodes, rewarded by the task's tests."""
+    """RLVR steps (method rlvr or srl+rlvr): GRPO over agent episodes, rewarded by the task's tests (turn by turn
+    in SRL's context shape, or whole: `episodes.context`)."""
 
     tasks: str | None = None
     """The training tasks: a swebench-5 instances file (each with `image` and `eval_script`); default
@@ -268,7 +278,7 @@ class TrainConfig(Section):
 
     method: Method = "srl"
     """`srl`: GRPO on the step-wise similarity reward; `sft`: token-level imitation of the expert step;
-    `rlvr`: GRPO over whole agent episodes in sandboxes, rewarded by the task's tests; `srl+rlvr`: both in one
+    `rlvr`: GRPO over agent episodes in sandboxes, rewarded by the task's tests; `srl+rlvr`: both in one
     run and one optimizer, mixed by `rlvr.every` / `rlvr.after`."""
     model: str = "tiny"
     """`tiny` (built from `tiny_model` with the shipped tokenizer), a local path or a hub id."""
@@ -395,7 +405,7 @@ class TrainConfig(Section):
         needs: dict[str, tuple[Any, str]] = {}
         if self.init_from and self.method != "sft" and not self.chose("sft_warmup.steps"):
             needs["sft_warmup.steps"] = (0, "the run starts from a checkpoint")
-        if self.uses_rlvr and not self.chose("rendering.history"):
+        if self.whole_episodes and not self.chose("rendering.history"):
             needs["rendering.history"] = ("full", "RLVR prompts hold whole episodes")
         return needs
 
@@ -421,17 +431,31 @@ class TrainConfig(Section):
             raise UserError(str(e)) from None
         if self.uses_rlvr and self.episodes.group_size < 2:
             raise UserError("episodes.group_size must be at least 2: GRPO compares episodes within a group")
+        if self.grpo.async_steps and self.rollout.backend == "vllm":
+            raise UserError("grpo.async_steps needs the sampler's log-probs at the sampling temperature, which the "
+                            "colocated vllm engine does not report (it returns them before temperature, and sleeps "
+                            "while the update runs): use rollout.backend hf, hf_static or hf_paged")
+        if self.grpo.async_steps and self.rollout.backend == "hf_paged" and self.rollout.top_p < 1:
+            raise UserError("grpo.async_steps with rollout.backend hf_paged needs rollout.top_p 1: its log-probs are "
+                            "renormalised over the top_p nucleus, not the distribution the update scores")
         try:
             history = parse_history(self.rendering.history)
         except ValueError as e:
             raise UserError(f"rendering.history: {e}") from None
-        if self.uses_rlvr and history is not None:
-            raise UserError(f"method {self.method} plays whole episodes with the full history in every prompt: "
-                            f"rendering.history must be full, not {self.rendering.history!r} (or leave it unset)")
+        if self.whole_episodes and history is not None:
+            raise UserError(f"method {self.method} with episodes.context episode plays whole episodes with the full "
+                            f"history in every prompt: rendering.history must be full, not "
+                            f"{self.rendering.history!r} (or leave it unset, or use episodes.context step)")
 
     @property
     def uses_rlvr(self) -> bool:
         return self.method in ("rlvr", "srl+rlvr")
+
+    @property
+    def whole_episodes(self) -> bool:
+        """RLVR trains on whole episodes as one sequence each (episodes.context `episode`), which needs the full
+        history in every prompt."""
+        return self.uses_rlvr and self.episodes.context == "episode"
 
     def phase(self, step: int) -> str:
         """What optimiser step `step` (0-based) does: `sft` (the method, or the warm-up), `srl` or `rlvr`."""

@@ -5,11 +5,16 @@
     objective       per token: min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A),
                     ratio = exp(logp_new - logp_old); averaged per sequence then per group (the
                     paper's "sequence" normalisation) or over all tokens ("token")
+    rollout of n    (an RLVR episode as its n turns) each sequence gets the rollout's advantage and weighs
+    sequences       1/n in those means: a rollout counts once, however many sequences it is
+    stale rollouts  (grpo.async_steps > 0) AReaL's decoupled objective: the ratio against the proximal
+                    policy (the weights at the update's start), each token weighed by prox / behaviour
     KL (optional)   k3 estimator exp(ref - new) - (ref - new) - 1, per token; off in the paper
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeVar
@@ -21,6 +26,9 @@ from .batching import Layout, TokenSequence, completion_mask, micro_batches, sco
 G = TypeVar("G")
 
 LossNorm = Literal["sequence", "token"]
+
+TINY = 1e-12
+"""The smallest divisor of a mean: one with nothing to average (all masked, or no weight) is 0, not NaN."""
 
 
 def group_std(rewards: torch.Tensor) -> torch.Tensor:
@@ -39,23 +47,60 @@ def keep_groups(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return group_std(rewards) > eps
 
 
-def clipped_objective(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
-                      mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
-                      norm: LossNorm = "sequence") -> torch.Tensor:
-    """The GRPO loss to minimise (the negated clipped surrogate).
-
-    logp_new, logp_old, mask: [N, T] with N = B*G sequences; advantages: [N].
-    `sequence`: mean over each sequence's tokens, then over sequences (all groups have G
-    sequences, so this is the mean per group then over groups). `token`: mean over all tokens.
-    """
+def clipped_surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
+                      clip_low: float = 0.2, clip_high: float = 0.2) -> torch.Tensor:
+    """PPO's clipped surrogate per token, to maximise: [N, T] log-probs and [N] advantages -> [N, T]."""
     ratio = torch.exp(logp_new - logp_old)
     adv = advantages.unsqueeze(-1)
-    surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_low, 1 + clip_high) * adv)
-    per_token = -surrogate * mask
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_low, 1 + clip_high) * adv)
+
+
+def masked_mean(per_token: torch.Tensor, mask: torch.Tensor, norm: LossNorm = "sequence",
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """[N, T] per-token losses (zero where `mask` [N, T] is) -> their mean. `sequence`: over each sequence's
+    tokens, then over sequences (all groups have G sequences, so this is the mean per group then over groups).
+    `token`: over all tokens. `weights` [N] (default all 1; RolloutBatch.loss_weights): each sequence's weight in
+    that mean, its tokens' under `token`."""
+    if weights is None:
+        weights = torch.ones(per_token.shape[0], dtype=per_token.dtype, device=per_token.device)
     if norm == "token":
-        return per_token.sum() / mask.sum().clamp(min=1)
+        weights = weights.unsqueeze(-1)
+        return (per_token * weights).sum() / (mask * weights).sum().clamp(min=TINY)
     per_sequence = per_token.sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
-    return per_sequence.mean()
+    return (per_sequence * weights).sum() / weights.sum().clamp(min=TINY)
+
+
+def clipped_objective(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
+                      mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
+                      norm: LossNorm = "sequence", weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The GRPO loss to minimise (the negated clipped surrogate).
+
+    logp_new, logp_old, mask: [N, T] with N = B*G sequences; advantages, weights: [N]; normalised by `masked_mean`.
+    """
+    return masked_mean(-clipped_surrogate(logp_new, logp_old, advantages, clip_low, clip_high) * mask, mask, norm,
+                       weights)
+
+
+def behaviour_weights(logp_prox: torch.Tensor, logp_behaviour: torch.Tensor) -> torch.Tensor:
+    """[N, T] -> [N, T]: each token's importance weight pi_prox / pi_behaviour, a constant (no gradient)."""
+    return torch.exp(logp_prox - logp_behaviour).detach()
+
+
+def decoupled_objective(logp_new: torch.Tensor, logp_prox: torch.Tensor, logp_behaviour: torch.Tensor,
+                        advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
+                        norm: LossNorm = "sequence", weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss on rollouts sampled by an older policy: AReaL's decoupled PPO objective (Fu et al. 2025, "AReaL: A
+    Large-Scale Asynchronous Reinforcement Learning System for Language Reasoning", arXiv:2505.24298, eq. 5):
+
+        per token: pi_prox / pi_behaviour * min(u * A, clip(u, 1 - eps_low, 1 + eps_high) * A),  u = pi_new / pi_prox
+
+    The trust region is centred on the proximal policy (the weights at the update's start), not on the behaviour
+    policy that sampled, so a stale rollout's ratio is not clipped away; the importance weight corrects the
+    off-policy sampling. logp_*, mask: [N, T]; advantages, weights: [N]. With behaviour = proximal every weight is
+    exactly 1 and this is `clipped_objective`, bit for bit.
+    """
+    surrogate = clipped_surrogate(logp_new, logp_prox, advantages, clip_low, clip_high)
+    return masked_mean(-surrogate * behaviour_weights(logp_prox, logp_behaviour) * mask, mask, norm, weights)
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -100,17 +145,25 @@ def dynamic_fill(sample: Callable[[int], Sequence[G]], rewards_of: Callable[[G],
 
 
 class Group(NamedTuple):
-    """G sequences sampled for one prompt (SRL) or task (RLVR), and their rewards."""
+    """G rollouts sampled for one prompt (SRL) or task (RLVR): their sequences and rewards."""
 
     sequences: list[TokenSequence]
     rewards: list[float]
+    """One per rollout."""
+    behaviour_logprobs: list[list[float]] | None = None
+    """Per sequence, the sampling policy's log-prob of each completion token (0.0 where unscored): given only for
+    rollouts sampled ahead of their step (grpo.async_steps), whose loss is `decoupled_objective`."""
+    rollout_of: list[int] | None = None
+    """Per sequence, the index in `rewards` of the rollout it is part of, where a rollout is several sequences (an
+    RLVR episode's turns, rlvr/batch.py): each gets its rollout's advantage and 1/n of its weight in the loss (n:
+    the rollout's sequences), so that a rollout counts once. None: sequence i is rollout i."""
 
 
 @dataclass
 class RolloutBatch:
     """What a GRPO update learns from: a step's kept rollouts, one entry per sequence with scored tokens (an SRL
-    completion, or an RLVR episode whose mask keeps the ids the policy sampled). Old log-probs are not carried:
-    the update recomputes them with the policy that sampled (train/trainer.py `MicroBatch`)."""
+    completion, an RLVR turn, or an RLVR episode whose mask keeps the ids the policy sampled). On-policy rollouts
+    carry no old log-probs: the update recomputes them with the policy that sampled (train/trainer.py `MicroBatch`)."""
 
     prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
@@ -118,19 +171,36 @@ class RolloutBatch:
     """Per completion token: 1 where the loss covers it."""
     advantages: list[float]
     """Each sequence's reward, centred and scaled within its group (`group_advantages`)."""
+    loss_weights: list[float]
+    """Each sequence's weight in the loss (`masked_mean`): 1, or 1/n for each of a rollout's n sequences
+    (`Group.rollout_of`)."""
+    behaviour_logprobs: list[list[float]] | None = None
+    """Per completion token, the log-prob under the policy that sampled it (`Group.behaviour_logprobs`): rollouts
+    sampled by older weights (grpo.async_steps) only."""
 
     @classmethod
     def from_groups(cls, groups: Sequence[Group | tuple[list[TokenSequence], list[float]]],
                     std_eps: float) -> RolloutBatch:
-        batch = cls([], [], [], [])
-        for sequences, rewards in groups:  # group by group: RLVR groups may differ in size
-            advantages = group_advantages(torch.tensor([rewards]), std_eps)[0]
-            for seq, advantage in zip(sequences, advantages, strict=True):
-                if scored_tokens(seq):
-                    batch.prompt_ids.append(seq[0])
-                    batch.completion_ids.append(seq[1])
-                    batch.completion_mask.append(completion_mask(seq))
-                    batch.advantages.append(float(advantage))
+        """Every group's sequences with scored tokens. The groups carry behaviour log-probs all or none."""
+        groups = [Group(*g) for g in groups]
+        behaviour = [g.behaviour_logprobs is not None for g in groups]
+        if any(behaviour) and not all(behaviour):
+            raise ValueError("either every group or none carries behaviour log-probs")
+        batch = cls([], [], [], [], [], [] if any(behaviour) else None)
+        for sequences, rewards, logprobs, rollout_of in groups:  # group by group: RLVR groups may differ in size
+            advantages = group_advantages(torch.tensor([rewards]), std_eps)[0].tolist()
+            rollout_of = list(range(len(rewards))) if rollout_of is None else rollout_of
+            kept = [i for i, (seq, _) in enumerate(zip(sequences, rollout_of, strict=True)) if scored_tokens(seq)]
+            parts = Counter(rollout_of[i] for i in kept)  # a rollout's kept sequences share its weight
+            for i in kept:
+                seq, rollout = sequences[i], rollout_of[i]
+                batch.prompt_ids.append(seq[0])
+                batch.completion_ids.append(seq[1])
+                batch.completion_mask.append(completion_mask(seq))
+                batch.advantages.append(advantages[rollout])
+                batch.loss_weights.append(1 / parts[rollout])
+                if logprobs is not None:
+                    batch.behaviour_logprobs.append(logprobs[i])
         return batch
 
     def __len__(self) -> int:
@@ -142,7 +212,27 @@ class RolloutBatch:
     def scored_tokens(self) -> int:
         return sum(sum(mask) for mask in self.completion_mask)
 
+    def loss_mass(self, norm: LossNorm) -> float:
+        """What `masked_mean` divides these sequences' loss by: their weights' sum (`sequence`), or their scored
+        tokens', each weighed by its sequence's weight (`token`). The update's share of a micro-batch is its mass
+        over the step's."""
+        if norm == "token":
+            return sum(w * sum(mask) for w, mask in zip(self.loss_weights, self.completion_mask, strict=True))
+        return sum(self.loss_weights)
+
     def micro_batches(self, size: int, layout: Layout) -> list[RolloutBatch]:
         """The update's micro-batches (batching.micro_batches: a shared prompt's run kept together)."""
-        rows = zip(self.prompt_ids, self.completion_ids, self.completion_mask, self.advantages, strict=True)
-        return [RolloutBatch(*map(list, zip(*part, strict=True))) for part in micro_batches(list(rows), size, layout)]
+        columns = [self.prompt_ids, self.completion_ids, self.completion_mask, self.advantages, self.loss_weights]
+        if self.behaviour_logprobs is not None:
+            columns.append(self.behaviour_logprobs)
+        rows = list(zip(*columns, strict=True))
+        return [RolloutBatch(*map(list, zip(*part, strict=True))) for part in micro_batches(rows, size, layout)]
+
+    def behaviour_logprob_tensor(self, target_mask: torch.Tensor) -> torch.Tensor:
+        """The behaviour log-probs laid out as the update's log-probs are: [N, W-1] like `target_mask` (batching.Batch,
+        made from `sequences()`), each sequence's scored tokens in order where it is 1, 0.0 elsewhere."""
+        scored = [lp for logprobs, mask in zip(self.behaviour_logprobs, self.completion_mask, strict=True)
+                  for lp, m in zip(logprobs, mask, strict=True) if m]
+        laid_out = torch.zeros(target_mask.shape, dtype=torch.float32, device=target_mask.device)
+        laid_out[target_mask.bool()] = torch.tensor(scored, dtype=torch.float32, device=target_mask.device)
+        return laid_out

@@ -8,9 +8,13 @@
               update   = GRPO clipped objective on the group advantages
         rlvr: episodes = G agent runs in sandboxes for each of rlvr.batch_size tasks, refilled likewise
               rewards  = the task's tests in each episode's sandbox
-              update   = the same GRPO update, over whole episodes, on the sampled tokens only
+              update   = the same GRPO update, over each turn (1/T of its episode) or whole episodes
+                         (episodes.context), on the sampled tokens only
         every validation.every: mean greedy SRL reward on held-out trajectories; keep the best checkpoint
         every checkpointing.every: checkpoint (resume continues with the same data and task order and RNG state)
+
+With grpo.async_steps = k > 0, the srl and rlvr steps' rollouts are sampled up to k steps ahead, on a thread, while
+earlier steps update (async_rollouts.py), and their loss corrects for the staleness (grpo.decoupled_objective).
 
 Rollouts reach the update as a `RolloutBatch` (grpo.py: prompt ids, completion ids and mask, advantages), laid
 out into `MicroBatch`es (tokens, advantages, loss weight, old log-probs). Metrics go to metrics.jsonl and through
@@ -44,11 +48,12 @@ from ..policy import Completion, SamplingParams
 from ..policy.batcher import BatchLimits
 from ..policy.hf import BACKEND_CACHES, HFPolicy
 from ..reward import SRLRewardConfig, srl_rewards
-from ..rlvr.batch import episode_sequence, group_rewards, played
+from ..rlvr.batch import episode_samples, group_rewards, group_samples, played
 from ..rlvr.episodes import Episode, run_episodes
 from ..rlvr.tasks import load_training_tasks, require_images
 from ..types import StepExample
 from . import grpo
+from .async_rollouts import RolloutPipeline, Sampler, horizon
 from .batching import Batch, Layout, chunks, forward_tokens, make_batch, supports_shared_prefix
 from .checkpoint import (
     ENGINE_DIR,
@@ -84,8 +89,25 @@ class Rollout:
     completions: list[Completion]
     rewards: list[float]
 
-    def group(self) -> Group:
-        return Group([(self.prompt_ids, c.token_ids) for c in self.completions], self.rewards)
+    def group(self, behaviour: bool = False) -> Group:
+        """Its GRPO group; with `behaviour`, the sampler's log-prob of every completion token (rollouts sampled
+        ahead of their step)."""
+        return Group([(self.prompt_ids, c.token_ids) for c in self.completions], self.rewards,
+                     [c.logprobs for c in self.completions] if behaviour else None)
+
+
+@dataclass
+class StepRollouts:
+    """What an SRL or RLVR step sampled, as its update and its metrics row take it."""
+
+    groups: list[Group]
+    """The kept groups (after dynamic sampling)."""
+    row: dict[str, Any]
+    """The step's batch (RLVR: and every task sampled) and its sampling statistics."""
+    temperature: float
+    """The sampling temperature, at which the update scores the tokens."""
+    versions: list[int | None]
+    """The policy version that sampled each answer of the kept groups."""
 
 
 @dataclass
@@ -99,11 +121,22 @@ class MicroBatch:
     weight: float
     """Its share of the step's global loss (0 for a stand-in)."""
     old_logprobs: torch.Tensor | None = None
-    """[rows, W-1]: the sampling policy's log-probs, kept fixed over ppo_epochs > 1 (None: the current ones)."""
+    """[rows, W-1]: the log-probs of the weights at the update's start (the sampling policy's, for on-policy
+    rollouts; the proximal policy's for rollouts sampled ahead), kept fixed over ppo_epochs > 1 (None: the current
+    ones)."""
+    behaviour_logprobs: torch.Tensor | None = None
+    """[rows, W-1]: for rollouts sampled ahead of their step (grpo.async_steps), the sampler's log-probs."""
+    loss_weights: torch.Tensor | None = None
+    """[rows]: each sequence's weight in the loss (RolloutBatch.loss_weights); None: all 1."""
 
 
 def key(ex: StepExample) -> str:
     return f"{ex.trajectory_id}:{ex.step_index}"
+
+
+def step_timings(phase: str) -> dict[str, float]:
+    """A step's seconds in each part, as its metrics row reports them (`time_*`)."""
+    return {"generate": 0.0, "sandbox" if phase == "rlvr" else "reward": 0.0, "update": 0.0}
 
 
 def update_layout(cfg: TrainConfig, model_config, sharded: bool = False) -> Layout:
@@ -178,6 +211,9 @@ class Trainer:
         if cfg.lora.enabled and self.sharded:  # generate calls the model past its sharded root: its weights stay shards
             raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
                             "process or DDP (configs/accelerate/ddp.yaml)")
+        if cfg.grpo.async_steps and (self.world > 1 or self.sharded):
+            raise UserError("grpo.async_steps samples on a thread beside the update of one process: with several "
+                            "processes or a sharded engine, use grpo.async_steps 0")
         if cfg.rollout.backend == "hf_paged" and self.sharded and self.world > 1:
             raise UserError("rollout.backend hf_paged (continuous batching) cannot sample from a model sharded over "
                             "processes: use hf or hf_static, or DDP")
@@ -242,9 +278,12 @@ class Trainer:
     def _load_examples(self) -> list[StepExample]:
         """The step examples, rendered as the run's checkpoints will record (rendering.json)."""
         self.rendering = training_rendering(self.cfg, self.tokenizer, self.log)
-        if self.cfg.uses_rlvr and self.rendering.history is not None:  # a steps file recorded with a window
-            raise UserError(f"--method {self.cfg.method} plays whole episodes with the full history in every prompt: "
-                            "the steps file was built with a history window (srl-agent data build --history full)")
+        cfg = self.cfg
+        if cfg.whole_episodes and self.rendering.history is not None:
+            # a steps file recorded with a window
+            raise UserError(f"--method {cfg.method} with episodes.context episode plays whole episodes with the full "
+                            "history in every prompt: the steps file was built with a history window (srl-agent "
+                            "data build --history full, or episodes.context step)")
         return load_examples(self.cfg, self.tokenizer, self.rendering)
 
     def _clear_run_dir(self, starting_over: bool) -> None:
@@ -264,6 +303,8 @@ class Trainer:
         self.rollout = self._vllm_rollout() if cfg.rollout.backend == "vllm" else self.policy
         self.reward_cfg = SRLRewardConfig(**cfg.srl_reward.model_dump(), call_style=self.rendering.call_style)
         self._prompt_ids: dict[str, list[int]] = {}
+        self.pipeline = RolloutPipeline(self.unwrapped, self.tokenizer, self.device, cfg.grpo.async_steps,
+                                        self.policy.cache, self._sample_ahead) if cfg.grpo.async_steps else None
 
     def _set_up_data(self, examples: list[StepExample]) -> None:
         """The held-out split, and each process's share of the seeded example (and task) order."""
@@ -391,12 +432,14 @@ class Trainer:
             self._prompt_ids[k] = self.policy.encode_prompts([text])[0]
         return self._prompt_ids[k]
 
-    def sample(self, examples: list[StepExample], params: SamplingParams,
-               timings: dict[str, float] | None = None) -> list[Rollout]:
+    def sample(self, examples: list[StepExample], params: SamplingParams, timings: dict[str, float] | None = None,
+               sampler: Sampler | None = None) -> list[Rollout]:
+        """`params.n` completions per example and their SRL rewards, from the run's rollout policy, or from an
+        async step's `sampler`, whose log-probs are kept (the update weighs each token by them)."""
         start = time.perf_counter()
         ids = [self.prompt_ids(ex) for ex in examples]
-        groups = self.rollout.generate_ids(ids, params, with_logprobs=False,
-                                           max_sequences=self.cfg.rollout.generation_batch_size)
+        groups = (sampler or self.rollout).generate_ids(ids, params, with_logprobs=sampler is not None,
+                                                        max_sequences=self.cfg.rollout.generation_batch_size)
         middle = time.perf_counter()
         texts = [c.text for g in groups for c in g]
         experts = [ex.expert for ex, g in zip(examples, groups, strict=True) for _ in g]
@@ -431,15 +474,18 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
-    def fill_batch(self, timings: dict[str, float]) -> tuple[list[Rollout], dict[str, Any]]:
+    def fill_batch(self, timings: dict[str, float], sampler: Sampler | None = None) -> tuple[list[Rollout],
+                                                                                           dict[str, Any]]:
         """Dynamic sampling over the global batch: keep groups whose rewards differ; each process over-samples
-        its share of what is still missing (with a cap), so all make the same sampling calls."""
+        its share of what is still missing (with a cap), so all make the same sampling calls. `sampler`: an async
+        step's own copy of the policy (else the run's rollout policy, woken for the phase)."""
         cfg = self.cfg
         params = SamplingParams(cfg.grpo.group_size, cfg.rollout.temperature, cfg.rollout.top_p,
                                 cfg.rollout.max_new_tokens)
-        with self.sampling_phase():
+        with self.sampling_phase() if sampler is None else contextlib.nullcontext():
             kept, sampled, rounds = grpo.dynamic_fill(
-                lambda k: self.sample(self.stream.take(k), params, timings), lambda r: r.rewards, cfg.batch_size,
+                lambda k: self.sample(self.stream.take(k), params, timings, sampler), lambda r: r.rewards,
+                cfg.batch_size,
                 cfg.grpo.max_sample_rounds, cfg.grpo.std_eps, cfg.grpo.dynamic_sampling, self._gather, self.rank)
         rewards = [x for r in sampled for x in r.rewards]
         n_kept, n_sampled, reward_sum, format_ok, n_rewards, tokens = self._global_sums(
@@ -450,33 +496,35 @@ class Trainer:
                  "format_ok": format_ok / n_rewards, "completion_tokens": int(tokens)}
         return kept, stats
 
-    def play(self, tasks: list[dict], timings: dict[str, float]) -> list[list[Episode]]:
-        """G scored episodes per task, with the current policy, in their own sandboxes (all removed)."""
+    def play(self, tasks: list[dict], timings: dict[str, float], sampler: Sampler | None = None) -> list[list[Episode]]:
+        """G scored episodes per task, with the current policy (or an async step's `sampler`), in their own
+        sandboxes (all removed)."""
         episodes = self.cfg.episodes
         batching = BatchLimits(episodes.batch_size, episodes.batch_wait, episodes.batch_wait_share)
         start, generating = time.perf_counter(), timings["generate"]
-        groups = run_episodes(self.rollout, tasks, episodes, self.rendering, self.cfg.rlvr_reward, timings=timings,
-                              batching=batching)
+        groups = run_episodes(sampler or self.rollout, tasks, episodes, self.rendering, self.cfg.rlvr_reward,
+                              timings=timings, batching=batching)
         # the episodes' time outside generation: sandboxes and grading (asynchronous batching overlaps some of it
         # with generation, which this does not count)
         timings["sandbox"] += time.perf_counter() - start - (timings["generate"] - generating)
         return groups
 
-    def fill_episodes(self, timings: dict[str, float]) -> tuple[list[list[Episode]], list[list[Episode]],
-                                                                 dict[str, Any]]:
+    def fill_episodes(self, timings: dict[str, float], sampler: Sampler | None = None) -> tuple[
+            list[list[Episode]], list[list[Episode]], dict[str, Any]]:
         """fill_batch for RLVR: episode groups of new tasks until rlvr_batch_size non-flat groups (or the cap);
         returns (kept, sampled, stats)."""
         cfg = self.cfg
-        with self.sampling_phase():
+        with self.sampling_phase() if sampler is None else contextlib.nullcontext():
             kept, sampled, rounds = grpo.dynamic_fill(
-                lambda k: self.play(self.task_stream.take(k), timings), group_rewards, cfg.rlvr.batch_size,
+                lambda k: self.play(self.task_stream.take(k), timings, sampler), group_rewards, cfg.rlvr.batch_size,
                 cfg.grpo.max_sample_rounds, cfg.grpo.std_eps, cfg.grpo.dynamic_sampling, self._gather, self.rank)
         every = [e for group in sampled for e in group]
         episodes = [e for group in sampled for e in played(group)]  # the means are the policy's, not the engine's
+        samples = [sequence for e in episodes for sequence, _ in episode_samples(e)]
         n_kept, n_sampled, n, reward, resolved, turns, tokens, sampled_tokens, format_errors, *statuses = \
             self._global_sums(len(kept), len(sampled), len(episodes), sum(e.reward.reward for e in episodes),
                               sum(e.reward.resolved for e in episodes), sum(e.turns for e in episodes),
-                              sum(len(e.tokens.ids) for e in episodes), sum(sum(e.tokens.mask) for e in episodes),
+                              sum(len(p) + len(c) for p, c, _ in samples), sum(sum(m) for _, _, m in samples),
                               sum(e.format_errors for e in episodes),
                               *[sum(e.status == status for e in every) for status in STATUSES])
         stats = {"fill_ratio": n_kept / cfg.rlvr.batch_size, "dropped_groups": int(n_sampled - n_kept),
@@ -494,6 +542,51 @@ class Trainer:
             for fault in stats["episode_faults"]:
                 self.log(f"step {self.step + 1}: episode fault (scored as unresolved): {fault}")
         return kept, sampled, stats
+
+    def collect(self, phase: str, timings: dict[str, float], sampler: Sampler | None = None) -> StepRollouts:
+        """The rollouts of an `srl` or `rlvr` step, by the run's rollout policy or an async step's `sampler` (whose
+        log-probs the groups then carry)."""
+        cfg, behaviour = self.cfg, sampler is not None
+        if phase == "srl":
+            rollouts, stats = self.fill_batch(timings, sampler)
+            return StepRollouts([r.group(behaviour) for r in rollouts], {"batch": [key(r.example) for r in rollouts],
+                                                                         **stats},
+                                cfg.rollout.temperature, [c.policy_version for r in rollouts for c in r.completions])
+        kept, sampled, stats = self.fill_episodes(timings, sampler)
+        groups = [Group(s.sequences, s.rewards, s.logprobs if behaviour else None, s.rollout_of)
+                  for s in map(group_samples, kept)]
+        row = {"batch": [g[0].instance_id for g in kept], "tasks": [g[0].instance_id for g in sampled], **stats}
+        return StepRollouts(groups, row, cfg.episodes.temperature,
+                            [v for g in kept for e in played(g) for v in e.policy_versions])
+
+    def _sample_ahead(self, step: int, sampler: Sampler) -> tuple[StepRollouts, dict[str, float]]:
+        """Run on the rollout thread: the rollouts of `step`, and the seconds their sampling took."""
+        phase = self.cfg.phase(step)
+        timings = step_timings(phase)
+        return self.collect(phase, timings, sampler), timings
+
+    def take_rollouts(self, timings: dict[str, float]) -> StepRollouts:
+        """grpo.async_steps: this step's rollouts, sampled while earlier steps updated (the first sampling step
+        after a start or a checkpoint samples its own, and waits), then the launch of the steps up to the horizon
+        with the current weights; the staleness of every answer, checked against the bound."""
+        cfg, step, started = self.cfg, self.step, time.perf_counter()
+        if not self.pipeline.is_launched(step):
+            self.pipeline.launch(step, version=step)
+        rollouts, sampling = self.pipeline.take(step)
+        timings.update(sampling, wait=time.perf_counter() - started)
+        for ahead in range(step + 1, horizon(step, cfg.grpo.async_steps, cfg.checkpointing.every, cfg.max_steps) + 1):
+            if not self.pipeline.is_launched(ahead):
+                self.pipeline.launch(ahead, version=step)
+        staleness = [step - version for version in rollouts.versions]
+        assert max(staleness, default=0) <= cfg.grpo.async_steps, f"rollouts {max(staleness)} steps stale"
+        rollouts.row.update(staleness_mean=sum(staleness) / max(len(staleness), 1),
+                            staleness_max=max(staleness, default=0))
+        return rollouts
+
+    def close(self) -> None:
+        """Stop the rollouts sampled ahead (async_steps), if any: see RolloutPipeline.close."""
+        if self.pipeline:
+            self.pipeline.close()
 
     # --- updates ------------------------------------------------------------------------------
 
@@ -551,17 +644,22 @@ class Trainer:
         """One GRPO step on SRL rollouts or RLVR episodes alike: each sequence's loss covers its scored tokens
         (a completion, or an episode's sampled ids), log-probs recomputed at the sampling `temperature`."""
         cfg = self.cfg
-        total_seqs, total_tokens = self._global_sums(len(rollouts), rollouts.scored_tokens())
+        total_seqs, total_tokens, total_mass = self._global_sums(len(rollouts), rollouts.scored_tokens(),
+                                                                 rollouts.loss_mass(cfg.grpo.loss_norm))
         if total_seqs == 0:  # no process kept anything: no step (Adam's momentum alone would move the weights)
             return {"loss": 0.0, "grad_norm": 0.0, "update_tokens": 0}
         parts = rollouts.micro_batches(cfg.compute.micro_batch_size, self.layout)
 
-        def share(part: RolloutBatch) -> float:  # of the global sequences or scored tokens: the loss is a global mean
-            return len(part) / total_seqs if cfg.grpo.loss_norm == "sequence" else part.scored_tokens() / total_tokens
+        def share(part: RolloutBatch) -> float:  # of the global (weighted) sequences or tokens: a global mean
+            return part.loss_mass(cfg.grpo.loss_norm) / total_mass
 
-        # laid out once, reused every epoch
-        micro = self._with_stand_ins([MicroBatch(self._batch(part.sequences()), torch.tensor(part.advantages),
-                                                 share(part)) for part in parts])
+        def laid_out(part: RolloutBatch) -> MicroBatch:
+            tokens = self._batch(part.sequences())
+            behaviour = None if part.behaviour_logprobs is None else part.behaviour_logprob_tensor(tokens.target_mask)
+            return MicroBatch(tokens, torch.tensor(part.advantages), share(part), behaviour_logprobs=behaviour,
+                              loss_weights=torch.tensor(part.loss_weights))
+
+        micro = self._with_stand_ins([laid_out(part) for part in parts])  # laid out once, reused every epoch
         if cfg.grpo.ppo_epochs > 1:  # the behaviour policy's log-probs, fixed across epochs
             with torch.no_grad():
                 for m in micro:
@@ -574,8 +672,15 @@ class Trainer:
                     mask = m.tokens.target_mask
                     logp = self._logprobs(self.model, m.tokens, temperature)
                     logp_old = m.old_logprobs if m.old_logprobs is not None else logp.detach()
-                    loss = grpo.clipped_objective(logp, logp_old, m.advantages.to(self.device), mask,
-                                                  cfg.grpo.clip_low, cfg.grpo.clip_high, cfg.grpo.loss_norm) * m.weight
+                    clip, advantages = (cfg.grpo.clip_low, cfg.grpo.clip_high), m.advantages.to(self.device)
+                    weights = None if m.loss_weights is None else m.loss_weights.to(self.device)
+                    if m.behaviour_logprobs is None:
+                        loss = grpo.clipped_objective(logp, logp_old, advantages, mask, *clip, cfg.grpo.loss_norm,
+                                                      weights)
+                    else:  # sampled by older weights: the ratio to the proximal ones (logp_old), reweighed
+                        loss = grpo.decoupled_objective(logp, logp_old, m.behaviour_logprobs, advantages, mask, *clip,
+                                                        cfg.grpo.loss_norm, weights)
+                    loss = loss * m.weight
                     if cfg.grpo.kl_coef > 0:
                         ref = self._reference_logprobs(m.tokens, temperature)
                         chunk_kl = grpo.kl_penalty(logp, ref, mask) * m.weight
@@ -641,7 +746,7 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
         phase = cfg.phase(self.step)
-        timings = {"generate": 0.0, "sandbox" if phase == "rlvr" else "reward": 0.0, "update": 0.0}
+        timings = step_timings(phase)
         lr = cfg.learning_rate(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -652,22 +757,13 @@ class Trainer:
             t = time.perf_counter()
             row.update(self.sft_update(batch))
             timings["update"] = time.perf_counter() - t
-        elif phase == "srl":
-            rollouts, stats = self.fill_batch(timings)
-            row = {"batch": [key(r.example) for r in rollouts], **stats}
-            if rollouts or self.world > 1:  # every process joins the gradient sum, even with nothing kept
+        else:  # srl or rlvr
+            rollouts = self.take_rollouts(timings) if self.pipeline else self.collect(phase, timings)
+            row = rollouts.row
+            if rollouts.groups or self.world > 1:  # every process joins the gradient sum, even with nothing kept
                 t = time.perf_counter()
-                batch = RolloutBatch.from_groups([r.group() for r in rollouts], cfg.grpo.std_eps)
-                row.update(self.grpo_update(batch, cfg.rollout.temperature))
-                timings["update"] = time.perf_counter() - t
-        else:
-            kept, sampled, stats = self.fill_episodes(timings)
-            row = {"batch": [g[0].instance_id for g in kept], "tasks": [g[0].instance_id for g in sampled], **stats}
-            if kept or self.world > 1:
-                t = time.perf_counter()
-                groups = [Group([episode_sequence(e) for e in played(g)], group_rewards(g)) for g in kept]
-                row.update(self.grpo_update(RolloutBatch.from_groups(groups, cfg.grpo.std_eps),
-                                            cfg.episodes.temperature))
+                batch = RolloutBatch.from_groups(rollouts.groups, cfg.grpo.std_eps)
+                row.update(self.grpo_update(batch, rollouts.temperature))
                 timings["update"] = time.perf_counter() - t
         elapsed = time.perf_counter() - start
         tokens = row.get("completion_tokens", 0) + row.get("update_tokens", 0)
@@ -686,6 +782,18 @@ class Trainer:
                              step=row["step"])
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        try:
+            self._run(on_step)
+        finally:  # also on Ctrl-C or an error: rollouts sampled ahead stop
+            self.close()
+        # the trackers finish, and the process group goes before the interpreter does (gloo's threads still
+        # running at exit abort it)
+        self.accelerator.end_training()
+        best = self.run_dir / "best"
+        return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
+                "best": str(best) if best.exists() else None, "latest": str(latest_checkpoint(self.run_dir))}
+
+    def _run(self, on_step: Callable[[dict[str, Any]], None] | None) -> None:
         cfg = self.cfg
         if self.step == 0 and self.val_examples:
             self.log_metrics({"step": 0, **self.evaluate()})
@@ -714,9 +822,3 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             if on_step:
                 on_step(row)
-        # the trackers finish, and the process group goes before the interpreter does (gloo's threads still
-        # running at exit abort it)
-        self.accelerator.end_training()
-        best = self.run_dir / "best"
-        return {"run_dir": str(self.run_dir), "steps": self.step, "best_val_reward": self.best,
-                "best": str(best) if best.exists() else None, "latest": str(latest_checkpoint(self.run_dir))}
