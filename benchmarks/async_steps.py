@@ -18,7 +18,7 @@ out). Learning: the held-out reward every 20 SRL steps. Staleness must not cost 
 held-out reward lies within the lock-step seeds' spread.
 Writes OUT/results.json (default runs/async-steps).
 Run: nice -n 10 python benchmarks/async_steps.py --seeds 0 1 2 [--jobs 3] [--warmup-seed 0] [--srl-steps 60]
-         [--results benchmarks/async_steps.json]
+         [--warmup-steps 400] [--results benchmarks/async_steps.json]
      python benchmarks/async_steps.py --smoke   # one seed: 1 warm-up step, 2 SRL steps per arm
 """
 
@@ -119,8 +119,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (each seed's arms one after the other)")
     parser.add_argument("--warmup-seed", type=int, help="one warm-up, at this seed, for every seed (see above)")
     parser.add_argument("--srl-steps", type=int, default=SRL_STEPS)
+    parser.add_argument("--warmup-steps", type=int, default=WARMUP_STEPS, help="SFT steps before SRL (the default "
+                        "run's: 400)")
     args = parser.parse_args()
-    warmup, srl_steps, settings = WARMUP_STEPS, args.srl_steps, {}
+    warmup, srl_steps, settings = args.warmup_steps, args.srl_steps, {}
     if args.smoke:
         args.seeds, warmup, srl_steps, settings = [0], SMOKE_WARMUP_STEPS, SMOKE_SRL_STEPS, SMOKE_SETTINGS
     print(f"machine: {machine()}", flush=True)
