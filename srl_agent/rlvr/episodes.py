@@ -160,7 +160,7 @@ def start_episode(tokenizer, instance: dict, rendering: StepConfig, context: Con
                             rendering.tools)
     text = render_prompt(tokenizer, messages, prompt_tools(rendering.tools, rendering))
     tokens = EpisodeTokens()
-    tokens.add(prompt_ids(tokenizer, messages, rendering))
+    tokens.add(tokenizer(text, add_special_tokens=False)["input_ids"])  # `text` is rendered once, above
     return Episode(instance["instance_id"], tokens, messages=messages, text=text)
 
 

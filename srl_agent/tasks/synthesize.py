@@ -179,7 +179,8 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
         return row
 
     # what the expert's grep over /testbed reads: every Python file, the tests' included
-    python_texts = [p.read_text(errors="replace") for p in sorted(clean.rglob("*.py")) if ".git" not in p.parts]
+    python_texts = [p.read_text(errors="replace") for p in sorted(clean.rglob("*.py"))
+                    if ".git" not in p.parts] if cfg.traceable_only else []
 
     def status(mutation: Mutation, row: dict) -> str:
         """The verdict, with an accepted but untraceable task counted as such when only traceable ones are kept
