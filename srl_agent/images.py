@@ -39,6 +39,8 @@ def how_to_get(image: str, engine: str | None) -> str:
         return f"build it on the local engine, then `srl-agent env copy {image} --to {engine}`"
     if image.startswith("srl-agent/swe-mini:"):
         return "build the swe-mini images with `srl-agent env build swe-mini`"
+    if image.startswith("srl-agent/tasks:"):  # a task factory's: one image per row of its instances file
+        return "build the task images with `srl-agent env build --instances FILE` (the tasks' instances.jsonl)"
     if image.startswith("srl-agent/"):
         return "build it with `srl-agent env build swe`"
     return "pull it where a registry is reachable (`docker pull`, then `docker save`/`docker load` to bring it here)"

@@ -76,6 +76,9 @@ def test_a_missing_task_image_fails_before_training_with_the_hint(swe_mini_image
     gone = {**train[0], "instance_id": "swemini__gone-1", "image": "srl-agent/swe-mini:swemini__gone-1"}
     with pytest.raises(UserError, match=r"task swemini__gone-1: image .* is missing; .*srl-agent env build swe-mini"):
         require_images([*train, gone])
+    factory = {**gone, "instance_id": "pypi-idna__swap-1", "image": "srl-agent/tasks:pypi-idna__swap-1"}
+    with pytest.raises(UserError, match=r"pypi-idna__swap-1: image .* is missing; .*env build --instances FILE"):
+        require_images([*train, factory])  # a factory task's image is built from its instances file
 
 
 def test_expert_runs_split_with_the_tasks_so_sft_data_stays_held_out():

@@ -360,3 +360,22 @@ def test_a_downloaded_sdist_is_reused_without_pip(tmp_path):
     (tmp_path / "foo_bar-1.0.1.tar.gz").write_bytes(b"")
     assert download_sdist("foo-bar==1.0", tmp_path) == tmp_path / "Foo_Bar-1.0.tar.gz"  # PyPI's name rules
     assert download_sdist("Foo.Bar==1.0.1", tmp_path) == tmp_path / "foo_bar-1.0.1.tar.gz"
+
+
+def test_validation_stops_counting_at_the_wanted_accepted_mutation():
+    """Two workers validate in pairs; the report counts up to the `wanted`-th accept, not the rest of its pair."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from srl_agent.tasks.synthesize import _validate_in_order
+
+    verdicts = ["no_failing", "accepted", "accepted", "accepted", "accepted"]  # the mutations' verdicts, in order
+    started, ticks = [], []
+
+    def start(i):
+        started.append(i)
+        return pool.submit(lambda: {"status": verdicts[i]})
+
+    with ThreadPoolExecutor(2) as pool:
+        validated = _validate_in_order(list(range(5)), start, 2, 2, ticks.append, lambda m, row: row["status"])
+    assert [m for m, _ in validated] == [0, 1, 2]  # the 2nd accept is mutation 2: mutation 3 ran but is not counted
+    assert started == [0, 1, 2, 3] and ticks[-1] == "2 accepted"

@@ -221,19 +221,20 @@ def _validate_in_order(mutations: list[Mutation], start: Callable[[Mutation], di
     """Validate `workers` mutations at a time, read back in the seeded order, until `wanted` are accepted.
 
     `start(mutation)` is the recorded verdict (a resumed run) or a future of one; `status(mutation, row)` the
-    verdict that counts.
+    verdict that counts. The list ends at the `wanted`-th accepted mutation: the rest of its batch still runs
+    (its verdicts are recorded for a rerun) but is not counted in the report.
     """
     validated: list[tuple[Mutation, dict]] = []
     accepted = 0
     for batch_start in range(0, len(mutations), max(1, workers)):
-        if accepted >= wanted:
-            break
         batch = [(m, start(m)) for m in mutations[batch_start:batch_start + max(1, workers)]]
         for mutation, item in batch:
             row = item if isinstance(item, dict) else item.result()
             validated.append((mutation, row))
             accepted += status(mutation, row) == ACCEPTED
-            tick(f"{min(accepted, wanted)} accepted")
+            tick(f"{accepted} accepted")
+            if accepted >= wanted:
+                return validated
     return validated
 
 
