@@ -98,7 +98,7 @@ def rlvr_rate(policy, instances: list[dict], workers: int, batching: BatchLimits
     from srl_agent.steps import StepConfig
 
     cfg = EpisodeConfig(group_size=group_size, max_turns=max_turns, max_new_tokens=max_new_tokens,
-                        max_episode_tokens=8192, temperature=1.0, workers=workers)
+                        max_episode_tokens=8192, temperature=1.0, workers=workers, context="episode")
     timings = {"generate": 0.0}
     policy.batch_sizes.clear()
     start = time.perf_counter()

@@ -47,7 +47,7 @@ def rlvr_config(out: Path, tasks_file: Path, workers: int, steps: int, init_from
     cfg = TrainConfig.builtin()
     cfg.init_from = init_from
     cfg.method, cfg.seed, cfg.output_dir, cfg.rlvr.tasks, cfg.max_steps = "rlvr", SEED, str(out), str(tasks_file), steps
-    cfg.rendering.history, cfg.sft_warmup.steps = "full", 0
+    cfg.rendering.history, cfg.episodes.context, cfg.sft_warmup.steps = "full", "episode", 0  # whole episodes
     cfg.grpo.dynamic_sampling, cfg.validation.examples = False, 0
     cfg.rlvr.batch_size, cfg.validation.every, cfg.checkpointing.every = load.tasks_per_step, steps, steps
     cfg.episodes.group_size, cfg.episodes.max_turns, cfg.episodes.max_new_tokens = load.group_size, load.max_turns, \
