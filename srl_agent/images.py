@@ -23,6 +23,7 @@ from .paths import project_dir
 DEFAULT_BASE = "python:3.11-slim"
 OFFLINE_BASE = "srl-agent/base:{suite}"
 SWE_IMAGE = "srl-agent/swe:latest"
+TASK_IMAGE_REPO = "srl-agent/tasks"  # the task factory's images, one per instance (tasks/instances.py)
 OFFLINE_PACKAGES = ["python3", "python3-venv", "git", "python3-pytest", "procps"]
 CONTEXT_LABEL = "org.srl-agent.context"
 PACKAGES_LABEL = "org.srl-agent.packages"
@@ -39,7 +40,7 @@ def how_to_get(image: str, engine: str | None) -> str:
         return f"build it on the local engine, then `srl-agent env copy {image} --to {engine}`"
     if image.startswith("srl-agent/swe-mini:"):
         return "build the swe-mini images with `srl-agent env build swe-mini`"
-    if image.startswith("srl-agent/tasks:"):  # a task factory's: one image per row of its instances file
+    if image.startswith(f"{TASK_IMAGE_REPO}:"):
         return "build the task images with `srl-agent env build --instances FILE` (the tasks' instances.jsonl)"
     if image.startswith("srl-agent/"):
         return "build it with `srl-agent env build swe`"

@@ -377,5 +377,5 @@ def test_validation_stops_counting_at_the_wanted_accepted_mutation():
 
     with ThreadPoolExecutor(2) as pool:
         validated = _validate_in_order(list(range(5)), start, 2, 2, ticks.append, lambda m, row: row["status"])
-    assert [m for m, _ in validated] == [0, 1, 2]  # the 2nd accept is mutation 2: mutation 3 ran but is not counted
-    assert started == [0, 1, 2, 3] and ticks[-1] == "2 accepted"
+    assert [(m, verdict) for m, _, verdict in validated] == [(0, "no_failing"), (1, "accepted"), (2, "accepted")]
+    assert started == [0, 1, 2, 3] and ticks[-1] == "2 accepted"  # mutation 3 ran (its pair) but is not counted

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
+from ..images import TASK_IMAGE_REPO
 from ..testbed.suite import eval_script, sandbox_python_path
 from .mutate import Mutation
 from .source import Layout, commit_patch, commit_tree, git, snapshot
 from .validate import Verdict
 
-IMAGE_REPO = "srl-agent/tasks"
 _DOCKERFILE = """\
 ARG BASE
 FROM ${{BASE}}
@@ -49,7 +49,7 @@ def make_instance(*, repo: str, source: str, layout: Layout, mutation: Mutation,
         "environment_setup_commit": base_commit, "created_at": "2026-01-01T00:00:00Z",
         "problem_statement": statement, "hints_text": "", "patch": gold_patch, "test_patch": "",
         "FAIL_TO_PASS": json.dumps(verdict.fail_to_pass), "PASS_TO_PASS": json.dumps(verdict.pass_to_pass),
-        "image": f"{IMAGE_REPO}:{task_id}",
+        "image": f"{TASK_IMAGE_REPO}:{task_id}",
         "eval_script": eval_script(base_commit, "", layout.test_files, [], layout.test_command()),
         "log_parser": "parse_log_pytest", "eval_type": "pass_and_fail",
         "source": source, "bug_patch": bug_patch, "mutation": mutation.to_dict(), "python_path": layout.python_path,

@@ -203,13 +203,13 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
         close_all()
         raise
     pool.shutdown()
-    accepted = [(m, row) for m, row in validated if status(m, row) == ACCEPTED][:cfg.max_tasks]
+    accepted = [(m, row) for m, row, verdict in validated if verdict == ACCEPTED]
     rows = [written.get(row["instance_id"]) or _instance(repo, relative_source, layout, mutation, row, materialize,
                                                          tmp, cfg)
             for mutation, row in accepted]
     report = SourceReport(repo, tried=len(validated), accepted=len(rows), tests=len(baseline),
                           suite_seconds=clean_run.seconds,
-                          statuses=dict(Counter(status(m, row) for m, row in validated)),
+                          statuses=dict(Counter(verdict for _, _, verdict in validated)),
                           kinds=dict(Counter(m.kind for m, _ in accepted)),
                           seconds=round(time.monotonic() - start, 1))
     return report, rows
@@ -217,21 +217,23 @@ def synthesize_source(path: Path, repo: str, cfg: SynthesizeConfig, results, pro
 
 def _validate_in_order(mutations: list[Mutation], start: Callable[[Mutation], dict | Future], workers: int,
                        wanted: int, tick: Callable[[str], None],
-                       status: Callable[[Mutation, dict], str]) -> list[tuple[Mutation, dict]]:
-    """Validate `workers` mutations at a time, read back in the seeded order, until `wanted` are accepted.
+                       status: Callable[[Mutation, dict], str]) -> list[tuple[Mutation, dict, str]]:
+    """Validate `workers` mutations at a time, read back in the seeded order, until `wanted` are accepted:
+    (mutation, row, verdict) each.
 
     `start(mutation)` is the recorded verdict (a resumed run) or a future of one; `status(mutation, row)` the
     verdict that counts. The list ends at the `wanted`-th accepted mutation: the rest of its batch still runs
     (its verdicts are recorded for a rerun) but is not counted in the report.
     """
-    validated: list[tuple[Mutation, dict]] = []
+    validated: list[tuple[Mutation, dict, str]] = []
     accepted = 0
     for batch_start in range(0, len(mutations), max(1, workers)):
         batch = [(m, start(m)) for m in mutations[batch_start:batch_start + max(1, workers)]]
         for mutation, item in batch:
             row = item if isinstance(item, dict) else item.result()
-            validated.append((mutation, row))
-            accepted += status(mutation, row) == ACCEPTED
+            verdict = status(mutation, row)
+            validated.append((mutation, row, verdict))
+            accepted += verdict == ACCEPTED
             tick(f"{accepted} accepted")
             if accepted >= wanted:
                 return validated
