@@ -37,7 +37,8 @@ def load_tokenizer(name_or_path: str = TINY_TOKENIZER):
     return from_pretrained(AutoTokenizer, path)  # a bad path or unreachable id: one clear line
 
 
-def _training_corpus(max_bytes: int = 12_000_000) -> list[str]:
+def stdlib_source(max_bytes: int = 12_000_000) -> list[str]:
+    """The standard library's Python source, file by file (tests and site-packages left out), up to `max_bytes`."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     texts, total = [], 0
     for path in sorted(stdlib.rglob("*.py")):
@@ -48,6 +49,11 @@ def _training_corpus(max_bytes: int = 12_000_000) -> list[str]:
         total += len(text)
         if total > max_bytes:
             break
+    return texts
+
+
+def _training_corpus() -> list[str]:
+    texts = stdlib_source()
     # What every agent prompt repeats (the system turn, the tool schemas as the chat template writes
     # them, the answer format) and the seed trajectories: BPE merges then cover whole phrases, which
     # keeps the tiny model's prompts short.

@@ -66,7 +66,7 @@ def test_runs_the_test_finds_reads_edits_reruns_and_submits_in_fixed_words():
     tests = ["tests/test_core.py::test_peek[empty stack]", "tests/test_core.py::test_a"]
     plan = debug_expert_plan(instance_for(buggy, tests), lambda path: buggy)
     calls = [s.action.arguments.get("command", s.action.name) for s in plan]
-    run_test = f"cd /testbed && python3 -m pytest -q -o addopts= --tb=short {shlex.quote(sorted(tests)[0])}"
+    run_test = f"cd /testbed && python3 -m pytest {shlex.quote(sorted(tests)[0])} -q -o addopts= --tb=short"
     assert calls[0] == calls[-2] == run_test  # the report's first test, as the report quotes it
     assert calls[1] == "grep -rn --include='*.py' 'def peek(' /testbed"  # the name a traceback ends in
     peek = buggy.splitlines().index("    def peek(self, default=None):") + 1

@@ -14,7 +14,7 @@ The task factory's tasks (no `repro`; the report names the failing tests) get `d
 whose every call can be read off what the agent sees (the report, or the last two observations), in the same
 words for every task:
 
-    1. run the report's first failing test      pytest --tb=short TEST        (the id from the report)
+    1. run the report's first failing test      pytest TEST --tb=short        (the id from the report)
     2. find the function                        grep -rn 'def NAME(' /testbed (the name the traceback ends in)
     3. read it                                  sed -n 'LINE,+29p' FILE      (file and line from grep's answer)
     4. make the minimal edit                    str_replace (the text as sed printed it)
@@ -276,8 +276,9 @@ def debug_expert_plan(instance: dict, read_file: Callable[[str], str]) -> list[S
     from unidiff import PatchSet
 
     test = sorted(json.loads(instance["FAIL_TO_PASS"]))[0]  # the report's first (statements.py sorts them)
-    # the project's pytest addopts are off: they may need plugins the image lacks
-    run_test = f"cd {ROOT} && python3 -m pytest -q -o addopts= --tb=short {shlex.quote(test)}"
+    # The id right after `-m pytest `, as the report writes it: the call continues the report's line, the plainest
+    # copy there is. The project's pytest addopts are off: they may need plugins the image lacks.
+    run_test = f"cd {ROOT} && python3 -m pytest {shlex.quote(test)} -q -o addopts= --tb=short"
     steps = [Step(THOUGHTS["test"], ToolCall("bash", {"command": run_test}))]
     for patched in PatchSet(instance["patch"]):
         path, text = f"{ROOT}/{patched.path}", read_file(patched.path)

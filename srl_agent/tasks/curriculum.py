@@ -6,6 +6,7 @@ the same tasks from it:
     train packages   -> `tasks synthesize --pypi ... --max-tasks train_tasks --seed seed`  -> DIR/
     held-out packages -> the same with heldout_tasks                                       -> DIR/
     DIR/split/train, DIR/split/test   (`tasks split --holdout` the held-out packages' repositories)
+    DIR/split/train/renamed.jsonl     (with renamed_copies: the training runs with made-up names)
 
 The sdists are kept in DIR/sdists, so a rerun (a build killed midway resumes from DIR/validation.jsonl)
 needs no network.
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import UserError
 from ..jsonio import atomic_writer
 from .mutate import KINDS
+from .rename import write_renamed_copies
 from .split import split_folder
 from .synthesize import Progress, SourceSpec, SynthesizeConfig, synthesize
 
@@ -53,6 +55,10 @@ class Curriculum(BaseModel):
     remove_call, combined)."""
     traceable_only: bool = False
     """Keep only tasks whose every expert call can be read off what the agent sees (`bench.expert.traceable`)."""
+    renamed_copies: int = Field(0, ge=0)
+    """Renamed copies of each training run, written to split/train/renamed.jsonl beside the runs: the same
+    procedure with made-up names, so that a small model learns to copy names rather than recall them
+    (tasks/rename.py)."""
 
     @field_validator("kinds")
     @classmethod
@@ -113,6 +119,9 @@ def build(curriculum: Curriculum, out: Path, workers: int = 2, expert: bool = Tr
     if not held_out:
         raise UserError("no held-out package gave tasks; see the reasons above")
     summary["split"] = split_folder(out, out / "split", held_out)
+    if curriculum.renamed_copies:
+        summary["split"]["train"]["renamed"] = write_renamed_copies(out / "split" / "train",
+                                                                    curriculum.renamed_copies, curriculum.seed)
     with atomic_writer(out / "report.json") as f:  # both halves (each synthesize wrote its own)
         json.dump(summary, f, indent=2)
     return summary

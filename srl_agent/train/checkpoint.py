@@ -40,9 +40,14 @@ ENGINE_DIR = "accelerate"
 
 
 WANDB_ID_FILE = "wandb-id"
+PRETRAINED_DIR = "pretrained"
+PRETRAIN_METRICS = "pretrain.jsonl"
+PRETRAIN_STAGES = "stages.json"
+"""In pretrained/: the summary row of each pretraining stage its weights have been through."""
 # What a training run writes into its folder; `--overwrite` removes exactly these.
 RUN_ARTIFACTS = ("checkpoints", "latest", "best", "best.old", "best.tmp", "metrics.jsonl", "tensorboard",
-                 "curves.png", "config.json", "rollout-weights", "wandb", WANDB_ID_FILE)
+                 "curves.png", "config.json", "rollout-weights", "wandb", WANDB_ID_FILE, PRETRAINED_DIR,
+                 f"{PRETRAINED_DIR}.tmp", f"{PRETRAINED_DIR}.old", PRETRAIN_METRICS)
 STEP_DIR = re.compile(r"step-\d+")
 
 
@@ -62,14 +67,16 @@ def replace_dir(final: Path, fill: Callable[[Path], None]) -> None:
 
 def recover_run_dir(run_dir: Path) -> None:
     """Undo what a kill during `replace_dir` left: an old folder renamed aside, a half-written new one."""
-    for old in [*run_dir.glob("best.old"), *run_dir.glob("checkpoints/step-*.old")]:
+    for old in [*run_dir.glob("best.old"), *run_dir.glob(f"{PRETRAINED_DIR}.old"),
+                *run_dir.glob("checkpoints/step-*.old")]:
         final = old.with_suffix("")
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
         else:
             old.rename(final)
-    for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob("checkpoints/step-*.tmp"),
-                *run_dir.glob(f"checkpoints/step-*.{ENGINE_DIR}"), *run_dir.glob("checkpoints/step-*.stale")]:
+    for tmp in [*run_dir.glob("best.tmp"), *run_dir.glob(f"{PRETRAINED_DIR}.tmp"),
+                *run_dir.glob("checkpoints/step-*.tmp"), *run_dir.glob(f"checkpoints/step-*.{ENGINE_DIR}"),
+                *run_dir.glob("checkpoints/step-*.stale")]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -78,8 +85,8 @@ def previous_run(run_dir: Path) -> list[str]:
     return [name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
 
 
-def remove_previous_run(run_dir: Path) -> None:
-    for name in previous_run(run_dir):
+def remove_previous_run(run_dir: Path, keep: tuple[str, ...] = ()) -> None:
+    for name in set(previous_run(run_dir)) - set(keep):
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 

@@ -43,6 +43,9 @@ from ..steps import parse_history
 
 Method = Literal["srl", "sft", "rlvr", "srl+rlvr"]
 
+MIN_COPY_BLOCK = 8
+"""The shortest block a copying row of `pretrain` repeats (train/pretrain.py)."""
+
 MAX_ASYNC_STEPS = 4
 """The most steps rollouts may be sampled ahead of the update (grpo.async_steps): each holds a copy of the weights."""
 
@@ -68,6 +71,37 @@ class TinyModelConfig(Section):
     """Key/value heads (grouped-query attention, as Qwen2)."""
     max_position_embeddings: int = Field(4096, ge=1)
     """Context window in tokens (prompt plus completion)."""
+
+
+class PretrainConfig(Section):
+    """Pretraining a model built from a config (`model: tiny` or `config:`) before its first step, which a
+    downloaded model does not need: language modelling on Python source, then a copying curriculum
+    (train/pretrain.py says why). Its result is kept as the run's `pretrained/`, which a resume reads back."""
+
+    lm_steps: int = Field(0, ge=0)
+    """Language-model steps on the standard library's Python source (0: none)."""
+    lm_seq_len: int = Field(1024, ge=16)
+    """Tokens per language-model row."""
+    lm_batch_size: int = Field(8, ge=1)
+    """Rows per language-model step."""
+    lm_lr: float = Field(3e-3, gt=0)
+    """Learning rate of the language-model steps (after a 25-step linear warm-up)."""
+    copy_seq_lens: list[int] = []
+    """Row lengths of the copying stages, in order (empty: none). Each stage starts where the last ended, so
+    copying learned in short rows carries to long ones when each length doubles the last."""
+    copy_max_steps: int = Field(1000, ge=1)
+    """The most steps of one copying stage. A stage that stops short of the target still prepares the next: the
+    1.3M recipe model reaches 0.2-0.4 in 32-token rows and then passes 0.9 in 64-token ones."""
+    copy_target: float = Field(0.9, gt=0, le=1)
+    """A copying stage ends when greedy decoding continues this share of the repeats (mean of 25 steps)."""
+    copy_batch_tokens: int = Field(6144, ge=1)
+    """Tokens per copying step: rows = this / the row length, at most 32."""
+    copy_lr: float = Field(1e-3, gt=0)
+    """Learning rate of the copying steps."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.lm_steps or self.copy_seq_lens)
 
 
 class DataConfig(Section):
@@ -299,6 +333,7 @@ class TrainConfig(Section):
     """Also log metrics to Weights & Biases (needs `pip install wandb`)."""
 
     tiny_model: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     rendering: RenderingConfig = Field(default_factory=RenderingConfig)
@@ -438,6 +473,17 @@ class TrainConfig(Section):
         if self.grpo.async_steps and self.rollout.backend == "hf_paged" and self.rollout.top_p < 1:
             raise UserError("grpo.async_steps with rollout.backend hf_paged needs rollout.top_p 1: its log-probs are "
                             "renormalised over the top_p nucleus, not the distribution the update scores")
+        if self.pretrain.enabled and (self.init_from or not (self.model == "tiny" or self.model.startswith("config:"))):
+            raise UserError("pretrain is for a model built from a config (model: tiny or config:FOLDER), not one with "
+                            f"weights ({self.init_from or self.model}): set pretrain.lm_steps 0 and "
+                            "pretrain.copy_seq_lens []")
+        if any(n < 2 * MIN_COPY_BLOCK for n in self.pretrain.copy_seq_lens):
+            raise UserError(f"pretrain.copy_seq_lens: each row length must be at least {2 * MIN_COPY_BLOCK} (a block "
+                            f"of {MIN_COPY_BLOCK} tokens written twice), not {min(self.pretrain.copy_seq_lens)}")
+        longest = max([*self.pretrain.copy_seq_lens, self.pretrain.lm_seq_len if self.pretrain.lm_steps else 0])
+        if self.model == "tiny" and longest > self.tiny_model.max_position_embeddings:
+            raise UserError(f"pretrain rows of {longest} tokens are longer than the model's context "
+                            f"(tiny_model.max_position_embeddings {self.tiny_model.max_position_embeddings})")
         try:
             history = parse_history(self.rendering.history)
         except ValueError as e:

@@ -57,6 +57,9 @@ from .async_rollouts import RolloutPipeline, Sampler, horizon
 from .batching import Batch, Layout, chunks, forward_tokens, make_batch, supports_shared_prefix
 from .checkpoint import (
     ENGINE_DIR,
+    PRETRAIN_METRICS,
+    PRETRAIN_STAGES,
+    PRETRAINED_DIR,
     WANDB_ID_FILE,
     engine_staging,
     latest_checkpoint,
@@ -64,6 +67,7 @@ from .checkpoint import (
     previous_run,
     recover_run_dir,
     remove_previous_run,
+    replace_dir,
     save_best,
     save_checkpoint,
 )
@@ -78,6 +82,7 @@ from .distributed import (
 )
 from .grpo import Group, RolloutBatch
 from .model import ADAPTER_DIR, compute_bf16, load_model, require_attention_kernels, save_model
+from .pretrain import pretrain, stage_names
 
 
 @dataclass
@@ -175,7 +180,9 @@ class Trainer:
         state = load_state(checkpoint) if checkpoint else None
         self._load_model(checkpoint, state)
         examples = self._load_examples()
-        self._clear_run_dir(starting_over=checkpoint is None and (overwrite or resume))
+        self._clear_run_dir(starting_over=checkpoint is None and (overwrite or resume), keep_pretrained=resume)
+        if checkpoint is None and cfg.pretrain.enabled:
+            self._pretrain()
         self._set_up_sampling()
         self._set_up_data(examples)
         # The KL reference is the starting model, also after a resume: LoRA's is its own base with the adapter off
@@ -211,6 +218,10 @@ class Trainer:
         if cfg.lora.enabled and self.sharded:  # generate calls the model past its sharded root: its weights stay shards
             raise UserError("LoRA with a sharded engine (FSDP2/ZeRO-3) is not supported: train LoRA with one "
                             "process or DDP (configs/accelerate/ddp.yaml)")
+        if cfg.pretrain.enabled and (self.world > 1 or self.sharded):
+            raise UserError("pretrain runs in one process (a model built from a config is small): start the run "
+                            "without accelerate launch, or --init-from the pretrained/ folder of a "
+                            "one-process run")
         if cfg.grpo.async_steps and (self.world > 1 or self.sharded):
             raise UserError("grpo.async_steps samples on a thread beside the update of one process: with several "
                             "processes or a sharded engine, use grpo.async_steps 0")
@@ -286,12 +297,38 @@ class Trainer:
                             "data build --history full, or episodes.context step)")
         return load_examples(self.cfg, self.tokenizer, self.rendering)
 
-    def _clear_run_dir(self, starting_over: bool) -> None:
-        """An old run goes only now that the model and data have loaded: a typo costs nothing."""
+    def _clear_run_dir(self, starting_over: bool, keep_pretrained: bool) -> None:
+        """An old run goes only now that the model and data have loaded: a typo costs nothing. A resume before the
+        first checkpoint keeps a finished pretraining."""
         if starting_over and self.main:
-            remove_previous_run(self.run_dir)
+            remove_previous_run(self.run_dir, keep=(PRETRAINED_DIR, PRETRAIN_METRICS) if keep_pretrained else ())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
+
+    def _pretrain(self) -> None:
+        """The model built from a config learns what a downloaded one brings (pretrain.py), once per run. After
+        each stage the model is saved as `pretrained/`, with the stages done in its stages.json, so a resume before
+        the first checkpoint goes on from the last stage done."""
+        folder = self.run_dir / PRETRAINED_DIR
+        record = folder / PRETRAIN_STAGES
+        done = json.loads(record.read_text()) if record.exists() else []
+        names = [row["stage"] for row in done]
+        if done:
+            saved = load_model(self.cfg, weights=str(folder), device=self.device)[0]
+            self.unwrapped.load_state_dict(saved.state_dict())
+        if set(stage_names(self.cfg.pretrain)) <= set(names):
+            self.log(f"pretraining: done before, read back from {folder}")
+            return
+        if done:
+            self.log(f"pretraining: resumed after stage {', '.join(names)} ({folder})")
+
+        def save(row: dict) -> None:
+            done.append(row)
+            replace_dir(folder, lambda tmp: (save_model(self.unwrapped, self.tokenizer, tmp),
+                                             (tmp / PRETRAIN_STAGES).write_text(json.dumps(done, indent=1))))
+
+        pretrain(self.unwrapped, self.tokenizer, self.cfg.pretrain, self.cfg.seed, self.log,
+                 self.run_dir / PRETRAIN_METRICS, done=names, after_stage=save)
 
     def _set_up_sampling(self) -> None:
         """The policy that samples rollouts and validation answers (HF, or a colocated vLLM engine), the update's
