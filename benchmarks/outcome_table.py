@@ -42,7 +42,7 @@ from srl_agent.formats import load_trajectories
 from srl_agent.jsonio import atomic_writer, read_jsonl, write_jsonl
 from srl_agent.paths import project_dir
 from srl_agent.train.checkpoint import step_dir
-from srl_agent.train.config import TrainConfig
+from srl_agent.train.config import PretrainConfig, TrainConfig
 
 RECIPE = project_dir("configs") / "outcome-cpu.yaml"
 
@@ -112,6 +112,7 @@ def run_config(recipe: Path, out: Path, seed: int, name: str, sides: Sides, warm
         cfg.validation.every = cfg.checkpointing.every = half
         start, at = ("warmup", warmup_steps) if arm.start == "warmup" else ("srl", half)
         cfg.init_from = str(step_dir(out / f"seed{seed}" / start, at))
+        cfg.pretrain = PretrainConfig()  # a recipe's pretraining ran in the warm-up, whose weights the arm starts from
     if smoke:
         for key, value in SMOKE_TRAIN_SETTINGS.items():
             cfg.set(key, value)

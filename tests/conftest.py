@@ -190,6 +190,7 @@ def benchmark_module(monkeypatch):
         monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # for its `_common` import, during the test only
         spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up while it loads
         spec.loader.exec_module(module)
         return module
     return load

@@ -113,3 +113,17 @@ def test_pretraining_is_refused_where_it_cannot_apply():
     with pytest.raises(UserError, match="rows of 8192 tokens are longer than the model's context"):
         TrainConfig.builtin().updated({"pretrain.copy_seq_lens": [96, 8192]}).validate()
     TrainConfig.builtin().updated({"pretrain.copy_seq_lens": [16, 32]}).validate()
+
+
+def test_the_outcome_table_pretrains_in_the_warm_up_only(tmp_path, benchmark_module):
+    """Its arms start --init-from the warm-up's weights, which a recipe's pretraining already went into."""
+    table = benchmark_module("outcome_table")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: tiny\npretrain: {copy_seq_lens: [32, 64]}\n")
+    sides = table.Sides(*(tmp_path / name for name in ("a", "b", "c", "d")))
+    configs = {name: table.run_config(recipe, tmp_path, 0, name, sides, 10, 4, smoke=False)
+               for name in ("warmup", "sft", "srl")}
+    assert configs["warmup"].pretrain.copy_seq_lens == [32, 64]
+    for name in ("sft", "srl"):
+        assert not configs[name].pretrain.enabled and configs[name].init_from
+        configs[name].validate()

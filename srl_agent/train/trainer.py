@@ -245,7 +245,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         checkpoint = latest_checkpoint(self.run_dir) if resume else None
         if resume and checkpoint is None:
-            self.log(f"no checkpoint in {self.run_dir}: starting from scratch")
+            self.log(f"no checkpoint in {self.run_dir}: starting from the first step")
         return checkpoint
 
     def _load_model(self, checkpoint: Path | None, state: dict[str, Any] | None) -> None:
@@ -299,7 +299,7 @@ class Trainer:
 
     def _clear_run_dir(self, starting_over: bool, keep_pretrained: bool) -> None:
         """An old run goes only now that the model and data have loaded: a typo costs nothing. A resume before the
-        first checkpoint keeps a finished pretraining."""
+        first checkpoint keeps the pretraining done so far."""
         if starting_over and self.main:
             remove_previous_run(self.run_dir, keep=(PRETRAINED_DIR, PRETRAIN_METRICS) if keep_pretrained else ())
         self.run_dir.mkdir(parents=True, exist_ok=True)
