@@ -36,6 +36,7 @@ PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 """One part of an identifier's `_`-separated segment: an acronym, a (capitalised) word, or digits."""
 KEPT_PARTS = frozenset({"test", "tests"})
 """Parts kept as they are: pytest collects test_*.py files, test_* functions and Test* classes by them."""
+RENAMED_FILE = "renamed.jsonl"
 MIN_LENGTH = 3
 COMMON_IN_STDLIB = 3
 """A name the standard library's source uses this often is a common word of Python, not one package's."""
@@ -150,22 +151,21 @@ def renamed_copies(trajectories: list[Trajectory], package_of: dict[str, str], c
                    seed: int) -> list[Trajectory]:
     """`copies` renamed copies of each run (ids `ID~rN`), each with its own made-up names. `package_of` maps a
     run's id to its package: a name counts as one package's when only that package's runs use it."""
+    names_of = {t.id: names(t) for t in trajectories}
     found: dict[str, set[str]] = {}
     for t in trajectories:
-        found.setdefault(package_of[t.id], set()).update(names(t))
+        found.setdefault(package_of[t.id], set()).update(names_of[t.id])
     common, _ = stdlib_vocabulary()
     to_rename = package_names(found, common)
+    taken = {package: own | common for package, own in found.items()}
     rng = random.Random(seed)
     out = []
     for t in trajectories:
         package = package_of[t.id]
-        own = to_rename[package] & names(t)
+        own = to_rename[package] & names_of[t.id]
         for n in range(1, copies + 1):
-            out.append(renamed(t, renaming(own, rng, found[package] | common), f"{t.id}~r{n}"))
+            out.append(renamed(t, renaming(own, rng, taken[package]), f"{t.id}~r{n}"))
     return out
-
-
-RENAMED_FILE = "renamed.jsonl"
 
 
 def write_renamed_copies(side: Path, copies: int, seed: int) -> int:
